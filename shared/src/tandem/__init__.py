@@ -1,0 +1,1 @@
+"""Tandem's common library, shared by every service: one of each platform mechanism."""

@@ -1,0 +1,261 @@
+"""The service application factory: health, metrics, errors, logs, the relay and consumers.
+
+Every service builds its FastAPI app with :func:`create_service_app` from a :class:`ServiceSpec`;
+the lifespan starts the outbox relay, the consumers and any background jobs, all of which
+connect to the broker in the background, so the service serves HTTP with no broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tandem import metrics
+from tandem.consumer import EventConsumer, Handler
+from tandem.db import Database
+from tandem.events import CloudEvent
+from tandem.kafka import KafkaLink, ensure_topics_with_retry
+from tandem.logs import configure_logging, request_id_var
+from tandem.outbox import OutboxRelay
+from tandem.problems import Problem, install_problem_handlers, problem_response
+from tandem.settings import PlatformSettings
+
+log = logging.getLogger("tandem.app")
+
+
+@dataclass
+class Reaction:
+    """A consumer of other services' topics (logical names such as ``deployments``)."""
+
+    topics: list[str]
+    handlers: Mapping[str, Handler]
+    name: str = "reactions"
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    database_url: str
+    routers: list[APIRouter]
+    reactions: list[Reaction] = field(default_factory=list)
+    #: Long-running jobs (such as an SLA check), each given the running service.
+    jobs: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    description: str = ""
+    #: Called after a consumed event's transaction commits (to wake long-polls).
+    on_event_applied: Callable[[FastAPI, CloudEvent], Any] | None = None
+
+
+@dataclass
+class ServiceRuntime:
+    spec: ServiceSpec
+    platform: PlatformSettings
+    db: Database
+    kafka: KafkaLink
+    relay: OutboxRelay
+    consumers: list[EventConsumer]
+
+    @property
+    def topic(self) -> str:
+        """The topic this service owns."""
+        return self.platform.topic(self.spec.name)
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.transaction() as session:
+        yield session
+
+
+#: The request's session: committed once when the handler returns, rolled back on error.
+Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
+
+
+class RequestContext:
+    """Request ids, access logs, metrics and the body size limit, as one ASGI layer."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+        self.access = logging.getLogger("tandem.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = 500
+        length = headers.get(b"content-length")
+        too_large = length is not None and length.isdigit() and int(length) > self.max_body_bytes
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            if too_large:
+                raise _BodyTooLarge
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            response = problem_response(Problem(
+                413, f"The request body is over {self.max_body_bytes} bytes."))
+            await response(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            metrics.HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(self.service, scope["method"], route).observe(elapsed)
+            if self.access.isEnabledFor(logging.INFO):
+                self.access.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                                 elapsed * 1000)
+            request_id_var.reset(token)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/livez")
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        rt: ServiceRuntime = request.app.state.runtime
+        db_ok = await rt.db.ping()
+        body = {
+            "status": "ok" if db_ok else "unavailable",
+            "database": "ok" if db_ok else "unreachable",
+            # Readiness needs the database only; the broker is reported, not required.
+            "broker": "connected" if all(c.started.is_set() for c in rt.consumers) and rt.consumers
+            else ("connecting" if rt.consumers else "n/a"),
+        }
+        return JSONResponse(body, status_code=200 if db_ok else 503)
+
+    @router.get("/metrics")
+    async def metrics_text() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = None) -> FastAPI:
+    """Build a service's app; nothing connects until the lifespan starts."""
+    platform = platform or PlatformSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, platform.log_level)
+        db = Database(spec.database_url)
+        kafka = KafkaLink(platform)
+        relay = OutboxRelay(service=spec.name, db=db, kafka=kafka,
+                            batch_size=platform.relay_batch_size,
+                            poll_interval_s=platform.relay_poll_interval_s)
+        consumers = []
+        for reaction in spec.reactions:
+            after = None
+            if spec.on_event_applied is not None:
+                hook = spec.on_event_applied
+
+                def after(event: CloudEvent, _hook: Any = hook) -> Any:
+                    return _hook(app, event)
+            consumers.append(EventConsumer(
+                name=f"{spec.name}-{reaction.name}",
+                topics=[platform.topic(t) for t in reaction.topics],
+                handlers=reaction.handlers, db=db, kafka=kafka,
+                dlq_topic=platform.dlq_topic(spec.name),
+                max_attempts=platform.consumer_max_attempts, after_commit=after,
+            ))
+        runtime = ServiceRuntime(spec, platform, db, kafka, relay, consumers)
+        app.state.runtime = runtime
+        app.state.db = db
+        app.state.jwt_secret = platform.jwt_secret
+
+        needed = [platform.topic(spec.name), platform.dlq_topic(spec.name)]
+        needed += [platform.topic(t) for r in spec.reactions for t in r.topics]
+        topics_ready = asyncio.create_task(ensure_topics_with_retry(platform, needed))
+
+        async def after_topics(coro: Awaitable[None]) -> None:
+            await topics_ready
+            await coro
+
+        tasks = [topics_ready, asyncio.create_task(relay.run(), name=f"{spec.name}-relay")]
+        tasks += [asyncio.create_task(after_topics(c.run()), name=c.name) for c in consumers]
+        tasks += [asyncio.create_task(job(runtime)) for job in spec.jobs]
+        log.info("%s started", spec.name)
+        try:
+            yield
+        finally:
+            # Stop taking messages, drain the relay, then close the producer and the database.
+            for task in tasks[2:]:
+                task.cancel()
+            await asyncio.gather(*tasks[2:], return_exceptions=True)
+            tasks[1].cancel()
+            await asyncio.gather(tasks[1], return_exceptions=True)
+            if topics_ready.done() and not topics_ready.cancelled():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(relay.relay_once(), 3)
+            topics_ready.cancel()
+            await relay.stop()
+            await kafka.close()
+            await db.dispose()
+            log.info("%s stopped", spec.name)
+
+    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0",
+                  lifespan=lifespan)
+    install_problem_handlers(app)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity conflict: %s", exc.orig)
+        return problem_response(Problem(409, "The request conflicts with data written meanwhile "
+                                             "(a concurrent or repeated request); retry it.",
+                                        type_="urn:tandem:problem:conflict"))
+
+    app.include_router(_health_router())
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(RequestContext, service=spec.name, max_body_bytes=platform.max_body_bytes)
+    return app

@@ -1,0 +1,170 @@
+"""The idempotent consumer loop every service uses to react to other services' events.
+
+For each message: decode the envelope, skip an event already in the inbox or whose
+``sequence`` is not above the last applied for its subject, else run the handler and record
+the inbox row in one transaction. Offsets are committed only after the database commit. A
+handler that keeps failing, or a message that cannot be decoded, goes to the dead-letter
+topic with the error in its headers, so it never blocks the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tandem import metrics
+from tandem.db import Database
+from tandem.events import CloudEvent
+from tandem.kafka import KafkaLink
+from tandem.logs import event_id_var
+from tandem.tables import InboxEntry, SubjectCursor
+
+log = logging.getLogger("tandem.consumer")
+
+Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message that can never be applied (undecodable or invalid)."""
+
+
+class EventConsumer:
+    """Applies events from ``topics`` through ``handlers`` (keyed by event type), once each."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: list[str],
+        handlers: Mapping[str, Handler],
+        db: Database,
+        kafka: KafkaLink,
+        dlq_topic: str,
+        max_attempts: int = 3,
+        after_commit: Callable[[CloudEvent], Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.topics = topics
+        self.handlers = dict(handlers)
+        self.db = db
+        self.kafka = kafka
+        self.dlq_topic = dlq_topic
+        self.max_attempts = max_attempts
+        self.after_commit = after_commit
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until cancelled, reconnecting while the broker is away."""
+        delay = 0.2
+        while True:
+            consumer = self.kafka.consumer(*self.topics, group_id=f"tandem-{self.name}")
+            try:
+                await consumer.start()
+                self.started.set()
+                delay = 0.2
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                    for tp, records in batches.items():
+                        for record in records:
+                            await self.process(record)
+                        await consumer.commit(
+                            {tp: OffsetAndMetadata(records[-1].offset + 1, "")}
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s lost its connection (%s); reconnecting", self.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                self.started.clear()
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one record, retrying in place, else dead-letter it. Never raises for data."""
+        try:
+            event = self.decode(record)
+        except PoisonMessage as exc:
+            await self.dead_letter(record, exc, attempts=1)
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
+            return
+        token = event_id_var.set(str(event.id))
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    outcome = await self.apply(event, handler)
+                    metrics.EVENTS_CONSUMED.labels(self.name, outcome).inc()
+                    if outcome == "applied" and self.after_commit is not None:
+                        self.after_commit(event)
+                    return
+                except Exception as exc:
+                    if attempt == self.max_attempts:
+                        log.error("event %s failed %d times; dead-lettered: %r",
+                                  event.id, attempt, exc)
+                        await self.dead_letter(record, exc, attempts=attempt)
+                        return
+                    log.warning("event %s failed (attempt %d): %r", event.id, attempt, exc)
+                    await asyncio.sleep(0.05 * 2**attempt)
+        finally:
+            event_id_var.reset(token)
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
+        if record.value is None:
+            raise PoisonMessage("empty message value")
+        try:
+            return CloudEvent.from_bytes(record.value)
+        except (ValidationError, ValueError) as exc:
+            raise PoisonMessage(f"not a valid Tandem CloudEvent: {exc}") from exc
+
+    async def apply(self, event: CloudEvent, handler: Handler) -> str:
+        async with self.db.transaction() as session:
+            seen = await session.get(InboxEntry, (self.name, event.id))
+            if seen is not None:
+                return "duplicate"
+            cursor = await session.get(SubjectCursor, (self.name, event.subject))
+            if cursor is not None and event.sequence <= cursor.last_sequence:
+                return "stale"
+            await handler(session, event)
+            session.add(InboxEntry(consumer=self.name, event_id=event.id, event_type=event.type,
+                                   subject=event.subject, sequence=event.sequence))
+            if cursor is None:
+                session.add(SubjectCursor(consumer=self.name, subject=event.subject,
+                                          last_sequence=event.sequence))
+            else:
+                cursor.last_sequence = event.sequence
+        return "applied"
+
+    async def dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException,
+                          attempts: int) -> None:
+        headers = list(record.headers or [])
+        headers += [
+            ("dlq.original.topic", record.topic.encode()),
+            ("dlq.original.partition", str(record.partition).encode()),
+            ("dlq.original.offset", str(record.offset).encode()),
+            ("dlq.consumer.group", f"tandem-{self.name}".encode()),
+            ("dlq.exception.type", type(exc).__name__.encode()),
+            ("dlq.exception.message", str(exc)[:4000].encode()),
+            ("dlq.attempts", str(attempts).encode()),
+        ]
+        producer = await self.kafka.producer()
+        await producer.send_and_wait(self.dlq_topic, value=record.value, key=record.key,
+                                     headers=headers)
+        metrics.EVENTS_CONSUMED.labels(self.name, "dead_lettered").inc()
+
+
+async def applied_count(session: AsyncSession, consumer: str) -> int:
+    rows = await session.execute(select(InboxEntry.event_id).where(InboxEntry.consumer == consumer))
+    return len(rows.all())

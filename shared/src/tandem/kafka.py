@@ -1,0 +1,108 @@
+"""Kafka connections: the process's one producer, explicit topic creation, consumer factory.
+
+aiokafka's ``start()`` fails at once while the broker is down, so everything here connects in
+the background and retries; a service serves HTTP meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from tandem.settings import PlatformSettings
+
+log = logging.getLogger("tandem.kafka")
+
+
+class KafkaLink:
+    """The producer shared by a process's relay and dead-letter writes, started lazily."""
+
+    def __init__(self, settings: PlatformSettings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def producer(self) -> AIOKafkaProducer:
+        """The started producer; raises ``KafkaError`` when the broker cannot be reached."""
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    acks="all",
+                    enable_idempotence=self.settings.kafka_idempotence,
+                    linger_ms=2,
+                    request_timeout_ms=self.settings.kafka_request_timeout_ms,
+                    max_batch_size=1024 * 1024,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+        return self._producer
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    def consumer(self, *topics: str, group_id: str) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+            request_timeout_ms=max(s.kafka_request_timeout_ms, s.kafka_session_timeout_ms + 5000),
+            max_poll_interval_ms=300000,
+        )
+
+
+async def ensure_topics(settings: PlatformSettings, topics: Iterable[str]) -> None:
+    """Create ``topics`` with the configured partition count; existing ones are left alone."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if not missing:
+            return
+        new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1)
+               for t in missing]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass
+        log.info("created topics %s", ", ".join(missing))
+    finally:
+        await admin.close()
+
+
+async def ensure_topics_with_retry(settings: PlatformSettings, topics: Iterable[str]) -> None:
+    topics = list(topics)
+    delay = 0.2
+    while True:
+        try:
+            await ensure_topics(settings, topics)
+            return
+        except (KafkaError, OSError) as exc:
+            log.info("broker not reachable for topic creation (%s); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

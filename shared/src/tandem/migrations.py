@@ -1,0 +1,129 @@
+"""Alembic support shared by every service: the async env, the platform tables, ``upgrade``.
+
+Each service keeps its migrations in its package (``<service>/migrations``); its ``env.py``
+calls :func:`run_env` and its first revision calls :func:`create_platform_tables`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tandem.db import JSONType, UTCDateTime
+
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def create_platform_tables(number_prefix: str) -> None:
+    """Create the outbox, inbox, idempotency and number tables (a service's first revision)."""
+    op.create_table(
+        "outbox",
+        sa.Column("seq", _BigId, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.Uuid(), nullable=False, unique=True),
+        sa.Column("topic", sa.String(255), nullable=False),
+        sa.Column("aggregate_type", sa.String(64), nullable=False),
+        sa.Column("aggregate_id", sa.String(64), nullable=False),
+        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("published_at", UTCDateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text(), nullable=True),
+    )
+    # Unpublished rows are what the relay reads; a partial index keeps that scan small.
+    op.create_index("ix_outbox_unpublished", "outbox", ["seq"],
+                    postgresql_where=sa.text("published_at IS NULL"),
+                    sqlite_where=sa.text("published_at IS NULL"))
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(64), primary_key=True),
+        sa.Column("event_id", sa.Uuid(), primary_key=True),
+        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("subject", sa.String(64), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("processed_at", UTCDateTime(), nullable=False),
+    )
+    op.create_table(
+        "subject_cursor",
+        sa.Column("consumer", sa.String(64), primary_key=True),
+        sa.Column("subject", sa.String(64), primary_key=True),
+        sa.Column("last_sequence", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "idempotency_key",
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("actor", sa.String(255), primary_key=True),
+        sa.Column("route", sa.String(255), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("response", JSONType, nullable=False),
+        sa.Column("location", sa.String(512), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    op.create_table(
+        "number_sequence",
+        sa.Column("prefix", sa.String(8), primary_key=True),
+        sa.Column("last_value", sa.Integer(), nullable=False),
+    )
+    op.bulk_insert(sa.table("number_sequence", sa.column("prefix", sa.String),
+                            sa.column("last_value", sa.Integer)),
+                   [{"prefix": number_prefix, "last_value": 0}])
+
+
+def drop_platform_tables() -> None:
+    for name in ("number_sequence", "idempotency_key", "subject_cursor", "inbox", "outbox"):
+        op.drop_table(name)
+
+
+def run_env(target_metadata: sa.MetaData | None = None) -> None:
+    """The body of a service's ``env.py``: run migrations online over the async engine."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+
+    def do_run(connection: sa.Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          render_as_batch=connection.dialect.name == "sqlite")
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                await conn.run_sync(do_run)
+                await conn.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
+    """Apply a service's migrations to ``url``; safe to call from inside an event loop."""
+    if url.startswith("sqlite") and ":///" in url:
+        path = url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            command.upgrade(cfg, revision)
+        except BaseException as exc:
+            error.append(exc)
+
+    # Alembic's env runs its own event loop, so it gets a thread of its own.
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]

@@ -1,0 +1,23 @@
+"""Human numbers (``INC0001042``): one counter row per prefix, advanced in the caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tandem.tables import NumberSequence
+
+
+async def next_number(session: AsyncSession, prefix: str, width: int = 7) -> str:
+    result = await session.execute(
+        update(NumberSequence)
+        .where(NumberSequence.prefix == prefix)  # type: ignore[arg-type]
+        .values(last_value=NumberSequence.last_value + 1)
+        .returning(NumberSequence.last_value)
+    )
+    value = result.scalar_one_or_none()
+    if value is None:
+        session.add(NumberSequence(prefix=prefix, last_value=1))
+        await session.flush()
+        value = 1
+    return f"{prefix}{value:0{width}d}"

@@ -1,0 +1,145 @@
+"""RFC 9457 problem details: the one error type every service raises, and its renderers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("tandem.problems")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    428: "Precondition Required",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    """An error a client can act on, rendered as ``application/problem+json``.
+
+    ``extra`` members (such as ``allowed`` for an illegal transition) are added to the body.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        type_: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or _TITLES.get(status, "Error")
+        self.type = type_ or "about:blank"
+        self.errors = errors
+        self.headers = headers
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors is not None:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+
+def not_found(kind: str, ref: object) -> Problem:
+    return Problem(404, f"No {kind} {ref!s} exists.", type_="urn:tandem:problem:not-found")
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    return JSONResponse(
+        problem.body(),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        out.append(
+            {
+                "field": ".".join(p for p in loc if p not in ("body", "query", "path", "header"))
+                or ".".join(loc),
+                "location": loc[0] if loc else None,
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type"),
+            }
+        )
+        # The whole body is not echoed back; a single field's value is.
+        if len(loc) > 1 or (loc and loc[0] != "body"):
+            out[-1]["input"] = _jsonable(err.get("input"))
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error as a problem; an unexpected error becomes a bare 500, no trace."""
+
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(
+            Problem(
+                422,
+                f"The request is not valid: {detail}",
+                type_="urn:tandem:problem:validation",
+                errors=errors,
+            )
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        return problem_response(
+            Problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(Problem(500, "An unexpected error occurred; it has been logged."))

@@ -1,0 +1,63 @@
+"""Platform settings, read from ``TANDEM_*`` environment variables.
+
+Service-specific settings live in each service's ``config.py`` under ``TANDEM_<SERVICE>_``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES: dict[str, int] = {"incidents": 8001, "changes": 8002, "deployments": 8003}
+
+
+class PlatformSettings(BaseSettings):
+    """Settings every Tandem process shares."""
+
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_partitions: int = 6
+    # Prefix for every topic name; empty in production, unique per test run.
+    topic_prefix: str = ""
+    kafka_idempotence: bool = False
+    kafka_session_timeout_ms: int = 10000
+    kafka_heartbeat_interval_ms: int = 3000
+    kafka_fetch_max_wait_ms: int = 50
+    kafka_request_timeout_ms: int = 10000
+    consumer_max_attempts: int = 3
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 1.0
+    auth_secret: str | None = None
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+
+    def topic(self, name: str) -> str:
+        """The full topic name for ``name`` (``incidents`` -> ``tandem.incidents``)."""
+        return f"{self.topic_prefix}tandem.{name}"
+
+    def dlq_topic(self, consuming_service: str) -> str:
+        return f"{self.topic_prefix}tandem.{consuming_service}.dlq"
+
+    def all_topics(self) -> list[str]:
+        names = [self.topic(s) for s in SERVICES]
+        return names + [self.dlq_topic(s) for s in [*SERVICES, "dashboard"]]
+
+    @cached_property
+    def jwt_secret(self) -> str:
+        """``TANDEM_AUTH_SECRET``, else the embedded default's generated file under ``var/``."""
+        if self.auth_secret:
+            return self.auth_secret
+        path = self.var_dir / "auth-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def default_database_url(self, service: str) -> str:
+        return f"sqlite+aiosqlite:///{self.var_dir / f'{service}.db'}"

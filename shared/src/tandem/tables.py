@@ -1,0 +1,88 @@
+"""The platform's own tables, present in every service's database.
+
+Each service's first migration creates them with :func:`tandem.migrations.create_platform_tables`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from tandem.db import JSONType, UTCDateTime, utcnow
+
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An event waiting to be relayed, written in the transaction of the change it describes.
+
+    The column names follow Debezium's outbox router, so change data capture can replace the
+    polling relay without a migration.
+    """
+
+    __tablename__ = "outbox"
+
+    seq: int | None = Field(
+        default=None, sa_column=Column(_BigId, primary_key=True, autoincrement=True)
+    )
+    id: uuid.UUID = Field(unique=True)
+    topic: str = Field(max_length=255)
+    aggregate_type: str = Field(max_length=64)
+    aggregate_id: str = Field(max_length=64)
+    event_type: str = Field(max_length=128)
+    payload: bytes
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class InboxEntry(SQLModel, table=True):
+    """An event a consumer has applied; inserted in the same transaction as the effect."""
+
+    __tablename__ = "inbox"
+
+    consumer: str = Field(primary_key=True, max_length=64)
+    event_id: uuid.UUID = Field(primary_key=True)
+    event_type: str = Field(max_length=128)
+    subject: str = Field(max_length=64)
+    sequence: int
+    processed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SubjectCursor(SQLModel, table=True):
+    """The highest event ``sequence`` a consumer has applied for one aggregate."""
+
+    __tablename__ = "subject_cursor"
+
+    consumer: str = Field(primary_key=True, max_length=64)
+    subject: str = Field(primary_key=True, max_length=64)
+    last_sequence: int
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first response to a creating POST, replayed for a retry with the same key."""
+
+    __tablename__ = "idempotency_key"
+
+    key: str = Field(primary_key=True, max_length=255)
+    actor: str = Field(primary_key=True, max_length=255)
+    route: str = Field(max_length=255)
+    fingerprint: str = Field(max_length=64)
+    status_code: int
+    response: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    location: str | None = Field(default=None, sa_column=Column(String(512), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class NumberSequence(SQLModel, table=True):
+    """The last human number handed out per prefix (``INC``, ``CHG``, ``DEP``)."""
+
+    __tablename__ = "number_sequence"
+
+    prefix: str = Field(primary_key=True, max_length=8)
+    last_value: int

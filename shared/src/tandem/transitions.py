@@ -1,0 +1,57 @@
+"""The one state-machine mechanism every service uses for its resources' ``status``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from tandem.problems import Problem
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """Legal moves between states; ``final`` states allow none.
+
+    >>> m = StateMachine("incident", {"new": {"resolved"}, "resolved": {"closed"}})
+    >>> m.allowed("new")
+    ['resolved']
+    """
+
+    name: str
+    moves: Mapping[str, Iterable[str]]
+    _moves: dict[str, tuple[str, ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        normal = {state: tuple(sorted(set(targets))) for state, targets in self.moves.items()}
+        for targets in list(normal.values()):
+            for t in targets:
+                normal.setdefault(t, ())
+        object.__setattr__(self, "_moves", normal)
+
+    @property
+    def states(self) -> list[str]:
+        return sorted(self._moves)
+
+    def allowed(self, state: str) -> list[str]:
+        return list(self._moves.get(state, ()))
+
+    def can(self, state: str, to: str) -> bool:
+        return to in self._moves.get(state, ())
+
+    def check(self, state: str, to: str) -> None:
+        """Raise a 409 problem listing the allowed moves unless ``state -> to`` is legal."""
+        if to not in self._moves:
+            raise Problem(
+                422, f"{to!r} is not a {self.name} state; states are: {', '.join(self.states)}.",
+                type_="urn:tandem:problem:unknown-state", allowed=self.allowed(state),
+            )
+        if not self.can(state, to):
+            allowed = self.allowed(state)
+            raise Problem(
+                409,
+                f"A {self.name} cannot move from {state} to {to}; allowed: "
+                f"{', '.join(allowed) if allowed else 'none (final state)'}.",
+                type_="urn:tandem:problem:illegal-transition",
+                allowed=allowed,
+                current=state,
+            )
