@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from tandem.broker import EmbeddedBroker, free_port
 from tandem.settings import PlatformSettings
 from tandem.testing import create_pg_database, drop_pg_database
@@ -40,7 +41,9 @@ NewDatabase = Callable[[str], Awaitable[str]]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[NewDatabase]:
+async def new_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[NewDatabase]:
     """Makes a fresh, empty database per call, on SQLite and (second run) on PostgreSQL."""
     created: list[str] = []
 

@@ -116,8 +116,10 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", rid.encode("latin-1"))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", rid.encode("latin-1")),
+                ]
             await send(message)
 
         received = 0
@@ -136,8 +138,9 @@ class RequestContext:
                 raise _BodyTooLarge
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
-            response = problem_response(Problem(
-                413, f"The request body is over {self.max_body_bytes} bytes."))
+            response = problem_response(
+                Problem(413, f"The request body is over {self.max_body_bytes} bytes.")
+            )
             await response(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
@@ -145,8 +148,9 @@ class RequestContext:
             metrics.HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
             metrics.HTTP_LATENCY.labels(self.service, scope["method"], route).observe(elapsed)
             if self.access.isEnabledFor(logging.INFO):
-                self.access.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
-                                 elapsed * 1000)
+                self.access.info(
+                    "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000
+                )
             request_id_var.reset(token)
 
 
@@ -169,7 +173,8 @@ def _health_router() -> APIRouter:
             "status": "ok" if db_ok else "unavailable",
             "database": "ok" if db_ok else "unreachable",
             # Readiness needs the database only; the broker is reported, not required.
-            "broker": "connected" if all(c.started.is_set() for c in rt.consumers) and rt.consumers
+            "broker": "connected"
+            if all(c.started.is_set() for c in rt.consumers) and rt.consumers
             else ("connecting" if rt.consumers else "n/a"),
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)
@@ -190,9 +195,13 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
         configure_logging(spec.name, platform.log_level)
         db = Database(spec.database_url)
         kafka = KafkaLink(platform)
-        relay = OutboxRelay(service=spec.name, db=db, kafka=kafka,
-                            batch_size=platform.relay_batch_size,
-                            poll_interval_s=platform.relay_poll_interval_s)
+        relay = OutboxRelay(
+            service=spec.name,
+            db=db,
+            kafka=kafka,
+            batch_size=platform.relay_batch_size,
+            poll_interval_s=platform.relay_poll_interval_s,
+        )
         consumers = []
         for reaction in spec.reactions:
             after = None
@@ -201,13 +210,19 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
 
                 def after(event: CloudEvent, _hook: Any = hook) -> Any:
                     return _hook(app, event)
-            consumers.append(EventConsumer(
-                name=f"{spec.name}-{reaction.name}",
-                topics=[platform.topic(t) for t in reaction.topics],
-                handlers=reaction.handlers, db=db, kafka=kafka,
-                dlq_topic=platform.dlq_topic(spec.name),
-                max_attempts=platform.consumer_max_attempts, after_commit=after,
-            ))
+
+            consumers.append(
+                EventConsumer(
+                    name=f"{spec.name}-{reaction.name}",
+                    topics=[platform.topic(t) for t in reaction.topics],
+                    handlers=reaction.handlers,
+                    db=db,
+                    kafka=kafka,
+                    dlq_topic=platform.dlq_topic(spec.name),
+                    max_attempts=platform.consumer_max_attempts,
+                    after_commit=after,
+                )
+            )
         runtime = ServiceRuntime(spec, platform, db, kafka, relay, consumers)
         app.state.runtime = runtime
         app.state.db = db
@@ -243,16 +258,22 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
             await db.dispose()
             log.info("%s stopped", spec.name)
 
-    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan
+    )
     install_problem_handlers(app)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity conflict: %s", exc.orig)
-        return problem_response(Problem(409, "The request conflicts with data written meanwhile "
-                                             "(a concurrent or repeated request); retry it.",
-                                        type_="urn:tandem:problem:conflict"))
+        return problem_response(
+            Problem(
+                409,
+                "The request conflicts with data written meanwhile "
+                "(a concurrent or repeated request); retry it.",
+                type_="urn:tandem:problem:conflict",
+            )
+        )
 
     app.include_router(_health_router())
     for router in spec.routers:

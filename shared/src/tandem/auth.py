@@ -57,13 +57,19 @@ def mint_token(secret: str, *, sub: str, role: Role | str, ttl: timedelta) -> st
 
 
 def _unauthorized(detail: str) -> Problem:
-    return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="tandem"'},
-                   type_="urn:tandem:problem:unauthorized")
+    return Problem(
+        401,
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="tandem"'},
+        type_="urn:tandem:problem:unauthorized",
+    )
 
 
 def decode_token(secret: str, token: str) -> Actor:
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["sub", "exp"]}
+        )
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The token has expired.") from None
     except jwt.InvalidTokenError:
@@ -99,8 +105,11 @@ def require(roles: frozenset[Role]) -> object:
     def dependency(actor: Annotated[Actor, Depends(authenticate)]) -> Actor:
         if actor.role not in roles:
             allowed = ", ".join(sorted(r.value for r in roles))
-            raise Problem(403, f"Role {actor.role.value} may not do this; it needs one of: {allowed}.",
-                          type_="urn:tandem:problem:forbidden")
+            raise Problem(
+                403,
+                f"Role {actor.role.value} may not do this; it needs one of: {allowed}.",
+                type_="urn:tandem:problem:forbidden",
+            )
         return actor
 
     return Depends(dependency)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -76,9 +76,7 @@ class EventConsumer:
                     for tp, records in batches.items():
                         for record in records:
                             await self.process(record)
-                        await consumer.commit(
-                            {tp: OffsetAndMetadata(records[-1].offset + 1, "")}
-                        )
+                        await consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")})
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -112,8 +110,9 @@ class EventConsumer:
                     return
                 except Exception as exc:
                     if attempt == self.max_attempts:
-                        log.error("event %s failed %d times; dead-lettered: %r",
-                                  event.id, attempt, exc)
+                        log.error(
+                            "event %s failed %d times; dead-lettered: %r", event.id, attempt, exc
+                        )
                         await self.dead_letter(record, exc, attempts=attempt)
                         return
                     log.warning("event %s failed (attempt %d): %r", event.id, attempt, exc)
@@ -138,17 +137,28 @@ class EventConsumer:
             if cursor is not None and event.sequence <= cursor.last_sequence:
                 return "stale"
             await handler(session, event)
-            session.add(InboxEntry(consumer=self.name, event_id=event.id, event_type=event.type,
-                                   subject=event.subject, sequence=event.sequence))
+            session.add(
+                InboxEntry(
+                    consumer=self.name,
+                    event_id=event.id,
+                    event_type=event.type,
+                    subject=event.subject,
+                    sequence=event.sequence,
+                )
+            )
             if cursor is None:
-                session.add(SubjectCursor(consumer=self.name, subject=event.subject,
-                                          last_sequence=event.sequence))
+                session.add(
+                    SubjectCursor(
+                        consumer=self.name, subject=event.subject, last_sequence=event.sequence
+                    )
+                )
             else:
                 cursor.last_sequence = event.sequence
         return "applied"
 
-    async def dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException,
-                          attempts: int) -> None:
+    async def dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int
+    ) -> None:
         headers = list(record.headers or [])
         headers += [
             ("dlq.original.topic", record.topic.encode()),
@@ -160,8 +170,9 @@ class EventConsumer:
             ("dlq.attempts", str(attempts).encode()),
         ]
         producer = await self.kafka.producer()
-        await producer.send_and_wait(self.dlq_topic, value=record.value, key=record.key,
-                                     headers=headers)
+        await producer.send_and_wait(
+            self.dlq_topic, value=record.value, key=record.key, headers=headers
+        )
         metrics.EVENTS_CONSUMED.labels(self.name, "dead_lettered").inc()
 
 

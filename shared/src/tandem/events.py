@@ -30,7 +30,9 @@ class CloudEvent(BaseModel):
     dataschema: str
     sequence: int = Field(ge=1)
     actor: str = Field(min_length=1, max_length=255)
-    traceparent: str | None = Field(default=None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+    traceparent: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+    )
     data: dict[str, Any]
 
     @property

@@ -24,7 +24,9 @@ class JSONBody(Response):
         return orjson.dumps(content)
 
 
-def resource_response(model: BaseModel, *, status: int = 200, location: str | None = None) -> JSONBody:
+def resource_response(
+    model: BaseModel, *, status: int = 200, location: str | None = None
+) -> JSONBody:
     """A resource answer carrying ``ETag: "<version>"`` (and ``Location`` when created)."""
     headers = {}
     if (version := getattr(model, "version", None)) is not None:
@@ -41,9 +43,13 @@ def check_if_match(request: Request, version: int) -> None:
         return
     tags = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
     if str(version) not in tags:
-        raise Problem(412, f"The resource is at version {version}, not {header.strip()}; "
-                           "fetch it again and retry.",
-                      type_="urn:tandem:problem:version-mismatch", current_version=version)
+        raise Problem(
+            412,
+            f"The resource is at version {version}, not {header.strip()}; "
+            "fetch it again and retry.",
+            type_="urn:tandem:problem:version-mismatch",
+            current_version=version,
+        )
 
 
 class IdempotentCreate:
@@ -62,8 +68,11 @@ class IdempotentCreate:
         if record is None:
             return None
         if record.fingerprint != self.fingerprint or record.route != self.route:
-            raise Problem(422, "This Idempotency-Key was used with another request body.",
-                          type_="urn:tandem:problem:idempotency-key-reused")
+            raise Problem(
+                422,
+                "This Idempotency-Key was used with another request body.",
+                type_="urn:tandem:problem:idempotency-key-reused",
+            )
         headers = {"Idempotent-Replayed": "true"}
         if record.location:
             headers["Location"] = record.location
@@ -71,25 +80,40 @@ class IdempotentCreate:
             headers["ETag"] = f'"{version}"'
         return JSONBody(record.response, status_code=record.status_code, headers=headers)
 
-    def respond(self, session: AsyncSession, model: BaseModel, *, status: int = 201,
-                location: str | None = None) -> JSONBody:
+    def respond(
+        self,
+        session: AsyncSession,
+        model: BaseModel,
+        *,
+        status: int = 201,
+        location: str | None = None,
+    ) -> JSONBody:
         """The answer for the first request, remembered with the key in the same transaction."""
         if self.key is not None:
-            session.add(IdempotencyRecord(
-                key=self.key, actor=self.actor, route=self.route, fingerprint=self.fingerprint,
-                status_code=status, response=model.model_dump(mode="json"), location=location,
-            ))
+            session.add(
+                IdempotencyRecord(
+                    key=self.key,
+                    actor=self.actor,
+                    route=self.route,
+                    fingerprint=self.fingerprint,
+                    status_code=status,
+                    response=model.model_dump(mode="json"),
+                    location=location,
+                )
+            )
         return resource_response(model, status=status, location=location)
 
 
-async def idempotent_create(request: Request,
-                            actor: Annotated[Actor, Depends(authenticate)]) -> IdempotentCreate:
+async def idempotent_create(
+    request: Request, actor: Annotated[Actor, Depends(authenticate)]
+) -> IdempotentCreate:
     key = request.headers.get("idempotency-key")
     if key is not None and not (1 <= len(key) <= 255):
         raise Problem(400, "Idempotency-Key must be 1 to 255 characters.")
     body = await request.body() if key is not None else b""
-    return IdempotentCreate(key, actor.sub, f"{request.method} {request.url.path}",
-                            hashlib.sha256(body).hexdigest())
+    return IdempotentCreate(
+        key, actor.sub, f"{request.method} {request.url.path}", hashlib.sha256(body).hexdigest()
+    )
 
 
 Idempotency = Annotated[IdempotentCreate, Depends(idempotent_create)]

@@ -84,8 +84,10 @@ async def ensure_topics(settings: PlatformSettings, topics: Iterable[str]) -> No
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if not missing:
             return
-        new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1)
-               for t in missing]
+        new = [
+            NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1)
+            for t in missing
+        ]
         try:
             await admin.create_topics(new)
         except TopicAlreadyExistsError:

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
 event_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
 
 
@@ -47,3 +49,4 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # Request lines come from Tandem's own middleware, with the request id.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

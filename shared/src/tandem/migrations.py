@@ -37,9 +37,13 @@ def create_platform_tables(number_prefix: str) -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
     )
     # Unpublished rows are what the relay reads; a partial index keeps that scan small.
-    op.create_index("ix_outbox_unpublished", "outbox", ["seq"],
-                    postgresql_where=sa.text("published_at IS NULL"),
-                    sqlite_where=sa.text("published_at IS NULL"))
+    op.create_index(
+        "ix_outbox_unpublished",
+        "outbox",
+        ["seq"],
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    )
     op.create_table(
         "inbox",
         sa.Column("consumer", sa.String(64), primary_key=True),
@@ -71,9 +75,12 @@ def create_platform_tables(number_prefix: str) -> None:
         sa.Column("prefix", sa.String(8), primary_key=True),
         sa.Column("last_value", sa.Integer(), nullable=False),
     )
-    op.bulk_insert(sa.table("number_sequence", sa.column("prefix", sa.String),
-                            sa.column("last_value", sa.Integer)),
-                   [{"prefix": number_prefix, "last_value": 0}])
+    op.bulk_insert(
+        sa.table(
+            "number_sequence", sa.column("prefix", sa.String), sa.column("last_value", sa.Integer)
+        ),
+        [{"prefix": number_prefix, "last_value": 0}],
+    )
 
 
 def drop_platform_tables() -> None:
@@ -87,8 +94,11 @@ def run_env(target_metadata: sa.MetaData | None = None) -> None:
     assert url, "sqlalchemy.url is not set"
 
     def do_run(connection: sa.Connection) -> None:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
         with context.begin_transaction():
             context.run_migrations()
 

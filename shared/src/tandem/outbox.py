@@ -42,14 +42,23 @@ def add_event(session: AsyncSession, *, topic: str, event: CloudEvent) -> None:
 
 
 def _lock_key(service: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"tandem-relay:{service}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"tandem-relay:{service}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 class OutboxRelay:
     """Moves outbox rows to Kafka, one active relay per service."""
 
-    def __init__(self, *, service: str, db: Database, kafka: KafkaLink, batch_size: int = 500,
-                 poll_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        service: str,
+        db: Database,
+        kafka: KafkaLink,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+    ) -> None:
         self.service = service
         self.db = db
         self.kafka = kafka
@@ -110,8 +119,12 @@ class OutboxRelay:
         async with self.db.sessionmaker() as session:
             rows = (
                 await session.execute(
-                    select(OutboxMessage.seq, OutboxMessage.topic, OutboxMessage.aggregate_id,
-                           OutboxMessage.payload)
+                    select(
+                        OutboxMessage.seq,
+                        OutboxMessage.topic,
+                        OutboxMessage.aggregate_id,
+                        OutboxMessage.payload,
+                    )
                     .where(OutboxMessage.published_at.is_(None))  # type: ignore[union-attr]
                     .order_by(OutboxMessage.seq)  # type: ignore[arg-type]
                     .limit(self.batch_size)
@@ -154,7 +167,9 @@ class OutboxRelay:
                 )
         metrics.EVENTS_PUBLISHED.labels(self.service).inc(len(done))
         if failed:
-            raise RuntimeError(f"{len(failed)} of {len(rows)} events not acknowledged: {failed[0][1]}")
+            raise RuntimeError(
+                f"{len(failed)} of {len(rows)} events not acknowledged: {failed[0][1]}"
+            )
         return len(done)
 
     async def stop(self) -> None:

@@ -27,12 +27,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created, id_ = orjson.loads(raw)
         return datetime.fromisoformat(created), uuid.UUID(id_)
     except Exception:
-        raise Problem(400, "The cursor is not one this service issued.",
-                      type_="urn:tandem:problem:bad-cursor") from None
+        raise Problem(
+            400, "The cursor is not one this service issued.", type_="urn:tandem:problem:bad-cursor"
+        ) from None
 
 
-async def page(session: AsyncSession, stmt: Select[Any], model: type[T], *, limit: int,
-               cursor: str | None) -> tuple[list[T], str | None]:
+async def page(
+    session: AsyncSession, stmt: Select[Any], model: type[T], *, limit: int, cursor: str | None
+) -> tuple[list[T], str | None]:
     """One page of ``stmt`` over ``model`` (which has ``created_at`` and ``id``), newest first."""
     created_col = model.created_at  # type: ignore[attr-defined]
     id_col = model.id  # type: ignore[attr-defined]

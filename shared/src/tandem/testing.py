@@ -25,9 +25,12 @@ from tandem.settings import PlatformSettings
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def auth_headers(platform: PlatformSettings, role: Role | str, sub: str | None = None) -> dict[str, str]:
-    token = mint_token(platform.jwt_secret, sub=sub or f"{role}-user", role=role,
-                       ttl=timedelta(hours=1))
+def auth_headers(
+    platform: PlatformSettings, role: Role | str, sub: str | None = None
+) -> dict[str, str]:
+    token = mint_token(
+        platform.jwt_secret, sub=sub or f"{role}-user", role=role, ttl=timedelta(hours=1)
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -69,8 +72,11 @@ class TopicWatcher:
 
     async def __aenter__(self) -> TopicWatcher:
         await ensure_topics(self.platform, [self.topic])
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.platform.kafka_bootstrap,
-                                    enable_auto_commit=False, fetch_max_wait_ms=50)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.platform.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
         await consumer.start()
         try:
             tps = [TopicPartition(self.topic, p) for p in range(self.platform.topic_partitions)]
@@ -102,8 +108,9 @@ class TopicWatcher:
                 continue
         return out
 
-    async def wait_for(self, predicate: Callable[[list[CloudEvent]], bool],
-                       timeout: float = 20.0) -> list[CloudEvent]:
+    async def wait_for(
+        self, predicate: Callable[[list[CloudEvent]], bool], timeout: float = 20.0
+    ) -> list[CloudEvent]:
         """Poll until ``predicate(events)`` holds; a generous bound only a broken path misses."""
         deadline = time.monotonic() + timeout
         while True:
@@ -115,8 +122,9 @@ class TopicWatcher:
                 raise TimeoutError(f"{self.topic}: condition not met; saw {len(events)} events")
 
 
-async def eventually(check: Callable[[], object], timeout: float = 20.0,
-                     interval: float = 0.05) -> object:
+async def eventually(
+    check: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
+) -> object:
     """Call async ``check`` until it returns a truthy value or the generous deadline passes."""
     deadline = time.monotonic() + timeout
     last: object = None

@@ -42,8 +42,10 @@ class StateMachine:
         """Raise a 409 problem listing the allowed moves unless ``state -> to`` is legal."""
         if to not in self._moves:
             raise Problem(
-                422, f"{to!r} is not a {self.name} state; states are: {', '.join(self.states)}.",
-                type_="urn:tandem:problem:unknown-state", allowed=self.allowed(state),
+                422,
+                f"{to!r} is not a {self.name} state; states are: {', '.join(self.states)}.",
+                type_="urn:tandem:problem:unknown-state",
+                allowed=self.allowed(state),
             )
         if not self.can(state, to):
             allowed = self.allowed(state)

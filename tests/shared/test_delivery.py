@@ -1,0 +1,183 @@
+"""Nothing lost, nothing doubled: the outbox relay and the idempotent consumer loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import prometheus_client as metrics
+from aiokafka import AIOKafkaProducer
+from tests.shared.probe_service import HANDLERS, create_probe_app, create_schema, effects, signal
+
+from tandem.broker import EmbeddedBroker, free_port
+from tandem.consumer import EventConsumer
+from tandem.db import Database
+from tandem.events import CloudEvent
+from tandem.kafka import KafkaLink, ensure_topics
+from tandem.settings import PlatformSettings
+from tandem.testing import TopicWatcher, auth_headers, eventually, running_service
+
+
+async def publish(platform: PlatformSettings, topic: str, *messages: tuple[bytes, bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=platform.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+def encoded(event: CloudEvent) -> tuple[bytes, bytes]:
+    return event.subject.encode(), event.to_bytes()
+
+
+async def test_write_accepted_while_broker_is_down_is_delivered_once_after_it_starts(
+    platform: PlatformSettings, new_database, tmp_path
+) -> None:
+    port = free_port()
+    offline = platform.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+    url = await new_database("notes")
+    await create_schema(url)
+    broker = EmbeddedBroker(port, log_path=tmp_path / "late-broker.log")
+    try:
+        async with running_service(create_probe_app(offline, url)) as client:
+            r = await client.post(
+                "/api/v1/notes",
+                json={"text": "written offline"},
+                headers=auth_headers(offline, "practitioner"),
+            )
+            assert r.status_code == 201
+            assert (await client.get("/readyz")).status_code == 200
+            await asyncio.sleep(1.0)  # the relay has tried and failed meanwhile
+            broker.start()
+            async with TopicWatcher(offline, offline.topic("notes")) as watcher:
+                await watcher.wait_for(lambda evs: len(evs) >= 1, timeout=30)
+                # A later write is relayed after the first; then count the first's events.
+                r2 = await client.post(
+                    "/api/v1/notes",
+                    json={"text": "after"},
+                    headers=auth_headers(offline, "practitioner"),
+                )
+                events = await watcher.wait_for(
+                    lambda evs: any(e.subject == r2.json()["id"] for e in evs), timeout=30
+                )
+        assert [e.subject for e in events].count(r.json()["id"]) == 1
+        assert events[0].data["note"]["text"] == "written offline"
+    finally:
+        broker.stop()
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: nothing after it runs, no handler catches it."""
+
+
+async def test_consumer_killed_between_db_commit_and_offset_commit_applies_once(
+    platform: PlatformSettings, new_database
+) -> None:
+    url = await new_database("notes")
+    await create_schema(url)
+    topic = platform.topic("signals")
+    await ensure_topics(platform, [topic, platform.dlq_topic("notes")])
+    event = signal("aggregate-1", 1)
+    await publish(platform, topic, encoded(event))
+    db = Database(url)
+    kafka = KafkaLink(platform)
+
+    def crash_after_commit(_: CloudEvent) -> None:
+        raise Crash
+
+    def consumer(after_commit=None) -> EventConsumer:  # type: ignore[no-untyped-def]
+        return EventConsumer(
+            name="notes-reactions",
+            topics=[topic],
+            handlers=HANDLERS,
+            db=db,
+            kafka=kafka,
+            dlq_topic=platform.dlq_topic("notes"),
+            after_commit=after_commit,
+        )
+
+    try:
+        first = asyncio.create_task(consumer(crash_after_commit).run())
+        try:
+            await asyncio.wait_for(first, timeout=30)
+        except Crash:
+            pass
+        assert len(await effects(url)) == 1  # the effect committed before the "crash"
+        second = consumer()
+        duplicates_before = _duplicates_seen(second)
+        task = asyncio.create_task(second.run())
+        # The offset was never committed, so the restarted consumer sees the event again...
+
+        async def redelivered() -> bool:
+            return _duplicates_seen(second) > duplicates_before
+
+        await eventually(redelivered, timeout=30)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        # ...and the inbox keeps the effect single.
+        assert [e.event_id for e in await effects(url)] == [event.id]
+    finally:
+        await kafka.close()
+        await db.dispose()
+
+
+def _duplicates_seen(consumer: EventConsumer) -> float:
+    return (
+        metrics.REGISTRY.get_sample_value(
+            "tandem_events_consumed_total", {"consumer": consumer.name, "outcome": "duplicate"}
+        )
+        or 0.0
+    )
+
+
+async def test_malformed_message_goes_to_the_dlq_and_the_partition_moves_on(
+    platform: PlatformSettings, new_database
+) -> None:
+    url = await new_database("notes")
+    await create_schema(url)
+    topic = platform.topic("signals")
+    await ensure_topics(platform, [topic])
+    good_after = signal("same-key", 1)
+    failing = signal("same-key", 2, fail=True)
+    last = signal("same-key", 3)
+    # All on one key, so one partition: the poison and the failing event sit in front.
+    await publish(
+        platform,
+        topic,
+        (b"same-key", b"{this is not json"),
+        encoded(good_after),
+        encoded(failing),
+        encoded(last),
+    )
+    async with (
+        running_service(create_probe_app(platform, url)),
+        TopicWatcher(platform, platform.dlq_topic("notes")) as dlq,
+    ):
+        await eventually(lambda: _effects_are(url, {good_after.id, last.id}), timeout=30)
+        await dlq.wait_for(lambda _: len(dlq.records) >= 2, timeout=30)
+    values = [r[2] for r in dlq.records]
+    assert values == [b"{this is not json", failing.to_bytes()]
+    headers = dict(dlq.records[0][3])
+    assert headers["dlq.original.topic"] == topic.encode()
+    assert headers["dlq.exception.type"] == b"PoisonMessage"
+    assert dict(dlq.records[1][3])["dlq.attempts"] == str(platform.consumer_max_attempts).encode()
+
+
+async def _effects_are(url: str, ids: set) -> bool:  # type: ignore[type-arg]
+    return {e.event_id for e in await effects(url)} == ids
+
+
+async def test_duplicates_and_stale_sequences_are_not_applied_twice(
+    platform: PlatformSettings, new_database
+) -> None:
+    url = await new_database("notes")
+    await create_schema(url)
+    topic = platform.topic("signals")
+    await ensure_topics(platform, [topic])
+    v1, v2, v3 = signal("agg", 1), signal("agg", 2), signal("agg", 3)
+    # v2 twice (a relay re-send), then v1 late (stale), then v3.
+    await publish(platform, topic, encoded(v1), encoded(v2), encoded(v2), encoded(v1), encoded(v3))
+    async with running_service(create_probe_app(platform, url)):
+        await eventually(lambda: _effects_are(url, {v1.id, v2.id, v3.id}), timeout=30)
+    assert sorted(e.event_id for e in await effects(url)) == sorted([v1.id, v2.id, v3.id])
