@@ -1,0 +1,1 @@
+"""Tandem dashboard: a live board fed by the incidents, changes and deployments topics."""

@@ -1,0 +1,283 @@
+"""The board: the dashboard's live picture, projected in memory from the three topics.
+
+Every event carries its aggregate's full snapshot (``data.<aggregate>``), so the board keeps
+the newest snapshot per aggregate (by ``sequence``) and derives the panels from those: open
+incidents with SLA clocks, changes in flight, freezes, recent deployments, DORA per service.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from dashboard import dora
+from dashboard.config import DashboardSettings
+from tandem.db import utcnow
+from tandem.events import CloudEvent
+
+AGGREGATES = ("incident", "change", "freeze", "deployment")
+INCIDENT_CLOSED = frozenset({"resolved", "closed", "canceled"})
+CHANGE_DONE = frozenset({"closed", "canceled"})
+PRIORITY_NAMES = {1: "critical", 2: "high", 3: "moderate", 4: "low", 5: "planning"}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 string from a snapshot as an aware datetime; None when absent or invalid."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def event_services(event: CloudEvent) -> frozenset[str]:
+    """The business services an event is about; ``*`` for a freeze covering every service."""
+    snapshot = event.data.get(event.aggregate)
+    if not isinstance(snapshot, dict):
+        return frozenset()
+    if event.aggregate == "freeze":
+        services = snapshot.get("services")
+        if isinstance(services, list):
+            return frozenset(str(s) for s in services) if services else frozenset({"*"})
+        return frozenset()
+    service = snapshot.get("service")
+    return frozenset({service}) if isinstance(service, str) else frozenset()
+
+
+def breach_kind(data: dict[str, Any]) -> str:
+    """``response`` or ``resolution`` from an ``sla_breached`` event's ``data.breach``."""
+    breach = data.get("breach") if isinstance(data.get("breach"), dict) else data
+    return str(breach.get("kind") or "resolution")
+
+
+def describe(event: CloudEvent) -> str:
+    """A one-line human summary of an event, for the live feed."""
+    data = event.data
+    verb = event.type.rsplit(".", 1)[-1]
+    if verb == "transitioned":
+        return f"{data.get('from', '?')} → {data.get('to', '?')}"
+    if verb == "updated" and isinstance(data.get("changes"), dict):
+        return "changed " + ", ".join(sorted(data["changes"]))
+    if verb == "gate_decided":
+        gate = data.get("gate") if isinstance(data.get("gate"), dict) else {}
+        return f"gate {gate.get('decision', '?')}"
+    if verb == "sla_breached":
+        return f"{breach_kind(data)} SLA breached"
+    if verb == "approval_recorded":
+        approval = data.get("approval") if isinstance(data.get("approval"), dict) else data
+        return f"approval: {approval.get('decision', '?')}"
+    if verb == "cause_confirmed":
+        return "cause confirmed"
+    if verb == "suspects_found":
+        suspects = data.get("suspects")
+        return f"{len(suspects) if isinstance(suspects, list) else 'some'} suspects found"
+    return verb.replace("_", " ")
+
+
+class Board:
+    """The in-memory projection; ``apply`` every event once, read it with ``snapshot``."""
+
+    def __init__(self, settings: DashboardSettings) -> None:
+        self.settings = settings
+        self.aggregates: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in AGGREGATES}
+        self.sequences: dict[tuple[str, str], int] = {}
+        self.touched: dict[tuple[str, str], datetime] = {}
+        self.breaches: defaultdict[str, set[str]] = defaultdict(set)
+        #: deployment id -> incident ids that a manager confirmed it caused.
+        self.confirmed_causes: defaultdict[str, set[str]] = defaultdict(set)
+        self.feed: deque[dict[str, Any]] = deque(maxlen=settings.feed_size)
+        self.last_event_id: str | None = None
+        self.events_applied = 0
+        self.caught_up = False
+
+    def apply(self, event: CloudEvent, event_id: str) -> bool:
+        """Fold one event in; False when it is not newer than what the board holds."""
+        aggregate = event.aggregate
+        key = (aggregate, event.subject)
+        if event.sequence <= self.sequences.get(key, 0):
+            return False
+        self.sequences[key] = event.sequence
+        self.touched[key] = event.time
+        snapshot = event.data.get(aggregate)
+        if aggregate in self.aggregates and isinstance(snapshot, dict):
+            self.aggregates[aggregate][event.subject] = snapshot
+        if event.type == "tandem.incident.sla_breached":
+            self.breaches[event.subject].add(breach_kind(event.data))
+        if event.type == "tandem.incident.cause_confirmed" and event.data.get("deployment_id"):
+            self.confirmed_causes[str(event.data["deployment_id"])].add(event.subject)
+        self.feed.appendleft(self.feed_item(event, event_id))
+        self.last_event_id = event_id
+        self.events_applied += 1
+        if self.events_applied % 500 == 0:
+            self.prune(utcnow())
+        return True
+
+    def feed_item(self, event: CloudEvent, event_id: str) -> dict[str, Any]:
+        snapshot = event.data.get(event.aggregate)
+        snap = snapshot if isinstance(snapshot, dict) else {}
+        return {
+            "id": event_id,
+            "type": event.type,
+            "time": _iso(event.time),
+            "subject": event.subject,
+            "aggregate": event.aggregate,
+            "number": snap.get("number"),
+            "title": snap.get("title") or snap.get("version") or snap.get("reason"),
+            "services": sorted(event_services(event)),
+            "actor": event.actor,
+            "summary": describe(event),
+        }
+
+    def prune(self, now: datetime) -> None:
+        """Forget finished aggregates older than anything a panel or the DORA trend shows."""
+        horizon = now - timedelta(days=max(self.settings.dora_window_days,
+                                           7 * self.settings.trend_weeks) + 7)
+        recent = now - timedelta(days=2)
+        finished = {"incident": INCIDENT_CLOSED, "change": CHANGE_DONE,
+                    "freeze": frozenset({"ended"}), "deployment": dora.FINISHED | {"canceled"}}
+        keep_until = {"incident": horizon, "change": recent, "freeze": recent,
+                      "deployment": horizon}
+        for aggregate, snapshots in self.aggregates.items():
+            for subject, snap in list(snapshots.items()):
+                key = (aggregate, subject)
+                if (snap.get("status") in finished[aggregate]
+                        and self.touched.get(key, now) < keep_until[aggregate]):
+                    del snapshots[subject]
+                    self.touched.pop(key, None)
+                    self.breaches.pop(subject, None)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def sla(self, incident: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """Due times for response and resolution, from the snapshot or the default targets."""
+        reported = parse_time(incident.get("reported_at")) or parse_time(incident.get("created_at"))
+        given = incident.get("sla") if isinstance(incident.get("sla"), dict) else incident
+        response_due = parse_time(given.get("response_due_at"))
+        resolution_due = parse_time(given.get("resolution_due_at"))
+        priority = incident.get("priority")
+        targets = self.settings.sla_minutes.get(priority if isinstance(priority, int) else 0,
+                                                (None, None))
+        if reported is not None:
+            if response_due is None and targets[0] is not None:
+                response_due = reported + timedelta(minutes=targets[0])
+            if resolution_due is None and targets[1] is not None:
+                resolution_due = reported + timedelta(minutes=targets[1])
+        responded = bool(incident.get("acknowledged_at")) or incident.get("status") not in (
+            "new", None)
+        resolved = incident.get("status") in INCIDENT_CLOSED
+        breached = set(self.breaches.get(str(incident.get("id")), set()))
+        if not responded and response_due is not None and now > response_due:
+            breached.add("response")
+        if not resolved and resolution_due is not None and now > resolution_due:
+            breached.add("resolution")
+        return {"reported_at": _iso(reported), "response_due_at": _iso(response_due),
+                "resolution_due_at": _iso(resolution_due), "responded": responded,
+                "breached": sorted(breached)}
+
+    def incidents(self, now: datetime) -> dict[str, list[dict[str, Any]]]:
+        open_, resolved = [], []
+        for snap in self.aggregates["incident"].values():
+            item = {**snap, "sla": self.sla(snap, now)}
+            (resolved if snap.get("status") in INCIDENT_CLOSED else open_).append(item)
+        open_.sort(key=lambda i: (i.get("priority") or 9, i["sla"]["reported_at"] or ""))
+        resolved.sort(key=lambda i: i.get("resolved_at") or i.get("updated_at") or "",
+                      reverse=True)
+        day_ago = now - timedelta(days=1)
+        recent = [i for i in resolved
+                  if (parse_time(i.get("resolved_at")) or parse_time(i.get("updated_at"))
+                      or now) >= day_ago]
+        return {"open": open_, "recently_resolved": recent[:8]}
+
+    def changes_in_flight(self) -> list[dict[str, Any]]:
+        items = [c for c in self.aggregates["change"].values()
+                 if c.get("status") not in CHANGE_DONE]
+        return sorted(items, key=lambda c: (c.get("planned_start") or "", c.get("number") or ""))
+
+    def freezes(self, now: datetime) -> list[dict[str, Any]]:
+        """Active and upcoming freezes; one whose window has passed shows as ended."""
+        out = []
+        for snap in self.aggregates["freeze"].values():
+            ends = parse_time(snap.get("ends_at"))
+            starts = parse_time(snap.get("starts_at"))
+            if snap.get("status") == "ended" or (ends is not None and ends <= now):
+                continue
+            active = snap.get("status") == "active" or (starts is not None and starts <= now)
+            out.append({**snap, "active": active})
+        return sorted(out, key=lambda f: (not f["active"], f.get("starts_at") or ""))
+
+    def recent_deployments(self) -> list[dict[str, Any]]:
+        def moment(d: dict[str, Any]) -> str:
+            return str(d.get("finished_at") or d.get("started_at") or d.get("updated_at")
+                       or d.get("created_at") or "")
+
+        items = sorted(self.aggregates["deployment"].values(), key=moment, reverse=True)
+        return items[: self.settings.recent_deployments]
+
+    def dora(self, now: datetime) -> list[dict[str, Any]]:
+        """DORA per service for the configured environment, each metric with a weekly trend."""
+        env = self.settings.dora_environment
+        causes: defaultdict[str, list[datetime | None]] = defaultdict(list)
+        restores: defaultdict[str, list[dora.RestoreFacts]] = defaultdict(list)
+        incidents = self.aggregates["incident"]
+        for inc in incidents.values():
+            resolved_at = parse_time(inc.get("resolved_at"))
+            if inc.get("cause_deployment_id"):
+                causes[str(inc["cause_deployment_id"])].append(resolved_at)
+            reported = parse_time(inc.get("reported_at")) or parse_time(inc.get("created_at"))
+            if inc.get("environment") == env and reported is not None:
+                restores[str(inc.get("service"))].append(dora.RestoreFacts(reported, resolved_at))
+        for deployment_id, subjects in self.confirmed_causes.items():
+            for subject in subjects:
+                inc = incidents.get(subject, {})
+                causes[deployment_id].append(parse_time(inc.get("resolved_at")))
+        per_service: defaultdict[str, list[dora.DeploymentFacts]] = defaultdict(list)
+        for dep in self.aggregates["deployment"].values():
+            if dep.get("environment") != env or not isinstance(dep.get("service"), str):
+                continue
+            dep_id = str(dep.get("id"))
+            resolved = [t for t in causes.get(dep_id, []) if t is not None]
+            commits = dep.get("commits") if isinstance(dep.get("commits"), list) else []
+            per_service[dep["service"]].append(dora.DeploymentFacts(
+                id=dep_id, service=dep["service"], status=str(dep.get("status")),
+                finished_at=parse_time(dep.get("finished_at")),
+                commit_times=tuple(t for c in commits if isinstance(c, dict)
+                                   if (t := parse_time(c.get("committed_at"))) is not None),
+                caused_incident=dep_id in causes,
+                incident_resolved_at=min(resolved) if resolved else None,
+            ))
+        out = []
+        for service in sorted(per_service):
+            metrics = dora.service_dora(per_service[service], restores.get(service, []), now=now,
+                                        window_days=self.settings.dora_window_days,
+                                        trend_weeks=self.settings.trend_weeks)
+            out.append({"service": service, "environment": env,
+                        "window_days": self.settings.dora_window_days,
+                        "metrics": {k: m.as_dict() for k, m in metrics.items()}})
+        return out
+
+    def snapshot(self, now: datetime | None = None) -> dict[str, Any]:
+        """Everything the page shows, as JSON-ready data."""
+        now = now or utcnow()
+        return {
+            "generated_at": _iso(now),
+            "last_event_id": self.last_event_id,
+            "caught_up": self.caught_up,
+            "events_applied": self.events_applied,
+            "incidents": self.incidents(now),
+            "changes": self.changes_in_flight(),
+            "freezes": self.freezes(now),
+            "deployments": self.recent_deployments(),
+            "dora": self.dora(now),
+            "dora_weeks": self.settings.trend_weeks,
+            "priorities": PRIORITY_NAMES,
+            "feed": list(self.feed),
+        }

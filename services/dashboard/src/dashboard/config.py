@@ -1,0 +1,37 @@
+"""Settings of the dashboard (``TANDEM_DASHBOARD_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Default SLA targets in minutes per priority: (to acknowledged, to resolved); None = no target.
+DEFAULT_SLA_MINUTES: dict[int, tuple[int | None, int | None]] = {
+    1: (15, 4 * 60),
+    2: (30, 8 * 60),
+    3: (4 * 60, 3 * 24 * 60),
+    4: (24 * 60, 5 * 24 * 60),
+    5: (None, None),
+}
+
+
+class DashboardSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_DASHBOARD_", extra="ignore")
+
+    #: Recent events kept for SSE resumption (Last-Event-ID) and replay.
+    ring_size: int = Field(default=2000, ge=10)
+    #: Events queued per SSE client before a slow client is dropped (it resumes by Last-Event-ID).
+    client_queue_size: int = Field(default=500, ge=1)
+    #: Seconds between keep-alive comments on an idle stream.
+    keepalive_s: float = Field(default=15.0, gt=0)
+    #: Events shown in the board's live feed.
+    feed_size: int = Field(default=60, ge=1)
+    #: Deployments shown as recent.
+    recent_deployments: int = Field(default=15, ge=1)
+    #: Weeks of DORA trend; the current metrics cover the last ``dora_window_days``.
+    trend_weeks: int = Field(default=8, ge=2, le=52)
+    dora_window_days: int = Field(default=28, ge=1)
+    #: Environment the DORA panel reports on.
+    dora_environment: str = "production"
+    sla_minutes: dict[int, tuple[int | None, int | None]] = Field(
+        default_factory=lambda: dict(DEFAULT_SLA_MINUTES))

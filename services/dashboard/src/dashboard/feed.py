@@ -1,0 +1,109 @@
+"""The dashboard's one consumer: reads the three topics from the beginning into the board.
+
+It joins no consumer group (every dashboard process sees every partition) and commits no
+offsets: the board lives in memory and is rebuilt from the topics on each start. After a
+broker outage it resumes from the positions it reached, so no event is shown twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from dashboard.board import Board, event_services
+from dashboard.stream import EventHub, StreamEvent
+from tandem.events import CloudEvent
+from tandem.kafka import ensure_topics
+from tandem.settings import PlatformSettings
+
+log = logging.getLogger("dashboard.feed")
+
+#: The topics the board is fed by (logical names).
+TOPICS = ("incidents", "changes", "deployments")
+
+
+class TopicFeed:
+    """Consumes the topics into the board and the SSE hub until cancelled."""
+
+    def __init__(self, platform: PlatformSettings, board: Board, hub: EventHub) -> None:
+        self.platform = platform
+        self.board = board
+        self.hub = hub
+        self.topics = [platform.topic(t) for t in TOPICS]
+        self.positions: dict[TopicPartition, int] = {}
+        self.connected = asyncio.Event()
+        self.skipped = 0
+
+    async def run(self) -> None:
+        delay = 0.2
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.platform.kafka_bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=self.platform.kafka_fetch_max_wait_ms,
+                request_timeout_ms=self.platform.kafka_request_timeout_ms,
+            )
+            try:
+                await ensure_topics(self.platform, self.topics)
+                await consumer.start()
+                await self.assign(consumer)
+                self.connected.set()
+                delay = 0.2
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                    if not batches and not self.board.caught_up:
+                        self.board.caught_up = await self.at_end(consumer)
+                    for tp, records in batches.items():
+                        for record in records:
+                            self.take(record)
+                        self.positions[tp] = records[-1].offset + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dashboard feed lost the broker (%s); reconnecting", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    async def assign(self, consumer: AIOKafkaConsumer) -> None:
+        """Take every partition of the topics; start where this process left off, else at 0."""
+        await consumer.topics()  # refreshes metadata so partition counts are known
+        partitions = [TopicPartition(t, p) for t in self.topics
+                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not partitions:
+            raise RuntimeError("the topics have no partitions yet")
+        consumer.assign(partitions)
+        fresh = [tp for tp in partitions if tp not in self.positions]
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+        for tp in partitions:
+            if tp in self.positions:
+                consumer.seek(tp, self.positions[tp])
+
+    async def at_end(self, consumer: AIOKafkaConsumer) -> bool:
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        return all(self.positions.get(tp, 0) >= end for tp, end in ends.items())
+
+    def take(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one record to the board and hand it to SSE clients; skip what is not an event."""
+        try:
+            event = CloudEvent.from_bytes(record.value or b"")
+        except (ValidationError, ValueError) as exc:
+            self.skipped += 1
+            log.warning("skipped %s:%d:%d: not a Tandem event (%s)", record.topic,
+                        record.partition, record.offset, str(exc)[:200])
+            return
+        event_id = f"{record.topic}:{record.partition}:{record.offset}"
+        self.board.apply(event, event_id)
+        payload = orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode()
+        self.hub.publish(StreamEvent(event_id, event.type, event_services(event), payload))
