@@ -2,9 +2,8 @@
 
 import sys
 
-from tandem.migrations import upgrade
-
 from incidents.config import MIGRATIONS_DIR, IncidentsSettings
+from tandem.migrations import upgrade
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["migrate"]:

@@ -2,18 +2,111 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tandem.auth import parse_ttl
 from tandem.settings import PlatformSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: ServiceNow's default impact x urgency matrix (rows: impact 1..3, columns: urgency 1..3).
+DEFAULT_PRIORITY_MATRIX = [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
+#: Response / resolution targets per priority; P5 has none.
+DEFAULT_SLA_TARGETS = "1=15m/4h,2=30m/8h,3=4h/3d,4=1d/5d"
 
 
 class IncidentsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TANDEM_INCIDENTS_", extra="ignore")
 
     database_url: str | None = None
+    #: ``key=service`` pairs, comma-separated; ``key=service@staging`` names the environment.
+    routing_keys: str = ""
+    #: JSON rows of priorities by impact (rows) and urgency (columns); the seed of the policy.
+    priority_matrix: list[list[int]] = DEFAULT_PRIORITY_MATRIX
+    #: ``priority=response/resolution`` pairs (``1=15m/4h``); the seed of the policy.
+    sla_targets: str = DEFAULT_SLA_TARGETS
+    #: How far back a new incident looks for suspect deployments and changes.
+    suspect_window: str = "24h"
+    #: How often the SLA check looks for due breaches.
+    sla_check_interval_s: float = 30.0
+    #: Impact and urgency of the incident a failed production deployment opens (S2).
+    deployment_failure_impact: int = 2
+    deployment_failure_urgency: int = 1
+
+    @field_validator("suspect_window")
+    @classmethod
+    def _window_is_duration(cls, value: str) -> str:
+        parse_ttl(value)
+        return value
+
+    @field_validator("priority_matrix")
+    @classmethod
+    def _matrix_is_3x3(cls, value: list[list[int]]) -> list[list[int]]:
+        if len(value) != 3 or any(len(row) != 3 for row in value) or \
+                any(not 1 <= p <= 5 for row in value for p in row):
+            raise ValueError("the priority matrix is 3 rows of 3 priorities from 1 to 5")
+        return value
+
+    @field_validator("routing_keys")
+    @classmethod
+    def _routing_keys_parse(cls, value: str) -> str:
+        parse_routing_keys(value)
+        return value
+
+    @field_validator("sla_targets")
+    @classmethod
+    def _sla_targets_parse(cls, value: str) -> str:
+        parse_sla_targets(value)
+        return value
 
     def resolved_database_url(self, platform: PlatformSettings | None = None) -> str:
-        return self.database_url or (platform or PlatformSettings()).default_database_url("incidents")
+        platform = platform or PlatformSettings()
+        return self.database_url or platform.default_database_url("incidents")
+
+    @property
+    def suspect_window_delta(self) -> timedelta:
+        return parse_ttl(self.suspect_window)
+
+    def routes(self) -> dict[str, tuple[str, str]]:
+        """Routing key -> (service, environment)."""
+        return parse_routing_keys(self.routing_keys)
+
+    def sla_target_seconds(self) -> dict[int, tuple[int | None, int | None]]:
+        return parse_sla_targets(self.sla_targets)
+
+
+def parse_routing_keys(value: str) -> dict[str, tuple[str, str]]:
+    """``"k1=api,k2=web@staging"`` -> ``{"k1": ("api", "production"), "k2": ("web",
+    "staging")}``."""
+    routes: dict[str, tuple[str, str]] = {}
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, target = pair.partition("=")
+        service, _, environment = target.strip().partition("@")
+        if not sep or not key.strip() or not service:
+            raise ValueError(f"routing key entry {pair!r} is not key=service")
+        environment = environment or "production"
+        if environment not in ("production", "staging", "testing", "development"):
+            raise ValueError(f"routing key entry {pair!r} names an unknown environment")
+        routes[key.strip()] = (service, environment)
+    return routes
+
+
+def parse_sla_targets(value: str) -> dict[int, tuple[int | None, int | None]]:
+    """``"1=15m/4h"`` -> ``{1: (900, 14400), 2..5: (None, None)}`` (seconds; None = no target)."""
+    targets: dict[int, tuple[int | None, int | None]] = dict.fromkeys(range(1, 6), (None, None))
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        priority, sep, spans = pair.partition("=")
+        response, slash, resolution = spans.partition("/")
+        if not sep or not slash or priority.strip() not in {"1", "2", "3", "4", "5"}:
+            raise ValueError(f"SLA target {pair!r} is not priority=response/resolution")
+
+        def seconds(span: str) -> int | None:
+            span = span.strip()
+            return None if span in ("", "-", "none") else int(parse_ttl(span).total_seconds())
+
+        targets[int(priority)] = (seconds(response), seconds(resolution))
+    return targets

@@ -1,0 +1,185 @@
+"""Monitor ingest: ``POST /v2/enqueue``, compatible with the PagerDuty Events API v2.
+
+A monitor that speaks PagerDuty points at Tandem unchanged: it authenticates with its
+routing key (mapped to a service by ``TANDEM_INCIDENTS_ROUTING_KEYS``) and gets PagerDuty's
+answers: 202 ``{"status": "success", ...}``, or 400 ``{"status": "invalid event", ...}``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from incidents import service
+from incidents.config import IncidentsSettings
+from incidents.models import Incident, IncidentCreate, Source, TransitionRequest
+from incidents.policy import LIFECYCLE, SEVERITY_IMPACT_URGENCY, ResolutionCode, Status
+from tandem.app import Runtime, ServiceRuntime, Session
+
+router = APIRouter(tags=["monitor ingest"])
+
+
+class AlertPayload(BaseModel):
+    # PagerDuty ignores fields it does not know; so do we.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    summary: str = Field(min_length=1, max_length=1024)
+    source: str = Field(min_length=1, max_length=255)
+    severity: Literal["critical", "error", "warning", "info"]
+    timestamp: str | None = Field(default=None, max_length=64)
+    component: str | None = Field(default=None, max_length=255)
+    group: str | None = Field(default=None, max_length=255)
+    class_: str | None = Field(default=None, alias="class", max_length=255)
+    custom_details: Any = None
+
+
+class MonitorEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    routing_key: str = Field(min_length=1, max_length=255)
+    event_action: Literal["trigger", "acknowledge", "resolve"]
+    dedup_key: str | None = Field(default=None, min_length=1, max_length=255)
+    payload: AlertPayload | None = None
+    client: str | None = Field(default=None, max_length=255)
+    client_url: str | None = Field(default=None, max_length=2048)
+    links: list[dict[str, Any]] | None = None
+    images: list[dict[str, Any]] | None = None
+
+
+def invalid(errors: list[str], status: str = "invalid event") -> JSONResponse:
+    """PagerDuty's 400 answer."""
+    return JSONResponse({"status": status, "message": "Event object is invalid",
+                         "errors": errors}, status_code=400)
+
+
+def accepted(dedup_key: str, message: str = "Event processed") -> JSONResponse:
+    """PagerDuty's 202 answer."""
+    return JSONResponse({"status": "success", "message": message, "dedup_key": dedup_key},
+                        status_code=202)
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        out.append(f"'{where}': {err['msg']}")
+    return out
+
+
+@router.post("/v2/enqueue", status_code=202)
+async def enqueue(request: Request, session: Session, rt: Runtime) -> JSONResponse:
+    """Trigger opens an incident or appends to the open one with the same dedup key;
+    acknowledge and resolve move the open incident with that key."""
+    settings: IncidentsSettings = request.app.state.incidents_settings
+    try:
+        raw = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return invalid(["Could not parse the request body as JSON"], status="invalid request")
+    if not isinstance(raw, dict):
+        return invalid(["The event must be a JSON object"])
+    try:
+        event = MonitorEvent.model_validate(raw)
+    except ValidationError as exc:
+        return invalid(_describe(exc))
+    route = settings.routes().get(event.routing_key)
+    if route is None:
+        return invalid(["'routing_key' is not a routing key of any Tandem service "
+                        "(TANDEM_INCIDENTS_ROUTING_KEYS)"])
+    service_name, environment = route
+    actor = f"monitor:{(event.client or event.routing_key[:8])}"[:255]
+    if event.event_action == "trigger":
+        if event.payload is None:
+            return invalid(["'payload' is required for a trigger"])
+        dedup_key = event.dedup_key or uuid.uuid4().hex
+        await trigger(session, rt, settings, event, event.payload, service_name, environment,
+                      dedup_key, actor)
+        return accepted(dedup_key)
+    if event.dedup_key is None:
+        return invalid([f"'dedup_key' is required for {event.event_action}"])
+    incident = await service.open_incident_for_dedup_key(session, service_name, event.dedup_key)
+    if incident is not None:
+        to = "acknowledged" if event.event_action == "acknowledge" else "resolved"
+        if to == "resolved" and incident.status == "on_hold":
+            # The condition cleared: whatever the incident waited for no longer matters.
+            await monitor_move(session, rt, incident, "in_progress", event, actor)
+        # An incident someone already works on stays where it is on a late acknowledge.
+        if LIFECYCLE.can(incident.status, to):
+            await monitor_move(session, rt, incident, to, event, actor)
+    return accepted(event.dedup_key)
+
+
+async def trigger(session: AsyncSession, rt: ServiceRuntime, settings: IncidentsSettings,
+                  event: MonitorEvent, payload: AlertPayload, service_name: str,
+                  environment: str, dedup_key: str, actor: str) -> Incident:
+    alert = {
+        "summary": payload.summary, "source": payload.source, "severity": payload.severity,
+        "timestamp": payload.timestamp, "component": payload.component, "group": payload.group,
+        "class": payload.class_, "custom_details": payload.custom_details,
+        "dedup_key": dedup_key, "client": event.client, "client_url": event.client_url,
+        "links": event.links, "images": event.images,
+    }
+    alert = {k: v for k, v in alert.items() if v is not None}
+    existing = await service.open_incident_for_dedup_key(session, service_name, dedup_key)
+    if existing is not None:
+        return await _append(session, rt, existing, payload, alert, actor)
+    impact, urgency = SEVERITY_IMPACT_URGENCY[payload.severity]
+    body = IncidentCreate.model_construct(
+        title=payload.summary[:200], description=_describe_alert(alert), service=service_name,
+        environment=environment, impact=impact, urgency=urgency,
+        assignment_group=None, assignee=None,
+    )
+    try:
+        # Two monitors racing on one key: the open-dedup-key index lets one open it.
+        async with session.begin_nested():
+            incident = await service.create_incident(
+                session, rt.platform, settings, body, actor=actor, source=Source.monitor,
+                dedup_key=dedup_key)
+            await session.flush()
+    except IntegrityError:
+        existing = await service.open_incident_for_dedup_key(session, service_name, dedup_key)
+        if existing is None:
+            raise
+        return await _append(session, rt, existing, payload, alert, actor)
+    await service.add_note(session, rt.platform, incident,
+                           f"Alert from {payload.source}: {payload.summary}"[:10000],
+                           actor=actor, kind="alert", details=alert)
+    return incident
+
+
+async def _append(session: AsyncSession, rt: ServiceRuntime, incident: Incident,
+                  payload: AlertPayload, alert: dict[str, Any], actor: str) -> Incident:
+    """A repeated trigger: counted and noted on the open incident, no new incident."""
+    incident.alert_count += 1
+    await service.add_note(session, rt.platform, incident,
+                           f"Alert again from {payload.source}: {payload.summary}"[:10000],
+                           actor=actor, kind="alert", details=alert)
+    return incident
+
+
+def _describe_alert(alert: dict[str, Any]) -> str:
+    lines = [str(alert["summary"]), "", f"source: {alert['source']}",
+             f"severity: {alert['severity']}"]
+    for key in ("component", "group", "class", "client", "client_url"):
+        if key in alert:
+            lines.append(f"{key}: {alert[key]}")
+    if "custom_details" in alert:
+        lines.append("details: " + orjson.dumps(alert["custom_details"]).decode())
+    return "\n".join(lines)[:10000]
+
+
+async def monitor_move(session: AsyncSession, rt: ServiceRuntime, incident: Incident, to: str,
+                       event: MonitorEvent, actor: str) -> None:
+    body = TransitionRequest(
+        to=Status(to), reason=f"{event.event_action} from monitor",
+        resolution_code=ResolutionCode.resolved_by_caller if to == "resolved" else None,
+        resolution_notes="The monitor reported the condition cleared." if to == "resolved"
+        else None,
+    )
+    await service.transition(session, rt.platform, incident, body, actor=actor)

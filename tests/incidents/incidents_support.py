@@ -1,0 +1,136 @@
+"""Incidents test support: a running service with a client, a topic watcher and a producer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from incidents.config import MIGRATIONS_DIR, IncidentsSettings
+from incidents.main import create_app
+from tandem.broker import EmbeddedBroker
+from tandem.events import CloudEvent, new_event
+from tandem.migrations import upgrade
+from tandem.settings import PlatformSettings
+from tandem.testing import (
+    TopicWatcher,
+    auth_headers,
+    create_pg_database,
+    drop_pg_database,
+    running_service,
+)
+
+ROUTING_KEY = "e93facc04764012d7bfb002500d5d1a6"
+
+
+def platform_settings(broker: EmbeddedBroker, var_dir: Path) -> PlatformSettings:
+    return PlatformSettings(
+        var_dir=var_dir,
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        auth_secret="test-secret-" + uuid.uuid4().hex,
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=500,
+        kafka_request_timeout_ms=5000,
+        relay_poll_interval_s=0.2,
+    )
+
+
+async def database_url(backend: str, directory: Path, created: list[str]) -> str:
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{directory / f'incidents-{uuid.uuid4().hex[:6]}.db'}"
+    name = await create_pg_database()
+    created.append(name)
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+def unique_service() -> str:
+    return f"svc-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Running:
+    """A running incidents service with its settings, an HTTP client and a topic watcher."""
+
+    client: httpx.AsyncClient
+    platform: PlatformSettings
+    settings: IncidentsSettings
+    watcher: TopicWatcher
+    url: str
+    producer: AIOKafkaProducer
+
+    def headers(self, role: str = "practitioner", sub: str | None = None) -> dict[str, str]:
+        return auth_headers(self.platform, role, sub)
+
+    async def create(self, **fields: Any) -> dict[str, Any]:
+        body = {"title": "Checkout errors", "service": unique_service(),
+                "environment": "production", "impact": 2, "urgency": 2, **fields}
+        r = await self.client.post("/api/v1/incidents", json=body, headers=self.headers())
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    async def move(self, incident: dict[str, Any], to: str, role: str = "practitioner",
+                   **fields: Any) -> httpx.Response:
+        return await self.client.post(f"/api/v1/incidents/{incident['id']}/transitions",
+                                      json={"to": to, **fields}, headers=self.headers(role))
+
+    async def publish(self, topic: str, event: CloudEvent) -> None:
+        """Send another service's event onto its topic, keyed by subject."""
+        await self.producer.send_and_wait(self.platform.topic(topic), value=event.to_bytes(),
+                                          key=event.subject.encode(),
+                                          headers=[("content-type",
+                                                    b"application/cloudevents+json")])
+
+    async def events_about(self, subject: str, until: Any = None,
+                           timeout: float = 20.0) -> list[CloudEvent]:
+        """The events published about ``subject`` once ``until(events)`` holds."""
+        def mine(evs: list[CloudEvent]) -> list[CloudEvent]:
+            return [e for e in evs if e.subject == subject]
+        check = until or (lambda evs: bool(evs))
+        events = await self.watcher.wait_for(lambda evs: check(mine(evs)), timeout=timeout)
+        return mine(events)
+
+
+def deployment_event(type_: str, *, sequence: int, deployment: dict[str, Any],
+                     **facts: Any) -> CloudEvent:
+    return new_event(service="deployments", type=type_, subject=deployment["id"],
+                     sequence=sequence, actor="pipeline-ci", data={"deployment": deployment,
+                                                                   **facts})
+
+
+def change_event(type_: str, *, sequence: int, change: dict[str, Any],
+                 **facts: Any) -> CloudEvent:
+    return new_event(service="changes", type=type_, subject=change["id"], sequence=sequence,
+                     actor="change-manager", data={"change": change, **facts})
+
+
+@asynccontextmanager
+async def incidents_service(broker: EmbeddedBroker, directory: Path, backend: str,
+                            **settings: Any) -> AsyncIterator[Running]:
+    """A migrated database and the running service over it, on ``backend``."""
+    created: list[str] = []
+    platform = platform_settings(broker, directory)
+    url = await database_url(backend, directory, created)
+    try:
+        upgrade(MIGRATIONS_DIR, url)
+        config = IncidentsSettings(database_url=url, routing_keys=f"{ROUTING_KEY}=checkout",
+                                   **settings)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            async with running_service(create_app(platform, config)) as client, \
+                    TopicWatcher(platform, platform.topic("incidents")) as watcher:
+                yield Running(client, platform, config, watcher, url, producer)
+        finally:
+            await producer.stop()
+    finally:
+        for name in created:
+            await drop_pg_database(name)
+
+
