@@ -1,0 +1,244 @@
+"""What every CLI command shares: the service URLs and token, HTTP calls, errors and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+
+#: Exit codes every command uses; ``deploy`` adds 3 (prevented) and 4 (still awaiting).
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
+
+
+class CommandError(Exception):
+    """A failure to report on stderr as one line (never a traceback) with a non-zero exit."""
+
+    def __init__(self, message: str, *, problem: dict[str, Any] | None = None,
+                 exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problem = problem
+        self.exit_code = exit_code
+
+
+def service_url(service: str) -> str:
+    """``TANDEM_URL_<SERVICE>``, else the embedded default (``http://127.0.0.1:8001``...)."""
+    configured = os.environ.get(f"TANDEM_URL_{service.upper()}")
+    if configured:
+        return configured.rstrip("/")
+    from tandem.settings import SERVICES
+
+    return f"http://127.0.0.1:{SERVICES[service]}"
+
+
+def _problem_line(status: int, body: Any) -> str:
+    if not isinstance(body, dict):
+        return f"HTTP {status}"
+    line = f"{status} {body.get('title', '')}".rstrip()
+    if body.get("detail"):
+        line += f": {body['detail']}"
+    if isinstance(body.get("allowed"), list):
+        line += f" (allowed: {', '.join(map(str, body['allowed'])) or 'none'})"
+    return line
+
+
+class Api:
+    """An HTTP client for one service, authenticated with ``TANDEM_TOKEN``."""
+
+    def __init__(self, service: str, *, timeout: float = 30.0) -> None:
+        self.service = service
+        self.base_url = service_url(service)
+        headers = {"Accept": "application/json", "User-Agent": "tandem-cli"}
+        if token := os.environ.get("TANDEM_TOKEN", "").strip():
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    def request(self, method: str, path: str, *, json_body: Any = None,
+                params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                timeout: float | None = None) -> Any:
+        """The decoded JSON answer; a problem or an unreachable service raises CommandError."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self.client.request(
+                method, path, json=json_body, params=query, headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException:
+            raise CommandError(f"the {self.service} service at {self.base_url} did not answer "
+                               "in time") from None
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise CommandError(
+                f"cannot reach the {self.service} service at {self.base_url} ({reason}); "
+                f"is it running? Set TANDEM_URL_{self.service.upper()} to point elsewhere"
+            ) from None
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            problem = body if isinstance(body, dict) else None
+            message = _problem_line(response.status_code, body)
+            if response.status_code == 401 and not self.client.headers.get("Authorization"):
+                message += " (set TANDEM_TOKEN; `tandem token mint` makes one)"
+            if problem and isinstance(problem.get("errors"), list):
+                fields = [f"{e.get('field')}: {e.get('message')}" for e in problem["errors"]
+                          if isinstance(e, dict)]
+                if fields and problem.get("detail", "").find(fields[0]) < 0:
+                    message += " [" + "; ".join(fields) + "]"
+            raise CommandError(message, problem=problem)
+        if body is None and response.content:
+            raise CommandError(f"the {self.service} service answered {response.status_code} "
+                               "with a body that is not JSON")
+        return body
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> Any:
+        return self.request("POST", path, json_body=body, **kwargs)
+
+
+@contextmanager
+def reporting(as_json: bool = False) -> Iterator[None]:
+    """Turn a CommandError into one line on stderr (the problem body too with ``--json``)."""
+    try:
+        yield
+    except CommandError as exc:
+        fail(exc.message, problem=exc.problem if as_json else None, exit_code=exc.exit_code)
+
+
+def fail(message: str, *, problem: dict[str, Any] | None = None,
+         exit_code: int = EXIT_ERROR) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``exit_code``."""
+    if problem is not None:
+        typer.echo(json.dumps(problem), err=True)
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(exit_code)
+
+
+def transition(api: Api, plural: str, ref: str, to: str, reason: str | None = None,
+               **fields: Any) -> Any:
+    """``POST /api/v1/<plural>/{ref}/transitions``: the one way every resource changes state."""
+    body: dict[str, Any] = {"to": to, **{k: v for k, v in fields.items() if v is not None}}
+    if reason is not None:
+        body["reason"] = reason
+    return api.post(f"/api/v1/{plural}/{ref}/transitions", body)
+
+
+def list_all(api: Api, path: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` items of a list endpoint, following ``next_cursor``."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while len(items) < limit:
+        page = api.get(path, params={**params, "limit": min(200, limit - len(items)),
+                                     "cursor": cursor})
+        items.extend(page.get("items", []))
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    return items
+
+
+_RELATIVE = re.compile(r"^([+-])(\d+)([smhd])$")
+
+
+def parse_when(value: str) -> datetime:
+    """``now``, ``+2h``, ``-30m`` or an RFC 3339 time (UTC when no offset is given)."""
+    text = value.strip()
+    if text == "now":
+        return datetime.now(UTC)
+    if m := _RELATIVE.match(text):
+        sign, n, unit = m.groups()
+        delta = timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours",
+                              "d": "days"}[unit]: int(n)})
+        return datetime.now(UTC) + (delta if sign == "+" else -delta)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not now, +2h, -30m or an RFC 3339 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ",".join(_cell(v) for v in value) or "-"
+    text = str(value)
+    # Times are shown to the second, in UTC, without the noise.
+    if re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", text):
+        return text[:16].replace("T", " ") + "Z"
+    return text
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
+          *, empty: str = "nothing found") -> str:
+    """Aligned columns: ``columns`` are (heading, field) pairs; the last column is not padded."""
+    if not rows:
+        return empty
+    cells = [[_cell(_field(row, field)) for _, field in columns] for row in rows]
+    headings = [h for h, _ in columns]
+    widths = [max(len(headings[i]), *(len(r[i]) for r in cells)) for i in range(len(columns))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headings), *(line(r) for r in cells)])
+
+
+def _field(row: dict[str, Any], dotted: str) -> Any:
+    value: Any = row
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def details(resource: dict[str, Any], fields: Sequence[tuple[str, str]]) -> str:
+    """One ``label  value`` line per field present in ``resource``."""
+    width = max(len(label) for label, _ in fields)
+    lines = []
+    for label, field in fields:
+        value = _field(resource, field)
+        if value is None or value == "" or value == []:
+            continue
+        lines.append(f"{label.ljust(width)}  {_cell(value) if field.endswith('_at') else value}")
+    return "\n".join(lines)
+
+
+def emit(value: Any, as_json: bool, human: str) -> None:
+    """Print JSON for machines or the human rendering for people, on stdout."""
+    if as_json:
+        typer.echo(json.dumps(value, indent=2, sort_keys=False))
+    else:
+        typer.echo(human)
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,131 @@
+"""``tandem change``: request, list, approve and move change requests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+
+from tandem.cli.api import (
+    Api,
+    JsonOption,
+    details,
+    emit,
+    iso,
+    list_all,
+    parse_when,
+    reporting,
+    table,
+    transition,
+)
+
+change_app = typer.Typer(help="Change requests: create, list, approve, reject, transition.",
+                         no_args_is_help=True)
+
+COLUMNS = [("NUMBER", "number"), ("TYPE", "type"), ("STATUS", "status"), ("SERVICE", "service"),
+           ("ENV", "environment"), ("START", "planned_start"), ("END", "planned_end"),
+           ("TITLE", "title")]
+FIELDS = [("number", "number"), ("id", "id"), ("type", "type"), ("title", "title"),
+          ("status", "status"), ("service", "service"), ("environment", "environment"),
+          ("risk", "risk"), ("planned start", "planned_start"), ("planned end", "planned_end"),
+          ("incident", "incident_id"), ("deployment", "deployment_id"),
+          ("close code", "close_code"), ("next", "allowed_transitions"),
+          ("created", "created_at"), ("updated", "updated_at")]
+
+Ref = Annotated[str, typer.Argument(help="Change number (CHG0000042) or id")]
+
+
+def _show(change: dict[str, Any], as_json: bool) -> None:
+    emit(change, as_json, details(change, FIELDS))
+
+
+@change_app.command("create")
+def create(
+    title: Annotated[str, typer.Option(help="What changes, in a line")],
+    service: Annotated[str, typer.Option(help="The service it changes")],
+    change_type: Annotated[str, typer.Option("--type", help="standard, normal or emergency")]
+    = "normal",
+    environment: Annotated[str, typer.Option(help="production, staging, ...")] = "production",
+    description: Annotated[str, typer.Option(help="Details and plan")] = "",
+    start: Annotated[str, typer.Option(help="Planned start: now, +2h or RFC 3339")] = "now",
+    end: Annotated[str | None, typer.Option(help="Planned end (default: start + 2h)")] = None,
+    risk: Annotated[str | None, typer.Option(help="low, moderate, high, very_high")] = None,
+    incident: Annotated[str | None, typer.Option(help="Incident id an emergency change fixes")]
+    = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Request a change; an emergency change names the incident it fixes."""
+    planned_start = parse_when(start)
+    planned_end = parse_when(end) if end else planned_start + timedelta(hours=2)
+    body: dict[str, Any] = {"type": change_type, "title": title, "description": description,
+                            "service": service, "environment": environment,
+                            "planned_start": iso(planned_start), "planned_end": iso(planned_end)}
+    if risk:
+        body["risk"] = risk
+    if incident:
+        body["incident_id"] = incident
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    with reporting(as_json), Api("changes") as api:
+        _show(api.post("/api/v1/changes", body, headers=headers), as_json)
+
+
+@change_app.command("list")
+def list_changes(
+    status: Annotated[str | None, typer.Option(help="new, assess, authorize, scheduled, ...")]
+    = None,
+    service: Annotated[str | None, typer.Option(help="Only this service")] = None,
+    change_type: Annotated[str | None, typer.Option("--type", help="standard, normal, emergency")]
+    = None,
+    environment: Annotated[str | None, typer.Option(help="production, staging, ...")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List change requests."""
+    with reporting(as_json), Api("changes") as api:
+        items = list_all(api, "/api/v1/changes", {"status": status, "service": service,
+                                                  "type": change_type,
+                                                  "environment": environment}, limit)
+    emit(items, as_json, table(items, COLUMNS, empty="no changes"))
+
+
+@change_app.command("show")
+def show(ref: Ref, as_json: JsonOption = False) -> None:
+    """Show one change request."""
+    with reporting(as_json), Api("changes") as api:
+        _show(api.get(f"/api/v1/changes/{ref}"), as_json)
+
+
+def _decide(ref: str, decision: str, comment: str, as_json: bool) -> None:
+    with reporting(as_json), Api("changes") as api:
+        api.post(f"/api/v1/changes/{ref}/approvals", {"decision": decision, "comment": comment})
+        _show(api.get(f"/api/v1/changes/{ref}"), as_json)
+
+
+@change_app.command("approve")
+def approve(ref: Ref, comment: Annotated[str, typer.Option(help="For the record")] = "",
+            as_json: JsonOption = False) -> None:
+    """Record a manager's approval."""
+    _decide(ref, "approve", comment, as_json)
+
+
+@change_app.command("reject")
+def reject(ref: Ref, comment: Annotated[str, typer.Option(help="Why")] = "",
+           as_json: JsonOption = False) -> None:
+    """Record a manager's rejection (the change goes back to new)."""
+    _decide(ref, "reject", comment, as_json)
+
+
+@change_app.command("transition")
+def move(
+    ref: Ref,
+    to: Annotated[str, typer.Argument(help="Target state: assess, authorize, scheduled, ...")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record")] = None,
+    close_code: Annotated[str | None, typer.Option(
+        help="successful, successful_with_issues, unsuccessful (for closed)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a change request along its type's path."""
+    with reporting(as_json), Api("changes") as api:
+        _show(transition(api, "changes", ref, to, reason, close_code=close_code), as_json)

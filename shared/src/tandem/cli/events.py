@@ -1,0 +1,123 @@
+"""``tandem events tail``: every event on the three topics as it happens, one line each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+from typing import Annotated, Any
+
+import typer
+
+from tandem.cli.api import fail
+from tandem.settings import SERVICES, PlatformSettings
+
+events_app = typer.Typer(help="The event stream.", no_args_is_help=True)
+
+#: Each aggregate's human reference in its snapshot.
+_AGGREGATES = ("incident", "change", "freeze", "deployment")
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """``time  type  number  #sequence  actor  status`` for one CloudEvent."""
+    data = event.get("data") or {}
+    snapshot = next((data[a] for a in _AGGREGATES if isinstance(data.get(a), dict)), {})
+    ref = snapshot.get("number") or event.get("subject", "-")
+    facts = []
+    if "to" in data:
+        facts.append(f"{data.get('from')} -> {data['to']}")
+    elif snapshot.get("status"):
+        facts.append(str(snapshot["status"]))
+    if isinstance(data.get("gate"), dict):
+        facts.append(f"gate {data['gate'].get('decision')}")
+    if data.get("decision"):
+        facts.append(str(data["decision"]))
+    moment = str(event.get("time", ""))[:19].replace("T", " ")
+    return (f"{moment}  {event.get('type', '?'):<34} {ref:<11} #{event.get('sequence', '?'):<3} "
+            f"{event.get('actor', '-'):<16} {' '.join(facts)}").rstrip()
+
+
+async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[str],
+                from_beginning: bool, count: int | None, idle: float | None,
+                as_json: bool) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=platform.kafka_bootstrap,
+                                enable_auto_commit=False,
+                                fetch_max_wait_ms=platform.kafka_fetch_max_wait_ms,
+                                request_timeout_ms=platform.kafka_request_timeout_ms)
+    printed = 0
+    try:
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            fail(f"cannot reach the broker at {platform.kafka_bootstrap} ({exc}); "
+                 "set TANDEM_KAFKA_BOOTSTRAP")
+        existing = await consumer.topics()
+        partitions = [TopicPartition(t, p) for t in topics if t in existing
+                      for p in sorted(consumer.partitions_for_topic(t) or [])]
+        if not partitions:
+            fail(f"none of the topics exist yet: {', '.join(topics)}")
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        quiet_since = asyncio.get_running_loop().time()
+        while count is None or printed < count:
+            batches = await consumer.getmany(timeout_ms=200)
+            records = [r for rs in batches.values() for r in rs]
+            if not records:
+                if idle is not None and asyncio.get_running_loop().time() - quiet_since > idle:
+                    break
+                continue
+            quiet_since = asyncio.get_running_loop().time()
+            for record in sorted(records, key=lambda r: r.timestamp):
+                try:
+                    event = json.loads(record.value or b"")
+                except ValueError:
+                    continue
+                if not isinstance(event, dict):
+                    continue
+                if patterns and not any(fnmatch.fnmatchcase(str(event.get("type")), p)
+                                        for p in patterns):
+                    continue
+                typer.echo(json.dumps(event) if as_json else event_line(event))
+                printed += 1
+                if count is not None and printed >= count:
+                    break
+    finally:
+        await consumer.stop()
+    return printed
+
+
+@events_app.command("tail")
+def tail(
+    event_type: Annotated[list[str] | None, typer.Option(
+        "--type", help="Only these types; globs such as 'tandem.incident.*' work; repeatable")]
+    = None,
+    topic: Annotated[list[str] | None, typer.Option(
+        help="incidents, changes or deployments (default: all three); repeatable")] = None,
+    from_beginning: Annotated[bool, typer.Option(
+        help="Replay what the topics hold before following them")] = False,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events")]
+    = None,
+    idle: Annotated[float | None, typer.Option(
+        help="Stop after this many seconds without an event")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One CloudEvent JSON per line")]
+    = False,
+) -> None:
+    """Follow the topics (no consumer group: nothing is committed) and print one line per event.
+
+    The broker is TANDEM_KAFKA_BOOTSTRAP (default 127.0.0.1:9092).
+    """
+    names = topic or list(SERVICES)
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        fail(f"unknown topic {', '.join(unknown)}: use {', '.join(SERVICES)}", exit_code=2)
+    platform = PlatformSettings()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_tail(platform, [platform.topic(n) for n in names], event_type or [],
+                          from_beginning, count, idle, as_json))

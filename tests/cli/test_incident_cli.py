@@ -1,0 +1,176 @@
+"""``tandem incident`` and ``tandem events tail`` against a real incidents process."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from e2e.stack import Stack
+from tandem.cli import build_app
+
+APP = build_app()
+
+
+def run(stack: Stack, role: str | None, *args: str) -> Result:
+    return CliRunner().invoke(APP, list(args), env=stack.cli_env(role))
+
+
+def service_name() -> str:
+    return f"svc-{uuid.uuid4().hex[:8]}"
+
+
+def create(stack: Stack, service: str, *extra: str) -> dict:
+    result = run(stack, "practitioner", "incident", "create", "--title", "Checkout fails",
+                 "--service", service, "--impact", "1", "--urgency", "2", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_create_prints_the_incident_for_people_and_json_for_machines(incidents_stack):
+    service = service_name()
+    human = run(incidents_stack, "practitioner", "incident", "create", "--title", "API down",
+                "--service", service, "--impact", "1", "--urgency", "1")
+    assert human.exit_code == 0, human.output
+    lines = dict(line.split(None, 1) for line in human.stdout.splitlines()
+                 if len(line.split(None, 1)) == 2)
+    assert lines["number"].startswith("INC")
+    assert lines["priority"] == "1"
+    assert lines["status"] == "new"
+
+    machine = create(incidents_stack, service)
+    assert machine["priority"] == 2
+    assert machine["service"] == service
+    assert machine["status"] == "new"
+
+
+def test_list_shows_aligned_rows_and_filters_by_service(incidents_stack):
+    service = service_name()
+    first = create(incidents_stack, service)
+    second = create(incidents_stack, service)
+    create(incidents_stack, service_name())
+
+    result = run(incidents_stack, "viewer", "incident", "list", "--service", service)
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["NUMBER", "P", "STATUS", "SERVICE"]
+    assert {row.split()[0] for row in rows} == {first["number"], second["number"]}
+    # Columns line up: every row's status starts where the heading does.
+    column = header.index("STATUS")
+    assert all(row[column:].startswith("new") for row in rows)
+
+    as_json = run(incidents_stack, "viewer", "incident", "list", "--service", service, "--json")
+    assert as_json.exit_code == 0
+    assert {i["id"] for i in json.loads(as_json.stdout)} == {first["id"], second["id"]}
+
+
+def test_empty_list_says_so(incidents_stack):
+    result = run(incidents_stack, "viewer", "incident", "list", "--service", service_name())
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "no incidents"
+
+
+def test_ack_note_and_resolve_work_an_incident_by_number(incidents_stack):
+    incident = create(incidents_stack, service_name())
+    number = incident["number"]
+
+    ack = run(incidents_stack, "practitioner", "incident", "ack", number, "--json")
+    assert ack.exit_code == 0, ack.output
+    assert json.loads(ack.stdout)["status"] == "acknowledged"
+
+    note = run(incidents_stack, "practitioner", "incident", "note", number, "Rolled back v2")
+    assert note.exit_code == 0, note.output
+
+    resolved = run(incidents_stack, "practitioner", "incident", "resolve", number,
+                   "--code", "rolled_back", "--notes", "Back on v1", "--json")
+    assert resolved.exit_code == 0, resolved.output
+    body = json.loads(resolved.stdout)
+    assert body["status"] == "resolved"
+    assert body["resolution_code"] == "rolled_back"
+
+
+def test_illegal_move_is_one_line_on_stderr_with_the_allowed_states(incidents_stack):
+    incident = create(incidents_stack, service_name())
+    run(incidents_stack, "practitioner", "incident", "resolve", incident["number"],
+        "--notes", "quick fix")
+
+    again = run(incidents_stack, "practitioner", "incident", "ack", incident["number"])
+    assert again.exit_code == 1
+    assert again.stdout == ""
+    assert again.stderr.startswith("error: 409")
+    assert "allowed: " in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_json_mode_puts_the_problem_body_on_stderr(incidents_stack):
+    result = run(incidents_stack, "viewer", "incident", "show", "INC9999999", "--json")
+    assert result.exit_code == 1
+    problem_line, message = result.stderr.strip().splitlines()
+    problem = json.loads(problem_line)
+    assert problem["status"] == 404
+    assert message.startswith("error: 404")
+
+
+def test_missing_token_points_to_token_mint(incidents_stack):
+    result = run(incidents_stack, None, "incident", "list")
+    assert result.exit_code == 1
+    assert "401" in result.stderr
+    assert "TANDEM_TOKEN" in result.stderr
+
+
+def test_wrong_role_is_refused(incidents_stack):
+    result = run(incidents_stack, "viewer", "incident", "create", "--title", "x",
+                 "--service", service_name(), "--impact", "3", "--urgency", "3")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: 403")
+
+
+def test_invalid_input_names_the_field(incidents_stack):
+    result = run(incidents_stack, "practitioner", "incident", "create", "--title", "x",
+                 "--service", "Not A Service Name", "--impact", "3", "--urgency", "3")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: 422")
+    assert "service" in result.stderr
+
+
+def test_out_of_range_option_is_a_usage_error_before_any_call(incidents_stack):
+    result = run(incidents_stack, "practitioner", "incident", "create", "--title", "x",
+                 "--service", "api", "--impact", "7", "--urgency", "3")
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [("incident", "list"), ("change", "list"),
+                                  ("freeze", "list"), ("deploy", "gate", "DEP0000001")])
+def test_unreachable_service_is_one_clear_line(incidents_stack, args):
+    env = {**incidents_stack.cli_env("viewer"),
+           "TANDEM_URL_INCIDENTS": "http://127.0.0.1:9", "TANDEM_URL_CHANGES": "http://127.0.0.1:9",
+           "TANDEM_URL_DEPLOYMENTS": "http://127.0.0.1:9"}
+    result = CliRunner().invoke(APP, list(args), env=env)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: cannot reach the ")
+    assert "http://127.0.0.1:9" in lines[0]
+    assert "TANDEM_URL_" in lines[0]
+
+
+def test_events_tail_prints_one_line_per_event_of_the_chosen_types(incidents_stack):
+    incident = create(incidents_stack, service_name())
+    run(incidents_stack, "practitioner", "incident", "ack", incident["number"])
+
+    result = run(incidents_stack, None, "events", "tail", "--from-beginning", "--topic",
+                 "incidents", "--type", "tandem.incident.transitioned", "--idle", "3")
+    assert result.exit_code == 0, result.output
+    mine = [line for line in result.stdout.splitlines() if incident["number"] in line]
+    assert len(mine) == 1
+    assert "tandem.incident.transitioned" in mine[0]
+    assert "new -> acknowledged" in mine[0]
+
+    as_json = run(incidents_stack, None, "events", "tail", "--from-beginning", "--topic",
+                  "incidents", "--type", "tandem.incident.*", "--json", "--idle", "3")
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    mine_json = [e for e in events if e["subject"] == incident["id"]]
+    assert [e["sequence"] for e in mine_json] == [1, 2]
+    assert {e["specversion"] for e in mine_json} == {"1.0"}
