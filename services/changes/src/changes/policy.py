@@ -42,6 +42,9 @@ PATHS: dict[str, StateMachine] = {
     }),
 }
 
+#: Every change state of any type: a state another type has is a 409 for this one, not a 422.
+CHANGE_STATES = frozenset(s for m in PATHS.values() for s in m.states)
+
 #: States whose planned window may still be edited (before it is scheduled).
 WINDOW_EDITABLE = {"new", "assess", "authorize"}
 #: States in which managers record approvals.
@@ -85,7 +88,14 @@ class Move:
 def check_move(move: Move) -> None:
     """Raise a problem unless ``move`` is legal: its type's path, approvals, window, conflicts,
     freezes and close code."""
-    PATHS[move.type].check(move.status, move.to)
+    path = PATHS[move.type]
+    if move.to in CHANGE_STATES and move.to not in path.states:
+        allowed = path.allowed(move.status)
+        raise Problem(409, f"A {move.type} change has no {move.to} state; from {move.status} it "
+                           f"may move to: {', '.join(allowed) or 'none (final state)'}.",
+                      type_="urn:tandem:problem:illegal-transition", allowed=allowed,
+                      current=move.status)
+    path.check(move.status, move.to)
     if move.to == "scheduled":
         if not move.has_window:
             raise Problem(422, "A change needs planned_start and planned_end to be scheduled.",
