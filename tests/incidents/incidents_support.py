@@ -27,6 +27,8 @@ from tandem.testing import (
 )
 
 ROUTING_KEY = "e93facc04764012d7bfb002500d5d1a6"
+#: The routing keys in PagerDuty's documentation examples, mapped to Tandem services.
+ROUTING_KEYS = f"{ROUTING_KEY}=checkout,samplekeyhere=checkout,stagingkey=search@staging"
 
 
 def platform_settings(broker: EmbeddedBroker, var_dir: Path) -> PlatformSettings:
@@ -119,7 +121,7 @@ async def incidents_service(broker: EmbeddedBroker, directory: Path, backend: st
     url = await database_url(backend, directory, created)
     try:
         upgrade(MIGRATIONS_DIR, url)
-        config = IncidentsSettings(database_url=url, routing_keys=f"{ROUTING_KEY}=checkout",
+        config = IncidentsSettings(database_url=url, routing_keys=ROUTING_KEYS,
                                    **settings)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
         await producer.start()

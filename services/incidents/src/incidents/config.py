@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,8 +87,9 @@ def parse_routing_keys(value: str) -> dict[str, tuple[str, str]]:
     for pair in filter(None, (p.strip() for p in value.split(","))):
         key, sep, target = pair.partition("=")
         service, _, environment = target.strip().partition("@")
-        if not sep or not key.strip() or not service:
-            raise ValueError(f"routing key entry {pair!r} is not key=service")
+        if not sep or not key.strip() or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", service):
+            raise ValueError(f"routing key entry {pair!r} is not key=service (a lower-case "
+                             "service name)")
         environment = environment or "production"
         if environment not in ("production", "staging", "testing", "development"):
             raise ValueError(f"routing key entry {pair!r} names an unknown environment")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents import service
 from incidents.config import IncidentsSettings
-from incidents.models import Incident, IncidentCreate, Source, TransitionRequest
+from incidents.models import Environment, Incident, IncidentCreate, Source, TransitionRequest
 from incidents.policy import LIFECYCLE, SEVERITY_IMPACT_URGENCY, ResolutionCode, Status
 from tandem.app import Runtime, ServiceRuntime, Session
 
@@ -130,10 +130,10 @@ async def trigger(session: AsyncSession, rt: ServiceRuntime, settings: Incidents
     if existing is not None:
         return await _append(session, rt, existing, payload, alert, actor)
     impact, urgency = SEVERITY_IMPACT_URGENCY[payload.severity]
-    body = IncidentCreate.model_construct(
-        title=payload.summary[:200], description=_describe_alert(alert), service=service_name,
-        environment=environment, impact=impact, urgency=urgency,
-        assignment_group=None, assignee=None,
+    body = IncidentCreate(
+        title=payload.summary.strip()[:200] or payload.source[:200],
+        description=_describe_alert(alert), service=service_name,
+        environment=Environment(environment), impact=impact, urgency=urgency,
     )
     try:
         # Two monitors racing on one key: the open-dedup-key index lets one open it.
