@@ -6,7 +6,8 @@ The dashboard depends on no other service: tests publish these onto the topics t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -134,28 +135,41 @@ def finished_deployment(service: str, version: str, finished: datetime,
     return dep
 
 
-async def publish(platform: PlatformSettings, events: Iterable[CloudEvent]) -> None:
-    """Send ``events`` to their services' topics (key = subject), in order."""
+@asynccontextmanager
+async def publisher(platform: PlatformSettings) -> AsyncIterator[
+        Callable[[Iterable[CloudEvent]], Awaitable[None]]]:
+    """A connected producer; the yielded ``send(events)`` puts them on their services' topics
+    (key = subject, structured-mode header) and waits for the broker's acks."""
     producer = AIOKafkaProducer(bootstrap_servers=platform.kafka_bootstrap, acks="all")
     try:
         await producer.start()
-        futures = []
-        for event in events:
-            topic = platform.topic(event.source.rsplit("/", 1)[-1])
-            futures.append(await producer.send(
-                topic, event.to_bytes(), key=event.subject.encode(),
-                headers=[("content-type", CONTENT_TYPE.encode())]))
-        for future in futures:
-            await future
+
+        async def send(events: Iterable[CloudEvent]) -> None:
+            futures = []
+            for event in events:
+                topic = platform.topic(event.source.rsplit("/", 1)[-1])
+                futures.append(await producer.send(
+                    topic, event.to_bytes(), key=event.subject.encode(),
+                    headers=[("content-type", CONTENT_TYPE.encode())]))
+            for future in futures:
+                await future
+
+        yield send
     finally:
         await producer.stop()
+
+
+async def publish(platform: PlatformSettings, events: Iterable[CloudEvent]) -> None:
+    """Send ``events`` to their services' topics, in order."""
+    async with publisher(platform) as send:
+        await send(events)
 
 
 def realistic_board(now: datetime) -> list[CloudEvent]:
     """A believable Tuesday afternoon: eight weeks of deployments, live incidents and changes."""
     events: list[CloudEvent] = []
     # Eight weeks of production deployments for three services, at different paces.
-    paces = {"checkout": (1, 0.9, 5), "payments": (3, 30, 9), "search": (7, 70, 4)}
+    paces = {"checkout": (1, 0.9, 12), "payments": (3, 30, 9), "search": (7, 70, 4)}
     for service, (every_days, lead_h, fail_every) in paces.items():
         n = 0
         day = 56.0

@@ -6,10 +6,10 @@
   const SVG = "http://www.w3.org/2000/svg";
   const CLOSED_INCIDENT = new Set(["resolved", "closed", "canceled"]);
   const METRICS = [
-    ["deployment_frequency", "Deploy frequency"],
+    ["deployment_frequency", "Deploys"],
     ["lead_time", "Lead time"],
-    ["change_failure_rate", "Change failure rate"],
-    ["failed_deployment_recovery_time", "Recovery time"],
+    ["change_failure_rate", "Failure rate"],
+    ["failed_deployment_recovery_time", "Recovery"],
   ];
 
   // The token comes once in the URL (?access_token=); keep it out of the address bar.
@@ -75,9 +75,13 @@
   }
 
   function hhmm(iso) {
+    // Times within the next or last day show as HH:MM (UTC); others with their date.
     if (!iso) return "";
     const d = new Date(iso);
-    return d.toISOString().slice(11, 16);
+    const time = d.toISOString().slice(11, 16);
+    if (Math.abs(d.getTime() - Date.now()) < 20 * 3600000) return time;
+    const month = d.toLocaleString("en", { month: "short", timeZone: "UTC" });
+    return `${d.getUTCDate()} ${month} ${time}`;
   }
 
   function hours(value) {
@@ -152,8 +156,10 @@
     const title = el("div", "title");
     title.append(el("span", "text", incident.title));
     if (incident.major) title.append(el("span", "tag major", "major"));
-    row.append(title);
-    row.append(el("span", "meta", `${incident.service} · ${incident.environment}`));
+    const cell = el("div", "cell");
+    cell.append(title, el("div", "meta", `${incident.service} · ${incident.environment} · ` +
+      `reported ${ago(incident.sla && incident.sla.reported_at)}`));
+    row.append(cell);
     row.append(chip(incident.status));
     if (withClock) row.append(slaClock(incident));
     return row;
@@ -271,9 +277,8 @@
         const tile = el("div", `metric ${safeClass(bucket)}`);
         tile.dataset.metric = name;
         tile.append(el("div", "label", label));
-        const value = el("div", "value", formatMetric(name, m));
-        value.append(el("span", `bucket ${safeClass(bucket)}`, m.bucket || "n/a"));
-        tile.append(value);
+        tile.append(el("span", `bucket ${safeClass(bucket)}`, m.bucket || "n/a"));
+        tile.append(el("div", "value", formatMetric(name, m)));
         const trend = (m.trend || []).map((v) => (v === null ? "–" : String(v))).join(", ");
         tile.append(sparkline(m.trend || [], `${label} per week (${m.unit}): ${trend}`));
         grid.append(tile);
@@ -317,7 +322,7 @@
     const services = snap.services ? (snap.services.length ? snap.services : ["every service"])
       : (snap.service ? [snap.service] : []);
     const item = { id, type: event.type, time: event.time, number: snap.number,
-      title: snap.title || snap.version || snap.reason, services,
+      title: snap.title || (aggregate === "deployment" ? snap.version : snap.reason), services,
       summary: describe(event.type, event.data || {}) };
     const list = $("feed");
     list.prepend(feedItem(item, true));
@@ -437,10 +442,13 @@
     setInterval(scheduleRefresh, 30000);
   }
 
-  setInterval(() => {
+  function tick() {
     $("clock").textContent = new Date().toISOString().slice(0, 19).replace("T", " ") + " UTC";
     for (const span of document.querySelectorAll(".sla[data-due]")) tickClock(span);
-  }, 1000);
+  }
+
+  tick();
+  setInterval(tick, 1000);
 
   start();
 })();

@@ -1,0 +1,115 @@
+"""The board in a real headless Chromium: live updates, no console errors, text stays text.
+
+Events are published onto the topics by the test itself (the board depends on no other
+service). Screenshots are kept under test-artifacts/dashboard/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from board_scenario import incident, iso, publisher, realistic_board
+from playwright.async_api import Browser, Page, async_playwright
+
+from conftest import RunningDashboard
+from tandem.db import utcnow
+from tandem.settings import PlatformSettings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+HOSTILE_TITLE = ('<script>window.__tandemPwned = 1</script>'
+                 '<img src=x onerror="window.__tandemPwned = 2"> Checkout down')
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def open_board(browser: Browser, dashboard: RunningDashboard,
+                     errors: list[str]) -> Page:
+    page = await browser.new_page(viewport={"width": 1720, "height": 1300})
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error"
+            else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    await page.goto(f"{dashboard.url}/?access_token={dashboard.token}")
+    await page.wait_for_selector("#status.live", timeout=10_000)
+    return page
+
+
+async def test_an_incident_appears_live_and_its_resolution_updates_it(
+        browser: Browser, dashboard: RunningDashboard, platform: PlatformSettings) -> None:
+    errors: list[str] = []
+    page = await open_board(browser, dashboard, errors)
+    assert "access_token" not in page.url  # the token leaves the address bar
+    inc = incident(HOSTILE_TITLE, "checkout", 1, reported=utcnow())
+    async with publisher(platform) as send:
+        started = time.monotonic()
+        await send([inc.created()])
+        row = page.locator(f'#incidents [data-incident-id="{inc.id}"]')
+        await row.wait_for(timeout=2_000)
+        appeared_after = time.monotonic() - started
+        assert appeared_after < 2.0
+        assert await row.locator(".title .text").text_content() == HOSTILE_TITLE
+        assert await row.locator("script, img").count() == 0
+        assert await page.evaluate("window.__tandemPwned") is None
+        assert await row.locator(".prio").text_content() == "P1"
+        assert "ack in" in (await row.locator(".sla").text_content() or "")
+        await page.locator(f'#feed [data-event-id] >> text="{inc.snapshot["number"]}"'
+                           ).first.wait_for(timeout=2_000)
+        await page.screenshot(path=ARTIFACTS / "incident-open.png", full_page=True)
+
+        now = utcnow()
+        started = time.monotonic()
+        await send([inc.moved("resolved", now, resolved_at=iso(now),
+                              resolution_code="solution_provided")])
+        await page.locator(f'#resolved [data-incident-id="{inc.id}"][data-status="resolved"]'
+                           ).wait_for(timeout=2_000)
+        assert time.monotonic() - started < 2.0
+    assert await page.locator(f'#incidents [data-incident-id="{inc.id}"]').count() == 0
+    assert await page.locator("#incidents .empty").text_content() == "No open incidents."
+    await page.screenshot(path=ARTIFACTS / "incident-resolved.png", full_page=True)
+    await page.close()
+    assert errors == []
+
+
+async def test_the_board_shows_a_realistic_afternoon(
+        browser: Browser, dashboard: RunningDashboard, platform: PlatformSettings) -> None:
+    errors: list[str] = []
+    page = await open_board(browser, dashboard, errors)
+    events = realistic_board(utcnow())
+    async with publisher(platform) as send:
+        await send(events)
+    await page.wait_for_function(
+        "document.querySelectorAll('#feed li').length >= 60", timeout=20_000)
+    # The panels follow the stream: incidents by priority, changes, freezes, gates, DORA.
+    await page.locator('#dora .service-card[data-service="search"]').wait_for(timeout=10_000)
+    await page.wait_for_function(
+        "document.querySelectorAll('#incidents .row').length === 4", timeout=10_000)
+    priorities = await page.locator("#incidents .row .prio").all_text_contents()
+    assert priorities == ["P1", "P2", "P3", "P4"]
+    assert await page.locator("#changes .row").count() == 4
+    assert await page.locator("#freezes .row.active").count() == 1
+    assert await page.locator("#freezes .row.scheduled").count() == 1
+    assert await page.locator("#deployments .chip.prevented").count() >= 1
+    assert await page.locator("#dora .service-card").count() == 3
+    buckets = await page.locator('#dora [data-metric] .bucket').all_text_contents()
+    assert set(buckets) <= {"elite", "high", "medium", "low", "n/a"} and "elite" in buckets
+    assert await page.locator("#dora svg polyline").count() >= 9
+    await page.wait_for_timeout(300)  # let the last refresh paint before the picture
+    await page.screenshot(path=ARTIFACTS / "board.png", full_page=True)
+    await page.close()
+    assert errors == []
