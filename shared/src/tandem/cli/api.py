@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,8 +26,9 @@ class CommandError(Exception):
     """A failure to report on stderr as one line (never a traceback) with a non-zero exit."""
 
     def __init__(self, message: str, *, problem: dict[str, Any] | None = None,
-                 exit_code: int = EXIT_ERROR) -> None:
+                 exit_code: int = EXIT_ERROR, transient: bool = False) -> None:
         super().__init__(message)
+        self.transient = transient
         self.message = message
         self.problem = problem
         self.exit_code = exit_code
@@ -72,8 +74,24 @@ class Api:
 
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                timeout: float | None = None) -> Any:
-        """The decoded JSON answer; a problem or an unreachable service raises CommandError."""
+                timeout: float | None = None, attempts: int = 1) -> Any:
+        """The decoded JSON answer; a problem or an unreachable service raises CommandError.
+
+        ``attempts`` > 1 retries transient failures (unreachable, 502-504, a 409 for a request
+        still in flight): only safe for reads and for writes carrying an Idempotency-Key.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._request_once(method, path, json_body, params, headers, timeout)
+            except CommandError as exc:
+                if attempt == attempts or not exc.transient:
+                    raise
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def _request_once(self, method: str, path: str, json_body: Any,
+                      params: dict[str, Any] | None, headers: dict[str, str] | None,
+                      timeout: float | None) -> Any:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self.client.request(
@@ -82,12 +100,13 @@ class Api:
             )
         except httpx.TimeoutException:
             raise CommandError(f"the {self.service} service at {self.base_url} did not answer "
-                               "in time") from None
+                               "in time", transient=True) from None
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise CommandError(
                 f"cannot reach the {self.service} service at {self.base_url} ({reason}); "
-                f"is it running? Set TANDEM_URL_{self.service.upper()} to point elsewhere"
+                f"is it running? Set TANDEM_URL_{self.service.upper()} to point elsewhere",
+                transient=True,
             ) from None
         try:
             body = response.json() if response.content else None
@@ -103,7 +122,11 @@ class Api:
                           if isinstance(e, dict)]
                 if fields and problem.get("detail", "").find(fields[0]) < 0:
                     message += " [" + "; ".join(fields) + "]"
-            raise CommandError(message, problem=problem)
+            # A 409 conflict of a concurrent request with the same key asks to retry.
+            conflict = (problem or {}).get("type") == "urn:tandem:problem:conflict"
+            transient = response.status_code in (502, 503, 504) or (
+                response.status_code == 409 and conflict)
+            raise CommandError(message, problem=problem, transient=transient)
         if body is None and response.content:
             raise CommandError(f"the {self.service} service answered {response.status_code} "
                                "with a body that is not JSON")

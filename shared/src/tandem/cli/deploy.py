@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import subprocess
 import threading
 import time
 from typing import Annotated, Any
@@ -139,11 +140,24 @@ def await_gate(api: Api, deployment: dict[str, Any], wait: float) -> dict[str, A
     return gate
 
 
+def _commit_time(sha: str) -> str:
+    """The commit's time from the local git repository (a retry must send the same body)."""
+    try:
+        out = subprocess.run(["git", "show", "-s", "--format=%cI", sha], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    if not out:
+        raise typer.BadParameter(f"{sha}: not a commit of the current git repository; "
+                                 "give its time as SHA@COMMITTED_AT")
+    return out
+
+
 def _parse_commit(value: str) -> dict[str, str]:
     sha, _, when = value.partition("@")
     if not sha:
-        raise typer.BadParameter(f"{value!r}: expected SHA or SHA@TIME")
-    return {"sha": sha, "committed_at": iso(parse_when(when)) if when else iso(parse_when("now"))}
+        raise typer.BadParameter(f"{value!r}: expected SHA or SHA@COMMITTED_AT")
+    return {"sha": sha, "committed_at": iso(parse_when(when or _commit_time(sha)))}
 
 
 @deploy_app.command("start")
@@ -156,7 +170,8 @@ def start(
     = None,
     ref: Annotated[str | None, typer.Option(help="Git ref")] = None,
     commit: Annotated[list[str] | None, typer.Option(
-        help="SHA@COMMITTED_AT (RFC 3339) of a commit it ships; repeat for more")] = None,
+        help="A commit it ships: SHA@COMMITTED_AT (RFC 3339), or SHA to read its time from "
+        "git; repeat for more")] = None,
     pipeline_id: Annotated[str | None, typer.Option(envvar="TANDEM_PIPELINE_ID",
                                                     help="The CI pipeline's id")] = None,
     run_url: Annotated[str | None, typer.Option(envvar="TANDEM_PIPELINE_URL",
@@ -187,7 +202,9 @@ def start(
                   if pipeline_id else None)
     headers = {"Idempotency-Key": key} if key else None
     with reporting(as_json), Api("deployments") as api:
-        deployment = api.post("/api/v1/deployments", body, headers=headers)
+        # With a key, a lost answer or a restarting service is retried: the retry replays.
+        deployment = api.post("/api/v1/deployments", body, headers=headers,
+                              attempts=4 if key else 1)
         gate = await_gate(api, deployment, wait)
         decision = gate.get("decision")
         if decision == "allowed" and begin:
@@ -215,7 +232,11 @@ def finish(
     if status not in {"succeeded", "failed", "rolled_back", "canceled"}:
         fail(f"--status {status!r}: use succeeded, failed, rolled_back or canceled", exit_code=2)
     with reporting(as_json), Api("deployments") as api:
-        current = api.get(f"/api/v1/deployments/{ref}")
+        current = api.get(f"/api/v1/deployments/{ref}", attempts=4)
+        if current.get("status") == status:
+            # A retried report step: the outcome is already recorded.
+            emit(current, as_json, _summary(current))
+            return
         # A pipeline that started with --no-begin still reports the outcome in one call.
         if current.get("status") == "requested" and status in {"succeeded", "failed"}:
             if (current.get("gate") or {}).get("decision") != "allowed":
