@@ -1,0 +1,1 @@
+"""Tandem deployments service."""

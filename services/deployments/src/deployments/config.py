@@ -1,0 +1,36 @@
+"""Settings of the deployments service (``TANDEM_DEPLOYMENTS_*``, and ``TANDEM_GATE_MODE``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deployments.dora import BucketTable
+from deployments.gate import GateMode
+from tandem.settings import PlatformSettings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class DeploymentsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_DEPLOYMENTS_", extra="ignore",
+                                      populate_by_name=True)
+
+    database_url: str | None = None
+    #: The contract names this one ``TANDEM_GATE_MODE`` (no service prefix).
+    gate_mode: GateMode = Field(
+        default=GateMode.receipt,
+        validation_alias=AliasChoices("TANDEM_GATE_MODE", "gate_mode"),
+    )
+    #: DORA buckets as JSON (``TANDEM_DEPLOYMENTS_DORA_BUCKETS``); defaults to DORA 2023.
+    dora_buckets: BucketTable = Field(default_factory=BucketTable)
+    #: Length of the planned window of a change the gate asks for.
+    change_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    #: Longest ``?wait=`` a gate read may hold.
+    max_gate_wait_s: float = Field(default=60.0, gt=0, le=300)
+
+    def resolved_database_url(self, platform: PlatformSettings | None = None) -> str:
+        return self.database_url or (platform or PlatformSettings()).default_database_url(
+            "deployments")

@@ -1,0 +1,194 @@
+"""S6, DORA arithmetic: pure functions over per-deployment fact rows and incident times.
+
+The service keeps one fact row per deployment current from events (its own transitions and
+the incidents it consumes); a request only selects the rows of one service, environment and
+window and runs the arithmetic here. The definitions are written out in docs/dora.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+HOUR = 3600.0
+#: Deployments that reached the end of their run in the environment (the rates' denominator).
+FINISHED_OUTCOMES = frozenset({"succeeded", "failed", "rolled_back"})
+#: Deployments that ran in the environment (deployment frequency, lead time).
+DEPLOYED_OUTCOMES = frozenset({"succeeded", "rolled_back"})
+
+
+@dataclass(frozen=True)
+class DeploymentFact:
+    """One deployment as DORA sees it."""
+
+    outcome: str | None
+    #: When it succeeded (reached the environment); kept when later rolled back.
+    deployed_at: datetime | None = None
+    #: When it ended: succeeded or failed (a rollback keeps the succeeded time).
+    finished_at: datetime | None = None
+    #: Seconds from each shipped commit to ``deployed_at``.
+    lead_times_s: tuple[float, ...] = ()
+    #: Needed intervention: failed, rolled back, or named the cause of an incident.
+    failed: bool = False
+    failure_started_at: datetime | None = None
+    recovered_at: datetime | None = None
+    #: Unplanned: made because of an open production incident (see docs/dora.md).
+    rework: bool = False
+
+
+@dataclass(frozen=True)
+class RestoreFact:
+    """An incident of the service: reported and (perhaps) resolved."""
+
+    reported_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Metric:
+    value: float | None
+    unit: str
+    sample_size: int
+    bucket: str | None
+
+
+class BucketRule(BaseModel):
+    """Thresholds of one metric, best first: ``elite``, ``high``, ``medium``; else ``low``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    better: Literal["higher", "lower"]
+    #: Whether a value equal to a threshold reaches it (``<= 5 %`` versus ``< 1 day``).
+    inclusive: bool
+    elite: float
+    high: float
+    medium: float
+
+
+class BucketTable(BaseModel):
+    """DORA 2023 buckets as DevLake encodes them; set ``TANDEM_DEPLOYMENTS_DORA_BUCKETS``.
+
+    Frequency is judged on deploy days per week (elite: 5, on demand; high: 1 a week;
+    medium: 1 a month = 7/30.44 a week); times in hours; rates as ratios.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployment_frequency: BucketRule = BucketRule(
+        better="higher", inclusive=True, elite=5.0, high=1.0, medium=7 / 30.44)
+    lead_time: BucketRule = BucketRule(
+        better="lower", inclusive=False, elite=24.0, high=24.0 * 7, medium=24.0 * 30)
+    change_failure_rate: BucketRule = BucketRule(
+        better="lower", inclusive=True, elite=0.05, high=0.10, medium=0.15)
+    failed_deployment_recovery_time: BucketRule = BucketRule(
+        better="lower", inclusive=False, elite=1.0, high=24.0, medium=24.0 * 7)
+    time_to_restore: BucketRule = BucketRule(
+        better="lower", inclusive=False, elite=1.0, high=24.0, medium=24.0 * 7)
+    #: DORA publishes no bands for rework; Tandem uses the change failure rate's by default.
+    deployment_rework_rate: BucketRule = BucketRule(
+        better="lower", inclusive=True, elite=0.05, high=0.10, medium=0.15)
+
+
+_WINDOW = re.compile(r"^([1-9][0-9]{0,3})([hdw])$")
+
+
+def parse_window(text: str) -> timedelta:
+    """``30d`` -> 30 days; ``12h``, ``4w`` too. Raises ``ValueError`` for anything else."""
+    m = _WINDOW.match(text.strip())
+    if not m:
+        raise ValueError(f"window {text!r} is not like 30d, 12h or 4w")
+    n, unit = int(m.group(1)), m.group(2)
+    span = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+    if span > timedelta(days=3660):
+        raise ValueError(f"window {text!r} is longer than ten years")
+    return span
+
+
+def interpolated_median(values: Sequence[float]) -> float:
+    """The median, averaging the two middle values of an even count (PERCENTILE_CONT(0.5))."""
+    if not values:
+        raise ValueError("median of no values")
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def bucket_of(rule: BucketRule, value: float) -> str:
+    """``elite``, ``high``, ``medium`` or ``low`` for ``value`` under ``rule``."""
+    for name, threshold in (("elite", rule.elite), ("high", rule.high), ("medium", rule.medium)):
+        if rule.better == "higher":
+            reached = value >= threshold if rule.inclusive else value > threshold
+        else:
+            reached = value <= threshold if rule.inclusive else value < threshold
+        if reached:
+            return name
+    return "low"
+
+
+def _within(moment: datetime | None, start: datetime, end: datetime) -> bool:
+    return moment is not None and start <= moment < end
+
+
+def _median_metric(samples: list[float], unit: str, rule: BucketRule) -> Metric:
+    if not samples:
+        return Metric(None, unit, 0, None)
+    value = interpolated_median(samples)
+    return Metric(value, unit, len(samples), bucket_of(rule, value))
+
+
+def _rate_metric(hits: int, total: int, rule: BucketRule) -> Metric:
+    if total == 0:
+        return Metric(None, "ratio", 0, None)
+    value = hits / total
+    return Metric(value, "ratio", total, bucket_of(rule, value))
+
+
+def deployment_frequency(facts: Iterable[DeploymentFact], *, start: datetime, end: datetime,
+                         rule: BucketRule) -> Metric:
+    """Successful deployments per week; bucketed on distinct deploy days per week."""
+    deployed = [f.deployed_at for f in facts
+                if f.outcome in DEPLOYED_OUTCOMES and _within(f.deployed_at, start, end)]
+    weeks = (end - start) / timedelta(weeks=1)
+    if not deployed:
+        return Metric(0.0, "deployments/week", 0, None)
+    days = len({d.date() for d in deployed if d is not None})
+    return Metric(len(deployed) / weeks, "deployments/week", len(deployed),
+                  bucket_of(rule, days / weeks))
+
+
+def dora_metrics(facts: Sequence[DeploymentFact], incidents: Sequence[RestoreFact], *,
+                 start: datetime, end: datetime, buckets: BucketTable) -> dict[str, Metric]:
+    """The six metrics over ``[start, end)`` for one service and environment."""
+    deployed = [f for f in facts
+                if f.outcome in DEPLOYED_OUTCOMES and _within(f.deployed_at, start, end)]
+    lead_times = [s / HOUR for f in deployed for s in f.lead_times_s if s > 0]
+    finished = [f for f in facts
+                if f.outcome in FINISHED_OUTCOMES and _within(f.finished_at, start, end)]
+    recoveries = [
+        (f.recovered_at - f.failure_started_at).total_seconds() / HOUR
+        for f in facts
+        if f.failed and f.recovered_at is not None and f.failure_started_at is not None
+        and _within(f.failure_started_at, start, end)
+    ]
+    restores = [(i.resolved_at - i.reported_at).total_seconds() / HOUR for i in incidents
+                if i.resolved_at is not None and _within(i.reported_at, start, end)]
+    return {
+        "deployment_frequency": deployment_frequency(
+            facts, start=start, end=end, rule=buckets.deployment_frequency),
+        "lead_time": _median_metric(lead_times, "hours", buckets.lead_time),
+        "change_failure_rate": _rate_metric(sum(f.failed for f in finished), len(finished),
+                                            buckets.change_failure_rate),
+        "failed_deployment_recovery_time": _median_metric(
+            [max(r, 0.0) for r in recoveries], "hours", buckets.failed_deployment_recovery_time),
+        "time_to_restore": _median_metric([max(r, 0.0) for r in restores], "hours",
+                                          buckets.time_to_restore),
+        "deployment_rework_rate": _rate_metric(sum(f.rework for f in finished), len(finished),
+                                               buckets.deployment_rework_rate),
+    }

@@ -1,0 +1,252 @@
+"""S1, the production gate: a pure decision over the service's projections of other services.
+
+Order of the rules (contract section 6):
+
+1. a non-production deployment is allowed and recorded;
+2. an active freeze covering the service prevents it, unless the deployment carries an
+   emergency change linked to an open incident of the service;
+3. a change named by ``change_id`` of that service, in ``scheduled`` or ``implement``, whose
+   window covers now, allows it;
+4. otherwise the policy ``TANDEM_GATE_MODE`` decides: ``receipt`` records a standard change and
+   allows unless the service has an open major incident; ``approval`` asks for a normal change
+   and awaits it (allowed once authorized, prevented if rejected or canceled); ``off`` allows.
+
+Everything here is plain data in, plain data out: the service loads the projections and stores
+and publishes the decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class GateMode(StrEnum):
+    receipt = "receipt"
+    approval = "approval"
+    off = "off"
+
+
+class Decision(StrEnum):
+    allowed = "allowed"
+    prevented = "prevented"
+    awaiting = "awaiting"
+
+
+OPEN_INCIDENT_STATUSES = frozenset({"new", "acknowledged", "in_progress", "on_hold"})
+#: A change in these states is authorized and may be implemented.
+AUTHORIZED_CHANGE_STATUSES = frozenset({"scheduled", "implement"})
+#: A change in these states is still on its way to authorization.
+PENDING_CHANGE_STATUSES = frozenset({"new", "assess", "authorize"})
+
+
+@dataclass(frozen=True)
+class ChangeFacts:
+    """What the gate knows of a change, from ``tandem.changes``."""
+
+    id: uuid.UUID
+    number: str
+    type: str
+    service: str
+    status: str
+    planned_start: datetime | None = None
+    planned_end: datetime | None = None
+    incident_id: uuid.UUID | None = None
+    #: Sent back to ``new`` from assess/authorize: the changes service's rejection.
+    rejected: bool = False
+
+
+@dataclass(frozen=True)
+class FreezeFacts:
+    """A freeze window, from ``tandem.changes``; no services means every service."""
+
+    id: uuid.UUID
+    number: str
+    services: tuple[str, ...]
+    starts_at: datetime
+    ends_at: datetime | None
+    status: str
+    source: str = "manual"
+    incident_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class IncidentFacts:
+    """An incident, from ``tandem.incidents``."""
+
+    id: uuid.UUID
+    number: str
+    service: str
+    priority: int
+    major: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class GateInput:
+    """Everything one gate decision depends on."""
+
+    service: str
+    environment: str
+    mode: GateMode
+    now: datetime
+    #: Freezes not ended; the gate checks which cover the service now.
+    freezes: tuple[FreezeFacts, ...] = ()
+    #: Open production incidents of the service.
+    open_incidents: tuple[IncidentFacts, ...] = ()
+    #: The ``change_id`` the pipeline sent, if any.
+    named_change_id: uuid.UUID | None = None
+    #: The named change, or else the change the changes service created for this deployment.
+    change: ChangeFacts | None = None
+    #: A change was already asked for by an earlier decision (do not ask twice).
+    change_requested: bool = False
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    mode: GateMode
+    #: The change the decision rests on (named, or created for this deployment).
+    change_id: uuid.UUID | None = None
+    #: ``standard`` or ``normal`` when the changes service should create a change now.
+    request_change: str | None = None
+
+
+def freeze_covers(freeze: FreezeFacts, service: str, now: datetime) -> bool:
+    """True when ``freeze`` stops ``service`` at ``now`` (no services listed: all services)."""
+    if freeze.status == "ended":
+        return False
+    if freeze.services and service not in freeze.services:
+        return False
+    return freeze.starts_at <= now and (freeze.ends_at is None or now < freeze.ends_at)
+
+
+def change_window_covers(change: ChangeFacts, now: datetime) -> bool:
+    """True when the change's planned window contains ``now`` (an open end never closes)."""
+    if change.planned_start is not None and now < change.planned_start:
+        return False
+    return change.planned_end is None or now <= change.planned_end
+
+
+def _emergency_fix(gate: GateInput) -> IncidentFacts | None:
+    """The open incident the carried emergency change fixes, if it is one."""
+    change = gate.change
+    if (change is None or change.id != gate.named_change_id or change.type != "emergency"
+            or change.service != gate.service or change.status in ("canceled", "closed")):
+        return None
+    return next((i for i in gate.open_incidents if i.id == change.incident_id), None)
+
+
+def _named_change_reason(gate: GateInput) -> tuple[bool, Reason]:
+    """Whether the named change covers the deployment now, and the reason saying so."""
+    change = gate.change
+    if change is None or change.id != gate.named_change_id:
+        return False, Reason("change_unknown", f"Change {gate.named_change_id} is not known to "
+                             "the deployments service yet.")
+    if change.service != gate.service:
+        return False, Reason("change_other_service", f"Change {change.number} is for service "
+                             f"{change.service}, not {gate.service}.")
+    if change.status not in AUTHORIZED_CHANGE_STATUSES:
+        return False, Reason("change_not_authorized", f"Change {change.number} is {change.status}"
+                             ", not scheduled or implement.")
+    if not change_window_covers(change, gate.now):
+        return False, Reason("change_outside_window", f"Change {change.number} is planned for "
+                             f"{_when(change.planned_start)} to {_when(change.planned_end)}, "
+                             "which does not cover now.")
+    return True, Reason("change_covers", f"Change {change.number} is {change.status} and its "
+                        "window covers now.")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat() if moment is not None else "open"
+
+
+def _approval(gate: GateInput, reasons: list[Reason]) -> GateDecision:
+    """Approval mode: the named or requested change decides."""
+    mode, change = gate.mode, gate.change
+    if change is None:
+        if gate.named_change_id is not None:
+            return GateDecision(Decision.awaiting, tuple(reasons), mode, gate.named_change_id)
+        reasons.append(Reason("change_requested", "A normal change was requested from the "
+                              "changes service; the deployment waits for its authorization."))
+        return GateDecision(Decision.awaiting, tuple(reasons), mode, None,
+                            None if gate.change_requested else "normal")
+    named = change.id == gate.named_change_id
+    if named and change.service != gate.service:
+        return GateDecision(Decision.prevented, tuple(reasons), mode, change.id)
+    if change.status == "canceled":
+        reasons.append(Reason("change_canceled", f"Change {change.number} was canceled."))
+        return GateDecision(Decision.prevented, tuple(reasons), mode, change.id)
+    if change.rejected and change.status == "new":
+        reasons.append(Reason("change_rejected", f"Change {change.number} was rejected."))
+        return GateDecision(Decision.prevented, tuple(reasons), mode, change.id)
+    if change.status in PENDING_CHANGE_STATUSES:
+        if not named:  # a named change's state is already among the reasons
+            reasons.append(Reason("change_pending", f"Change {change.number} is "
+                                  f"{change.status}; the deployment waits for its authorization."))
+        return GateDecision(Decision.awaiting, tuple(reasons), mode, change.id)
+    if change.status in AUTHORIZED_CHANGE_STATUSES and not named:
+        # The change made for this deployment carries its window; authorization is what counts.
+        reasons.append(Reason("change_authorized", f"Change {change.number} is authorized "
+                              f"({change.status})."))
+        return GateDecision(Decision.allowed, tuple(reasons), mode, change.id)
+    if not named:
+        reasons.append(Reason("change_closed", f"Change {change.number} is {change.status}; "
+                              "it can no longer authorize a deployment."))
+    return GateDecision(Decision.prevented, tuple(reasons), mode, change.id)
+
+
+def decide_gate(gate: GateInput) -> GateDecision:
+    """The gate's decision for one deployment, with a reason per rule that spoke."""
+    mode = gate.mode
+    if gate.environment != "production":
+        return GateDecision(Decision.allowed, (Reason(
+            "non_production", f"Deployments to {gate.environment} are allowed and recorded."),),
+            mode, gate.named_change_id)
+    reasons: list[Reason] = []
+    fixes = _emergency_fix(gate)
+    freezes = [f for f in gate.freezes if freeze_covers(f, gate.service, gate.now)]
+    if freezes:
+        if fixes is None:
+            frozen = freezes[0]
+            why = (f"open incident {frozen.incident_id}" if frozen.source == "incident"
+                   else "a manual freeze")
+            return GateDecision(Decision.prevented, (Reason(
+                "freeze_active", f"Freeze {frozen.number} ({why}) covers {gate.service} until "
+                f"{_when(frozen.ends_at)}."),), mode, gate.named_change_id)
+        assert gate.change is not None
+        reasons.append(Reason("emergency_change", f"Emergency change {gate.change.number} fixes "
+                              f"open incident {fixes.number}; the freeze does not stop it."))
+    if gate.named_change_id is not None:
+        covers, reason = _named_change_reason(gate)
+        reasons.append(reason)
+        if covers:
+            return GateDecision(Decision.allowed, tuple(reasons), mode, gate.named_change_id)
+    if mode == GateMode.off:
+        reasons.append(Reason("gate_off", "The gate is off; the deployment is allowed."))
+        return GateDecision(Decision.allowed, tuple(reasons), mode, gate.named_change_id)
+    if mode == GateMode.approval:
+        return _approval(gate, reasons)
+    majors = [i for i in gate.open_incidents if i.major and (fixes is None or i.id != fixes.id)]
+    if majors:
+        reasons.append(Reason("major_incident_open", f"Major incident {majors[0].number} "
+                              f"(P{majors[0].priority}) is open on {gate.service}."))
+        return GateDecision(Decision.prevented, tuple(reasons), mode, gate.named_change_id)
+    if gate.named_change_id is None:
+        reasons.append(Reason("change_receipt", "A standard change is recorded for this "
+                              "deployment; no major incident is open on the service."))
+        request = None if gate.change_requested or gate.change is not None else "standard"
+        change_id = gate.change.id if gate.change is not None else None
+        return GateDecision(Decision.allowed, tuple(reasons), mode, change_id, request)
+    reasons.append(Reason("receipt_allowed", "No major incident is open on the service; "
+                          "receipt mode allows the deployment."))
+    return GateDecision(Decision.allowed, tuple(reasons), mode, gate.named_change_id)

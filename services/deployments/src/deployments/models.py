@@ -1,0 +1,258 @@
+"""The deployment table, the projections of other services' events, DORA facts, API schemas.
+
+A note on names: the contract's create body calls the deployed software's version ``version``
+(as CI tools do), so the resource's optimistic-concurrency counter is ``revision`` here; the
+ETag and the events' ``sequence`` carry it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import Column, Index
+from sqlmodel import Field as Col
+from sqlmodel import SQLModel
+
+from tandem.db import JSONType, UTCDateTime, new_id, utcnow
+
+
+class Environment(StrEnum):
+    production = "production"
+    staging = "staging"
+    testing = "testing"
+    development = "development"
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+class Deployment(SQLModel, table=True):
+    id: uuid.UUID = Col(default_factory=new_id, primary_key=True)
+    number: str = Col(unique=True, max_length=16)
+    service: str = Col(max_length=100)
+    environment: str = Col(max_length=16)
+    version: str = Col(max_length=100)
+    artifact: str | None = Col(default=None, max_length=500)
+    ref: str | None = Col(default=None, max_length=255)
+    commits: list[dict[str, Any]] = Col(default_factory=list, sa_column=Column(JSONType))
+    pipeline: dict[str, Any] | None = Col(default=None, sa_column=Column(JSONType))
+    triggered_by: str = Col(max_length=255)
+    change_id: uuid.UUID | None = Col(default=None, index=True)
+    status: str = Col(max_length=16)
+    gate_decision: str = Col(max_length=16)
+    gate_reasons: list[dict[str, str]] = Col(default_factory=list, sa_column=Column(JSONType))
+    gate_change_id: uuid.UUID | None = Col(default=None, index=True)
+    gate_mode: str = Col(max_length=16)
+    gate_decided_at: datetime = Col(sa_type=UTCDateTime)
+    change_requested: bool = False
+    rework: bool = False
+    started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    revision: int = 1
+    created_at: datetime = Col(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Col(default_factory=utcnow, sa_type=UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_deployment_created", "created_at", "id"),
+        Index("ix_deployment_service_env", "service", "environment", "status"),
+    )
+
+
+class GateRecord(SQLModel, table=True):
+    """Every gate decision of a deployment, oldest first."""
+
+    __tablename__ = "gate_decision"
+
+    id: uuid.UUID = Col(default_factory=new_id, primary_key=True)
+    deployment_id: uuid.UUID = Col(index=True)
+    decision: str = Col(max_length=16)
+    reasons: list[dict[str, str]] = Col(sa_column=Column(JSONType, nullable=False))
+    change_id: uuid.UUID | None = None
+    mode: str = Col(max_length=16)
+    decided_at: datetime = Col(sa_type=UTCDateTime)
+
+
+class ChangeView(SQLModel, table=True):
+    """The projection of a change from ``tandem.changes``."""
+
+    __tablename__ = "change_view"
+
+    id: uuid.UUID = Col(primary_key=True)
+    number: str = Col(max_length=16)
+    type: str = Col(max_length=16)
+    service: str = Col(max_length=100, index=True)
+    environment: str | None = Col(default=None, max_length=16)
+    status: str = Col(max_length=16)
+    planned_start: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    planned_end: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    incident_id: uuid.UUID | None = None
+    deployment_id: uuid.UUID | None = Col(default=None, index=True)
+    rejected: bool = False
+
+
+class FreezeView(SQLModel, table=True):
+    """The projection of a freeze window from ``tandem.changes``."""
+
+    __tablename__ = "freeze_view"
+
+    id: uuid.UUID = Col(primary_key=True)
+    number: str = Col(max_length=16)
+    services: list[str] = Col(default_factory=list, sa_column=Column(JSONType))
+    starts_at: datetime = Col(sa_type=UTCDateTime)
+    ends_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    status: str = Col(max_length=16, index=True)
+    source: str = Col(max_length=16)
+    incident_id: uuid.UUID | None = None
+
+
+class IncidentView(SQLModel, table=True):
+    """The projection of an incident from ``tandem.incidents`` (gate and time to restore)."""
+
+    __tablename__ = "incident_view"
+
+    id: uuid.UUID = Col(primary_key=True)
+    number: str = Col(max_length=16)
+    service: str = Col(max_length=100)
+    environment: str = Col(max_length=16)
+    priority: int
+    major: bool
+    status: str = Col(max_length=16)
+    cause_deployment_id: uuid.UUID | None = Col(default=None, index=True)
+    reported_at: datetime = Col(sa_type=UTCDateTime)
+    resolved_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+
+    __table_args__ = (Index("ix_incident_view_service", "service", "environment", "status"),)
+
+
+class DoraFact(SQLModel, table=True):
+    """One deployment's DORA facts, kept current from its transitions and incident events."""
+
+    __tablename__ = "dora_fact"
+
+    deployment_id: uuid.UUID = Col(primary_key=True)
+    service: str = Col(max_length=100)
+    environment: str = Col(max_length=16)
+    outcome: str | None = Col(default=None, max_length=16)
+    deployed_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    lead_times_s: list[float] = Col(default_factory=list, sa_column=Column(JSONType))
+    failed: bool = False
+    failure_started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    #: When the failure became known (picks the deployment that fixed it).
+    failure_known_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    recovered_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    rework: bool = False
+
+    __table_args__ = (
+        Index("ix_dora_fact_finished", "service", "environment", "finished_at"),
+        Index("ix_dora_fact_deployed", "service", "environment", "deployed_at"),
+    )
+
+
+# --- API schemas ------------------------------------------------------------------------------
+
+_SERVICE = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+class Commit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sha: str = Field(pattern=r"^[0-9a-fA-F]{7,64}$")
+    committed_at: AwareDatetime
+
+
+class PipelineRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=255)
+    run_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+
+
+class DeploymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=100, pattern=_SERVICE)
+    environment: Environment
+    version: str = Field(min_length=1, max_length=100)
+    artifact: str | None = Field(default=None, max_length=500)
+    ref: str | None = Field(default=None, max_length=255)
+    commits: list[Commit] = Field(default_factory=list, max_length=1000)
+    pipeline: PipelineRun | None = None
+    change_id: uuid.UUID | None = None
+
+
+class GateReason(BaseModel):
+    code: str
+    message: str
+
+
+class GatePublic(BaseModel):
+    decision: Literal["allowed", "prevented", "awaiting"]
+    reasons: list[GateReason]
+    change_id: uuid.UUID | None
+    mode: Literal["receipt", "approval", "off"]
+    decided_at: datetime
+
+
+class DeploymentPublic(BaseModel):
+    id: uuid.UUID
+    number: str
+    service: str
+    environment: Environment
+    version: str
+    artifact: str | None
+    ref: str | None
+    commits: list[Commit]
+    pipeline: PipelineRun | None
+    triggered_by: str
+    change_id: uuid.UUID | None
+    status: str
+    gate: GatePublic
+    rework: bool
+    allowed_transitions: list[str]
+    started_at: datetime | None
+    finished_at: datetime | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentsPage(BaseModel):
+    items: list[DeploymentPublic]
+    next_cursor: str | None
+
+
+class TransitionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=32)
+    reason: str = Field(default="", max_length=2000)
+
+
+class MetricPublic(BaseModel):
+    value: float | None
+    unit: str
+    sample_size: int
+    bucket: Literal["elite", "high", "medium", "low"] | None
+
+
+class DoraMetrics(BaseModel):
+    deployment_frequency: MetricPublic
+    lead_time: MetricPublic
+    change_failure_rate: MetricPublic
+    failed_deployment_recovery_time: MetricPublic
+    time_to_restore: MetricPublic
+    deployment_rework_rate: MetricPublic
+
+
+class DoraReport(BaseModel):
+    service: str | None
+    environment: Environment
+    window: str
+    since: datetime
+    until: datetime
+    metrics: DoraMetrics

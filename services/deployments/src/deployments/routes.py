@@ -1,0 +1,167 @@
+"""The deployments HTTP API and DORA."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import or_, select
+
+from deployments import service
+from deployments.config import DeploymentsSettings
+from deployments.dora import parse_window
+from deployments.gate import Decision
+from deployments.models import (
+    Deployment,
+    DeploymentCreate,
+    DeploymentPublic,
+    DeploymentsPage,
+    DoraReport,
+    Environment,
+    GatePublic,
+    TransitionRequest,
+)
+from tandem.app import Runtime, Session
+from tandem.auth import Pipeline, Reader
+from tandem.db import utcnow
+from tandem.http import Idempotency, JSONBody, check_if_match
+from tandem.pagination import page
+from tandem.problems import Problem
+
+router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+dora_router = APIRouter(prefix="/api/v1/dora", tags=["dora"])
+
+
+def settings_of(request: Request) -> DeploymentsSettings:
+    return request.app.state.deployments_settings  # type: ignore[no-any-return]
+
+
+def _with_revision_etag(response: JSONBody, revision: int) -> JSONBody:
+    # The shared helpers tag by ``version``, which is the deployed software's version here.
+    response.headers["ETag"] = f'"{revision}"'
+    return response
+
+
+def _respond(snapshot: DeploymentPublic, *, status: int = 200,
+             location: str | None = None) -> JSONBody:
+    headers = {"ETag": f'"{snapshot.revision}"'}
+    if location:
+        headers["Location"] = location
+    return JSONBody(snapshot, status_code=status, headers=headers)
+
+
+@router.post("", status_code=201, response_model=DeploymentPublic)
+async def create_deployment(body: DeploymentCreate, request: Request, session: Session,
+                            rt: Runtime, actor: Pipeline, idem: Idempotency) -> JSONBody:
+    """Record a deployment and decide its gate (201 with ``gate``); retries replay."""
+    if (replay := await idem.replay(session)) is not None:
+        revision = orjson.loads(replay.body).get("revision")
+        return _with_revision_etag(replay, revision) if revision is not None else replay
+    snapshot = await service.create_deployment(session, rt.platform, settings_of(request), body,
+                                               actor=actor.sub)
+    response = idem.respond(session, snapshot, location=f"/api/v1/deployments/{snapshot.id}")
+    return _with_revision_etag(response, snapshot.revision)
+
+
+@router.get("", response_model=DeploymentsPage)
+async def list_deployments(
+    session: Session, _: Reader,
+    status: str | None = None,
+    service_name: Annotated[str | None, Query(alias="service")] = None,
+    environment: Environment | None = None,
+    change_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+) -> DeploymentsPage:
+    stmt = select(Deployment)
+    if status:
+        stmt = stmt.where(Deployment.status == status)
+    if service_name:
+        stmt = stmt.where(Deployment.service == service_name)
+    if environment:
+        stmt = stmt.where(Deployment.environment == environment.value)
+    if change_id:
+        try:
+            wanted = uuid.UUID(change_id)
+        except ValueError:
+            raise Problem(400, f"change_id {change_id!r} is not a UUID.") from None
+        stmt = stmt.where(or_(Deployment.change_id == wanted, Deployment.gate_change_id == wanted))
+    items, next_cursor = await page(session, stmt, Deployment, limit=limit, cursor=cursor)
+    return DeploymentsPage(items=[service.public(d) for d in items], next_cursor=next_cursor)
+
+
+@router.get("/{ref}", response_model=DeploymentPublic)
+async def get_deployment(ref: str, session: Session, _: Reader) -> JSONBody:
+    return _respond(service.public(await service.get_deployment(session, ref)))
+
+
+@router.post("/{ref}/transitions", response_model=DeploymentPublic)
+async def transition_deployment(ref: str, body: TransitionRequest, request: Request,
+                                session: Session, rt: Runtime, actor: Pipeline) -> JSONBody:
+    """Move a deployment (``in_progress`` needs an allowed gate); ``If-Match`` honoured."""
+    dep = await service.get_deployment(session, ref)
+    check_if_match(request, dep.revision)
+    snapshot = await service.transition(session, rt.platform, dep, body.to, body.reason,
+                                        actor=actor.sub)
+    return _respond(snapshot)
+
+
+class GateAnswer(GatePublic):
+    deployment_id: uuid.UUID
+    deployment_number: str
+    deployment_status: str
+
+
+async def _read_gate(request: Request, ref: str) -> GateAnswer:
+    # A short session of its own: a long poll must not hold a transaction open.
+    async with request.app.state.db.sessionmaker() as session:
+        dep = await service.get_deployment(session, ref)
+        return GateAnswer(**service.gate_public(dep).model_dump(), deployment_id=dep.id,
+                          deployment_number=dep.number, deployment_status=dep.status)
+
+
+@router.get("/{ref}/gate", response_model=GateAnswer)
+async def get_gate(ref: str, request: Request, _: Reader,
+                   wait: Annotated[float, Query(ge=0, le=60)] = 0) -> GateAnswer:
+    """The gate; with ``?wait=N`` held up to N seconds until it leaves ``awaiting``.
+
+    Woken by the consumed change event that re-decided it (``GateSignals``), not by polling.
+    """
+    answer = await _read_gate(request, ref)
+    if answer.decision != Decision.awaiting or wait <= 0:
+        return answer
+    signals: service.GateSignals = request.app.state.gate_signals
+    deadline = time.monotonic() + min(wait, settings_of(request).max_gate_wait_s)
+    with signals.watch(answer.deployment_id) as woken:
+        # Read again after registering, so a decision made in between is not missed.
+        answer = await _read_gate(request, str(answer.deployment_id))
+        while answer.decision == Decision.awaiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            woken.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), remaining)
+            answer = await _read_gate(request, str(answer.deployment_id))
+    return answer
+
+
+@dora_router.get("", response_model=DoraReport)
+async def get_dora(
+    request: Request, session: Session, _: Reader,
+    service_name: Annotated[str | None, Query(alias="service", max_length=100)] = None,
+    environment: Environment = Environment.production,
+    window: Annotated[str, Query(max_length=8)] = "30d",
+) -> DoraReport:
+    """DORA for one service (or all) and environment over the last ``window`` (``30d``)."""
+    try:
+        span = parse_window(window)
+    except ValueError as exc:
+        raise Problem(400, str(exc), type_="urn:tandem:problem:bad-window") from None
+    return await service.dora_report(session, service=service_name, environment=environment,
+                                     window=window, span=span, until=utcnow(),
+                                     buckets=settings_of(request).dora_buckets)
