@@ -6,6 +6,9 @@ import statistics
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from deployments.dora import (
     BucketRule,
     BucketTable,
@@ -16,8 +19,6 @@ from deployments.dora import (
     interpolated_median,
     parse_window,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 H = 3600.0
 END = datetime(2026, 3, 31, tzinfo=UTC)
