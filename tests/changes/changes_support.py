@@ -10,7 +10,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from tandem.events import CONTENT_TYPE, new_event
+from tandem.events import CONTENT_TYPE, CloudEvent, new_event
 from tandem.settings import PlatformSettings
 from tandem.testing import TopicWatcher, auth_headers
 
@@ -30,14 +30,19 @@ class ChangesService:
         return auth_headers(self.platform, role, sub)
 
     async def publish(self, service: str, type_: str, subject: str, data: dict[str, Any],
-                      actor: str = "someone") -> None:
+                      actor: str = "someone") -> CloudEvent:
         """Publish an event of another service onto its topic, as that service would."""
         seq = self.sequences.get(subject, 0) + 1
         self.sequences[subject] = seq
         event = new_event(service=service, type=type_, subject=subject, sequence=seq,
                           actor=actor, data=data)
+        await self.send(service, event)
+        return event
+
+    async def send(self, service: str, event: CloudEvent) -> None:
+        """Put ``event`` on ``service``'s topic (again, for a redelivery)."""
         await self.producer.send_and_wait(
-            self.platform.topic(service), value=event.to_bytes(), key=subject.encode(),
+            self.platform.topic(service), value=event.to_bytes(), key=event.subject.encode(),
             headers=[("content-type", CONTENT_TYPE.encode())])
 
     async def events_about(self, subject: str, predicate: Any = None,
