@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES: dict[str, int] = {"incidents": 8001, "changes": 8002, "deployments": 8003}
+SERVICES: dict[str, int] = {"incidents": 8001, "changes": 8002, "deployments": 8003,
+                            "dashboard": 8004}
 
 
 class PlatformSettings(BaseSettings):

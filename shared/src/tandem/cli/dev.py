@@ -91,6 +91,11 @@ def dev() -> None:
         for role in Role:
             token = mint_token(secret, sub=f"dev-{role.value}", role=role, ttl=timedelta(days=30))
             typer.echo(f"  {role.value:<12} {token}")
+        if "dashboard" in services:
+            board_token = mint_token(secret, sub="dev-board", role=Role.viewer,
+                                     ttl=timedelta(days=30))
+            typer.echo(f"board        http://127.0.0.1:{services['dashboard']}/"
+                       f"?access_token={board_token}")
         typer.echo("Ctrl-C stops everything.")
         while True:
             for p in processes:
