@@ -14,6 +14,20 @@ from tandem.events import CONTENT_TYPE, CloudEvent, new_event
 from tandem.settings import PlatformSettings
 from tandem.testing import TopicWatcher, auth_headers
 
+#: The change model of domain.md, written out independently of the service's own tables.
+MODEL = {
+    "normal": {("new", "assess"), ("assess", "authorize"), ("authorize", "scheduled"),
+               ("scheduled", "implement"), ("implement", "review"), ("review", "closed"),
+               ("assess", "new"), ("authorize", "new")},
+    "emergency": {("new", "authorize"), ("authorize", "scheduled"), ("scheduled", "implement"),
+                  ("implement", "review"), ("review", "closed"), ("authorize", "new")},
+    "standard": {("new", "scheduled"), ("scheduled", "implement"), ("implement", "review"),
+                 ("review", "closed")},
+}
+for _type, _edges in MODEL.items():
+    _states = {s for edge in _edges for s in edge}
+    _edges |= {(s, "canceled") for s in _states - {"review", "closed"}}
+
 
 @dataclass
 class ChangesService:

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from changes_support import ChangesService, unique_service
+from changes_support import MODEL, ChangesService, unique_service
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -351,3 +353,82 @@ async def test_creating_with_an_idempotency_key_replays_the_first_answer(
     listed = (await svc.client.get(f"/api/v1/changes?service={body['service']}",
                                    headers=svc.auth("viewer"))).json()
     assert len(listed["items"]) == 1 and listed["next_cursor"] is None
+
+
+OPS = st.one_of(
+    st.tuples(st.just("move"), st.sampled_from(sorted({t for e in MODEL.values()
+                                                       for _, t in e})), st.booleans()),
+    st.tuples(st.just("approve"), st.sampled_from(["approve", "reject"]), st.booleans()),
+    st.tuples(st.just("freeze"), st.just(""), st.just(False)),
+)
+PROGRAMS = st.tuples(st.sampled_from(["standard", "normal", "emergency"]),
+                     st.lists(OPS, min_size=3, max_size=10))
+
+
+def generated_programs(count: int) -> list[tuple[str, list[tuple[str, str, bool]]]]:
+    """Programs drawn by hypothesis (generation only: the HTTP run below checks each)."""
+    programs: list[tuple[str, list[tuple[str, str, bool]]]] = []
+
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(PROGRAMS)
+    def collect(program: tuple[str, list[tuple[str, str, bool]]]) -> None:
+        programs.append(program)
+
+    collect()
+    return programs
+
+
+async def test_no_sequence_of_api_calls_leaves_the_model_or_passes_a_freeze(
+        svc: ChangesService) -> None:
+    runs = []
+    for type_, ops in generated_programs(10):
+        service = unique_service()
+        change = await create(svc, type_, service, **window(start_in_minutes=-5))
+        url = f"/api/v1/changes/{change['id']}"
+        freeze: dict[str, Any] | None = None
+        version, frozen_at_versions = 1, set()
+        for n, (op, arg, flag) in enumerate(ops):
+            if op == "move":
+                role = "manager" if flag else "practitioner"
+                r = await svc.client.post(f"{url}/transitions", headers=svc.auth(role, "pat"),
+                                          json={"to": arg, "force": flag,
+                                                "close_code": "successful"})
+            elif op == "approve":
+                r = await svc.client.post(f"{url}/approvals", headers=svc.auth("manager", f"m{n}"),
+                                          json={"decision": arg, "force": flag})
+            elif freeze is None:
+                now = datetime.now(UTC)
+                r = await svc.client.post("/api/v1/freezes", headers=svc.auth("manager"), json={
+                    "services": [service], "starts_at": (now - timedelta(minutes=1)).isoformat(),
+                    "ends_at": (now + timedelta(hours=1)).isoformat(), "reason": "property"})
+                freeze = r.json()
+                continue
+            else:
+                r = await svc.client.post(f"/api/v1/freezes/{freeze['id']}/transitions",
+                                          headers=svc.auth("manager"), json={"to": "ended"})
+                freeze = None
+                continue
+            assert r.status_code in (200, 201, 403, 409, 422), r.text
+            if r.status_code in (200, 201):
+                if freeze is not None:
+                    frozen_at_versions |= set(range(version + 1, r.json()["version"] + 1))
+                version = r.json()["version"]
+        runs.append((change["id"], type_, ops, version, frozen_at_versions))
+
+    def all_published(evs: list[Any]) -> bool:
+        seen: dict[str, int] = {}
+        for e in evs:
+            seen[e.subject] = seen.get(e.subject, 0) + 1
+        return all(seen.get(id_, 0) >= v for id_, _, _, v, _ in runs)
+
+    events = await svc.watcher.wait_for(all_published)
+    for id_, type_, ops, version, frozen_at_versions in runs:
+        mine = [e for e in events if e.subject == id_]
+        assert [e.sequence for e in mine] == list(range(1, version + 1))
+        for e in mine:
+            if e.type != "tandem.change.transitioned":
+                continue
+            assert (e.data["from"], e.data["to"]) in MODEL[type_], (type_, ops)
+            if e.data["to"] == "implement" and type_ != "emergency":
+                assert e.sequence not in frozen_at_versions, (type_, ops)
