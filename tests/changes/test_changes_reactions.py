@@ -245,3 +245,24 @@ async def test_gate_request_in_approval_mode_waits_for_a_manager(svc: ChangesSer
     assert [(e.type.rsplit(".", 1)[1], e.data.get("to")) for e in events] == [
         ("created", None), ("transitioned", "assess"), ("approval_recorded", None),
         ("transitioned", "authorize"), ("transitioned", "scheduled")]
+
+
+async def test_canceled_deployment_cancels_the_change_it_asked_for(svc: ChangesService) -> None:
+    service = unique_service()
+    dep = deployment(service, status="requested")
+    request = {"type": "normal", "title": f"Deploy {service}", "description": "",
+               "service": service, "environment": "production", **now_window()}
+    await svc.publish("deployments", "tandem.deployment.gate_decided", dep["id"], {
+        "deployment": dep, "gate": dep["gate"], "change_request": request}, actor="ci-bot")
+    await svc.publish("deployments", "tandem.deployment.transitioned", dep["id"], {
+        "deployment": {**dep, "status": "canceled"}, "from": "requested", "to": "canceled",
+        "reason": "pipeline stopped"}, actor="ci-bot")
+
+    async def canceled() -> list[dict[str, Any]]:
+        r = await svc.client.get("/api/v1/changes", headers=svc.auth("viewer"),
+                                 params={"deployment_id": dep["id"], "status": "canceled"})
+        return r.json()["items"]  # type: ignore[no-any-return]
+
+    change = (await eventually(canceled))[0]  # type: ignore[index]
+    events = await svc.events_about(change["id"], lambda evs: len(evs) >= 3)
+    assert events[-1].data["from"] == "assess" and events[-1].data["to"] == "canceled"

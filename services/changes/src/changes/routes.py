@@ -101,7 +101,7 @@ async def get_change(ref: str, session: Session, ctx: Ctx, _: Reader) -> JSONBod
 @changes_router.patch("/{ref}", response_model=ChangePublic)
 async def update_change(ref: str, body: ChangeUpdate, request: Request, session: Session,
                         ctx: Ctx, actor: ChangeRecorder) -> JSONBody:
-    change = await service.get_change(session, ref)
+    change = await service.get_change(session, ref, for_update=True)
     if actor.role == Role.pipeline and change.type != "standard":
         raise _PIPELINE_STANDARD_ONLY
     check_if_match(request, change.version)
@@ -112,7 +112,7 @@ async def update_change(ref: str, body: ChangeUpdate, request: Request, session:
 @changes_router.post("/{ref}/transitions", response_model=ChangePublic)
 async def transition_change(ref: str, body: ChangeTransitionRequest, request: Request,
                             session: Session, ctx: Ctx, actor: ChangeRecorder) -> JSONBody:
-    change = await service.get_change(session, ref)
+    change = await service.get_change(session, ref, for_update=True)
     if actor.role == Role.pipeline and change.type != "standard":
         raise _PIPELINE_STANDARD_ONLY
     check_if_match(request, change.version)
@@ -126,7 +126,7 @@ async def record_approval(ref: str, body: ApprovalRequest, session: Session, ctx
                           actor: Manager, idem: Idempotency) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
-    change = await service.get_change(session, ref)
+    change = await service.get_change(session, ref, for_update=True)
     await service.record_approval(session, ctx, change, body, actor=actor.sub)
     return idem.respond(session, await service.public_change(session, ctx, change),
                         location=f"/api/v1/changes/{change.id}")
@@ -180,7 +180,7 @@ async def get_freeze(ref: str, session: Session, _: Reader) -> JSONBody:
 @freezes_router.post("/{ref}/transitions", response_model=FreezePublic)
 async def transition_freeze(ref: str, body: FreezeTransitionRequest, request: Request,
                             session: Session, ctx: Ctx, actor: Manager) -> JSONBody:
-    freeze = await service.get_freeze(session, ref)
+    freeze = await service.get_freeze(session, ref, for_update=True)
     check_if_match(request, freeze.version)
     FREEZE_API_MOVES.check(freeze.status, body.to)
     await service.end_freeze(session, ctx, freeze, actor=actor.sub,

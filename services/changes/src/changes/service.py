@@ -129,15 +129,23 @@ async def _emit_change(session: AsyncSession, ctx: Context, change: Change, verb
 # --- reading ------------------------------------------------------------------------------
 
 
-async def get_change(session: AsyncSession, ref: str) -> Change:
-    change = (await session.scalars(select(Change).where(_ref_clause(Change, ref)))).first()
+async def get_change(session: AsyncSession, ref: str, *, for_update: bool = False) -> Change:
+    """The change by id or number; ``for_update`` locks its row (PostgreSQL) for a write, so
+    concurrent writers cannot both take the same next version."""
+    stmt = select(Change).where(_ref_clause(Change, ref))
+    if for_update:
+        stmt = stmt.with_for_update()
+    change = (await session.scalars(stmt)).first()
     if change is None:
         raise not_found("change", ref)
     return change
 
 
-async def get_freeze(session: AsyncSession, ref: str) -> Freeze:
-    freeze = (await session.scalars(select(Freeze).where(_ref_clause(Freeze, ref)))).first()
+async def get_freeze(session: AsyncSession, ref: str, *, for_update: bool = False) -> Freeze:
+    stmt = select(Freeze).where(_ref_clause(Freeze, ref))
+    if for_update:
+        stmt = stmt.with_for_update()
+    freeze = (await session.scalars(stmt)).first()
     if freeze is None:
         raise not_found("freeze", ref)
     return freeze
@@ -423,12 +431,13 @@ async def find_change_for(session: AsyncSession, *, change_id: str | None,
                           deployment_id: str | None) -> Change | None:
     """The change named by id, else the one a deployment asked for."""
     if change_id:
-        found = await session.get(Change, uuid.UUID(change_id))
+        found = await session.get(Change, uuid.UUID(change_id), with_for_update=True)
         if found is not None:
             return found
     if deployment_id:
         return (await session.scalars(
-            select(Change).where(Change.deployment_id == uuid.UUID(deployment_id)))).first()
+            select(Change).where(Change.deployment_id == uuid.UUID(deployment_id))
+            .with_for_update())).first()
     return None
 
 
@@ -447,7 +456,8 @@ async def record_cause(session: AsyncSession, ctx: Context, change: Change, *,
 
 async def follow_deployment(session: AsyncSession, ctx: Context, change: Change, to: str, *,
                             deployment_number: str, actor: str) -> None:
-    """S5: the change follows its deployment (in_progress, succeeded, failed, rolled_back)."""
+    """S5: the change follows its deployment (in_progress, succeeded, failed, rolled_back);
+    a change requested by a deployment is canceled with it."""
     reason = f"deployment {deployment_number} {to.replace('_', ' ')}"
 
     async def step(target: str) -> bool:
@@ -467,6 +477,10 @@ async def follow_deployment(session: AsyncSession, ctx: Context, change: Change,
             return
         if change.status == "implement":
             await step("review")
+    elif to == "canceled" and change.status in {"new", "assess", "authorize", "scheduled"}:
+        # A change the deployment asked for has no purpose once that deployment is canceled.
+        if change.deployment_id is not None:
+            await step("canceled")
     elif to in ("failed", "rolled_back"):
         if not change.marked_unsuccessful and change.status not in policy.FINAL:
             change.marked_unsuccessful = True
