@@ -121,7 +121,8 @@ class EventHub:
                 yield event.frame()
             while True:
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), keepalive_s)
+                    async with asyncio.timeout(keepalive_s):
+                        item = await sub.queue.get()
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue

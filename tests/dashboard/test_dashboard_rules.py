@@ -1,0 +1,267 @@
+"""Pure rules of the dashboard, without broker or server: DORA arithmetic, the board
+projection, SSE fan-out (ring, resume, filters, slow clients)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from board_scenario import change, deployment, finished_deployment, freeze, incident, iso
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dashboard import dora
+from dashboard.board import Board
+from dashboard.config import DashboardSettings
+from dashboard.stream import EventHub, StreamEvent, StreamFilter
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+settings = DashboardSettings()
+
+
+def dep(status: str, finished_h_ago: float | None, *, commits_h: tuple[float, ...] = (),
+        caused: bool = False, resolved_h_ago: float | None = None) -> dora.DeploymentFacts:
+    finished = None if finished_h_ago is None else NOW - timedelta(hours=finished_h_ago)
+    return dora.DeploymentFacts(
+        id=str(id(object())), service="api", status=status, finished_at=finished,
+        commit_times=tuple(NOW - timedelta(hours=h) for h in commits_h), caused_incident=caused,
+        incident_resolved_at=None if resolved_h_ago is None
+        else NOW - timedelta(hours=resolved_h_ago))
+
+
+# -- DORA ---------------------------------------------------------------------------------
+
+def test_median_is_interpolated() -> None:
+    assert dora.median([]) is None
+    assert dora.median([5.0]) == 5.0
+    assert dora.median([3.0, 1.0, 2.0]) == 2.0
+    assert dora.median([4.0, 1.0, 2.0, 3.0]) == 2.5
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1), st.randoms())
+def test_median_lies_between_the_extremes_whatever_the_order(values: list[float],
+                                                             rnd: object) -> None:
+    shuffled = list(values)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    m = dora.median(values)
+    assert m is not None and min(values) <= m <= max(values)
+    assert dora.median(shuffled) == m
+
+
+@pytest.mark.parametrize(("fn", "value", "bucket"), [
+    (dora.lead_time_bucket, 23.9, "elite"), (dora.lead_time_bucket, 24, "high"),
+    (dora.lead_time_bucket, 24 * 7, "medium"), (dora.lead_time_bucket, 24 * 30, "low"),
+    (dora.failure_rate_bucket, 5, "elite"), (dora.failure_rate_bucket, 5.1, "high"),
+    (dora.failure_rate_bucket, 15, "medium"), (dora.failure_rate_bucket, 15.1, "low"),
+    (dora.recovery_bucket, 0.99, "elite"), (dora.recovery_bucket, 1, "high"),
+    (dora.recovery_bucket, 24 * 7, "low"),
+])
+def test_buckets_follow_the_dora_table(fn: object, value: float, bucket: str) -> None:
+    assert fn(value) == bucket  # type: ignore[operator]
+
+
+def test_frequency_buckets_on_demand_weekly_monthly() -> None:
+    start = NOW - timedelta(days=28)
+    daily = [dep("succeeded", 24 * d + 1) for d in range(24)]
+    assert dora.deployment_frequency(daily, start, NOW).bucket == "elite"
+    weekly = [dep("succeeded", 24 * 7 * w + 1) for w in range(4)]
+    metric = dora.deployment_frequency(weekly, start, NOW)
+    assert (metric.value, metric.sample_size, metric.bucket) == (1.0, 4, "high")
+    assert dora.deployment_frequency(weekly[:1], start, NOW).bucket == "medium"
+    assert dora.deployment_frequency([dep("failed", 5)], start, NOW).bucket == "low"
+
+
+statuses = st.sampled_from(["requested", "in_progress", "succeeded", "failed", "rolled_back",
+                            "canceled"])
+deployments = st.lists(st.builds(
+    lambda status, h, caused: dep(status, h, caused=caused),
+    statuses, st.floats(0.1, 24 * 40), st.booleans()), max_size=40)
+
+
+@given(deployments)
+def test_change_failure_rate_is_failed_over_finished(deps: list[dora.DeploymentFacts]) -> None:
+    start = NOW - timedelta(days=28)
+    metric = dora.change_failure_rate(deps, start, NOW)
+    finished = [d for d in deps if d.status in dora.FINISHED
+                and d.finished_at is not None and d.finished_at >= start]
+    assert metric.sample_size == len(finished)
+    if not finished:
+        assert metric.value is None and metric.bucket is None
+    else:
+        assert metric.value is not None and 0 <= metric.value <= 100
+        expected = 100 * sum(d.failed for d in finished) / len(finished)
+        assert metric.value == round(expected, 1)
+
+
+@given(deployments)
+def test_weekly_trend_adds_up_to_the_deployments_of_those_weeks(
+        deps: list[dora.DeploymentFacts]) -> None:
+    metrics = dora.service_dora(deps, [], now=NOW, window_days=28, trend_weeks=8)
+    trend = metrics["deployment_frequency"].trend
+    assert len(trend) == 8
+    reached = [d for d in deps if d.status in dora.REACHED and d.finished_at is not None
+               and NOW - timedelta(days=56) <= d.finished_at < NOW]
+    assert round(sum(v or 0 for v in trend)) == len(reached)
+
+
+def test_lead_time_counts_each_commit_and_drops_commits_after_the_deployment() -> None:
+    deps = [dep("succeeded", 1, commits_h=(3, 5)), dep("succeeded", 2, commits_h=(1,)),
+            dep("failed", 1, commits_h=(100,))]
+    metric = dora.lead_time(deps, NOW - timedelta(days=28), NOW)
+    assert metric.sample_size == 2  # (3-1) and (5-1); the commit after its deployment is dropped
+    assert metric.value == 3.0 and metric.bucket == "elite"
+
+
+def test_recovery_is_the_earlier_of_the_next_good_deployment_and_the_incident_fix() -> None:
+    start = NOW - timedelta(days=28)
+    by_deployment = [dep("failed", 10, resolved_h_ago=5), dep("succeeded", 8)]
+    assert dora.recovery_times(by_deployment, start, NOW) == [2.0]
+    by_incident = [dep("succeeded", 20, caused=True, resolved_h_ago=19.5), dep("succeeded", 8)]
+    assert dora.recovery_times(by_incident, start, NOW) == [0.5]
+    assert dora.recovery_time([dep("rolled_back", 3)], start, NOW).value is None
+
+
+# -- the board ----------------------------------------------------------------------------
+
+def apply_all(board: Board, events: list) -> None:  # type: ignore[type-arg]
+    for n, event in enumerate(events):
+        board.apply(event, f"t:0:{n}")
+
+
+def test_board_keeps_the_newest_snapshot_and_ignores_stale_replays() -> None:
+    board = Board(settings)
+    inc = incident("DB down", "db", 2, reported=NOW)
+    created, acked = inc.created(), inc.moved("acknowledged", acknowledged_at=iso(NOW))
+    assert board.apply(created, "t:0:0") and board.apply(acked, "t:0:1")
+    assert not board.apply(created, "t:0:2")  # a redelivered older event changes nothing
+    [shown] = board.snapshot(NOW)["incidents"]["open"]
+    assert shown["status"] == "acknowledged"
+    assert [f["id"] for f in board.feed] == ["t:0:1", "t:0:0"]
+
+
+def test_open_incidents_by_priority_with_sla_clocks_and_resolved_ones_aside() -> None:
+    board = Board(settings)
+    p3 = incident("Slow search", "search", 3, reported=NOW - timedelta(hours=5),
+                  status="in_progress", acknowledged_at=iso(NOW - timedelta(hours=4)))
+    p1 = incident("Checkout down", "checkout", 1, reported=NOW - timedelta(minutes=20))
+    own = incident("Own targets", "api", 2, reported=NOW,
+                   response_due_at=iso(NOW + timedelta(minutes=3)))
+    done = incident("Fixed", "api", 2, reported=NOW - timedelta(hours=1))
+    apply_all(board, [p3.created(), p1.created(), own.created(), done.created(),
+                      done.moved("resolved", resolved_at=iso(NOW)), p3.event(
+                          "sla_breached", breach={"kind": "resolution", "priority": 3})])
+    shown = board.snapshot(NOW)["incidents"]
+    assert [i["id"] for i in shown["open"]] == [p1.id, own.id, p3.id]
+    checkout = shown["open"][0]["sla"]
+    assert checkout["response_due_at"] == iso(NOW - timedelta(minutes=5))  # P1: 15 minutes
+    assert checkout["breached"] == ["response"]  # not acknowledged 20 minutes in
+    assert shown["open"][1]["sla"]["response_due_at"] == iso(NOW + timedelta(minutes=3))
+    assert shown["open"][2]["sla"]["breached"] == ["resolution"]  # as its event said
+    assert [i["id"] for i in shown["recently_resolved"]] == [done.id]
+
+
+def test_changes_in_flight_and_freezes_now() -> None:
+    board = Board(settings)
+    live = change("Upgrade DB", "db", status="scheduled", start=NOW + timedelta(hours=1))
+    closed = change("Old", "db", status="review", start=NOW - timedelta(days=1))
+    active = freeze(["db"], "incident", starts=NOW - timedelta(hours=1),
+                    ends=NOW + timedelta(hours=1), status="active")
+    later = freeze([], "quarter end", starts=NOW + timedelta(days=1),
+                   ends=NOW + timedelta(days=2), status="scheduled")
+    lapsed = freeze(["api"], "over", starts=NOW - timedelta(days=2),
+                    ends=NOW - timedelta(days=1), status="active")
+    apply_all(board, [live.created(), closed.created(), closed.moved("closed"),
+                      active.created(), later.created(), lapsed.created()])
+    shown = board.snapshot(NOW)
+    assert [c["id"] for c in shown["changes"]] == [live.id]
+    assert [(f["id"], f["active"]) for f in shown["freezes"]] == [(active.id, True),
+                                                                  (later.id, False)]
+
+
+def test_board_dora_counts_a_deployment_an_incident_names_as_failed() -> None:
+    board = Board(settings)
+    good = finished_deployment("api", "1.0", NOW - timedelta(days=2))
+    blamed = finished_deployment("api", "1.1", NOW - timedelta(days=1))
+    staging = finished_deployment("api", "1.2", NOW - timedelta(hours=5), status="failed",
+                                  environment="staging")
+    inc = incident("Errors after 1.1", "api", 2, reported=NOW - timedelta(hours=23),
+                   cause_deployment_id=blamed.id)
+    apply_all(board, [*good.events, *blamed.events, *staging.events, inc.created(),
+                      inc.moved("resolved", resolved_at=iso(NOW - timedelta(hours=22)))])
+    [api] = board.dora(NOW)
+    metrics = api["metrics"]
+    assert metrics["change_failure_rate"]["value"] == 50.0  # staging is left out
+    assert metrics["failed_deployment_recovery_time"]["value"] == 2.0
+    assert metrics["deployment_frequency"]["sample_size"] == 2
+    assert len(metrics["lead_time"]["trend"]) == settings.trend_weeks
+
+
+def test_prune_forgets_old_finished_aggregates_only() -> None:
+    board = Board(settings)
+    old = incident("Long ago", "api", 3, reported=NOW - timedelta(days=100))
+    open_ = incident("Still open", "api", 3, reported=NOW - timedelta(days=100))
+    events = [old.created(), old.moved("closed"), open_.created()]
+    for event in events:
+        board.apply(event.model_copy(update={"time": NOW - timedelta(days=100)}), "x")
+    board.prune(NOW)
+    assert set(board.aggregates["incident"]) == {open_.id}
+
+
+# -- SSE fan-out --------------------------------------------------------------------------
+
+def stream_event(n: int, type_: str = "tandem.incident.created",
+                 services: frozenset[str] = frozenset({"api"})) -> StreamEvent:
+    return StreamEvent(f"tandem.incidents:0:{n}", type_, services, f'{{"n": {n}}}')
+
+
+def test_ring_replays_after_a_known_id_and_everything_after_a_forgotten_one() -> None:
+    hub = EventHub(ring_size=5, client_queue_size=10)
+    for n in range(8):
+        hub.publish(stream_event(n))
+    assert [e.id for e in hub.after("tandem.incidents:0:5")] == [
+        "tandem.incidents:0:6", "tandem.incidents:0:7"]
+    assert len(hub.after("tandem.incidents:0:1")) == 5  # evicted: replay the whole ring
+    assert hub.after(None) == []
+
+
+def test_filters_by_type_prefix_and_service() -> None:
+    wanted = StreamFilter.parse("tandem.incident.*, tandem.deployment.gate_decided", "api")
+    assert wanted.matches(stream_event(1))
+    assert wanted.matches(stream_event(2, "tandem.deployment.gate_decided"))
+    assert not wanted.matches(stream_event(3, "tandem.deployment.created"))
+    assert not wanted.matches(stream_event(4, services=frozenset({"web"})))
+    assert wanted.matches(stream_event(5, "tandem.incident.updated", frozenset({"*"})))
+    assert StreamFilter.parse(None, None).matches(stream_event(6, "tandem.change.created"))
+
+
+async def test_a_slow_client_is_dropped_and_never_holds_up_the_others() -> None:
+    hub = EventHub(ring_size=100, client_queue_size=3)
+    slow = hub.subscribe(StreamFilter(), None)
+    fast = hub.subscribe(StreamFilter(), None)
+    received: list[str] = []
+
+    async def read_fast() -> None:
+        async for frame in hub.frames(fast, keepalive_s=5):
+            received.append(frame)
+
+    reader = asyncio.create_task(read_fast())
+    await asyncio.sleep(0)
+    for n in range(10):
+        hub.publish(stream_event(n))  # never waits on any client
+        await asyncio.sleep(0)
+    assert slow.dropped and not fast.dropped
+    slow_frames = [f async for f in hub.frames(slow, keepalive_s=5)]
+    assert all("data:" not in f for f in slow_frames)  # its stream simply ends
+    assert slow not in hub.subscribers
+    hub.end_all()
+    await asyncio.wait_for(reader, 5)
+    assert sum("data:" in f for f in received) == 10
+    # The dropped client resumes from the last id it saw and misses nothing the ring holds.
+    resumed = hub.subscribe(StreamFilter(), "tandem.incidents:0:2")
+    assert [e.id for e in resumed.backlog] == [f"tandem.incidents:0:{n}" for n in range(3, 10)]
+
+
+def test_frames_carry_the_position_id_and_the_event_json() -> None:
+    assert stream_event(7).frame() == 'id: tandem.incidents:0:7\ndata: {"n": 7}\n\n'
+    assert deployment("api", "1").created().type == "tandem.deployment.created"
