@@ -6,7 +6,7 @@ the event documentation generator) is the schema of what is actually published.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +44,7 @@ class ChangeTransitioned(_Data):
 class ChangeApprovalRecorded(_Data):
     change: ChangePublic
     approval: ApprovalPublic
+    decision: Literal["approve", "reject"] = Field(description="The approval's decision.")
     approvals_received: int
     approvals_required: int
 

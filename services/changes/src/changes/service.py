@@ -398,7 +398,7 @@ async def record_approval(session: AsyncSession, ctx: Context, change: Change,
     received = await _approvals_received(session, change)
     required = required_for(ctx, change)
     await _emit_change(session, ctx, change, "approval_recorded", actor,
-                       approval=ApprovalPublic.model_validate(approval),
+                       approval=ApprovalPublic.model_validate(approval), decision=req.decision,
                        approvals_received=received, approvals_required=required)
     if req.decision == "reject":
         await _apply_move(session, ctx, change, "new", actor=actor,
