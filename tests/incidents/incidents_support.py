@@ -117,22 +117,27 @@ async def incidents_service(broker: EmbeddedBroker, directory: Path, backend: st
                             **settings: Any) -> AsyncIterator[Running]:
     """A migrated database and the running service over it, on ``backend``."""
     created: list[str] = []
-    platform = platform_settings(broker, directory)
-    url = await database_url(backend, directory, created)
     try:
+        url = await database_url(backend, directory, created)
         upgrade(MIGRATIONS_DIR, url)
-        config = IncidentsSettings(database_url=url, routing_keys=ROUTING_KEYS,
-                                   **settings)
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
-        await producer.start()
-        try:
-            async with running_service(create_app(platform, config)) as client, \
-                    TopicWatcher(platform, platform.topic("incidents")) as watcher:
-                yield Running(client, platform, config, watcher, url, producer)
-        finally:
-            await producer.stop()
+        async with replica(broker, platform_settings(broker, directory), url,
+                           **settings) as running:
+            yield running
     finally:
         for name in created:
             await drop_pg_database(name)
 
 
+@asynccontextmanager
+async def replica(broker: EmbeddedBroker, platform: PlatformSettings, url: str,
+                  **settings: Any) -> AsyncIterator[Running]:
+    """One more running incidents service over an existing database."""
+    config = IncidentsSettings(database_url=url, routing_keys=ROUTING_KEYS, **settings)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with running_service(create_app(platform, config)) as client, \
+                TopicWatcher(platform, platform.topic("incidents")) as watcher:
+            yield Running(client, platform, config, watcher, url, producer)
+    finally:
+        await producer.stop()

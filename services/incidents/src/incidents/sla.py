@@ -43,11 +43,10 @@ async def due_breaches(db: Database, now: datetime) -> list[tuple[uuid.UUID, str
 
 
 async def record_breach(db: Database, platform: PlatformSettings, incident_id: uuid.UUID,
-                        kind: str, due_at: datetime) -> bool:
+                        kind: str, due_at: datetime, now: datetime) -> bool:
     """Record one breach and its event; False when another check got there first."""
     try:
         async with db.transaction() as session:
-            now = utcnow()
             # The guard row first: the losing replica stops here, before touching the incident.
             session.add(SlaBreach(incident_id=incident_id, kind=kind, due_at=due_at,
                                   detected_at=now))
@@ -79,9 +78,10 @@ def _still_due(incident: Incident, kind: str, now: datetime) -> bool:
 async def check_once(db: Database, platform: PlatformSettings, now: datetime | None = None) -> int:
     """Record every due breach; returns how many this call recorded."""
     recorded = 0
-    for incident_id, kind, due_at in await due_breaches(db, now or utcnow()):
+    now = now or utcnow()
+    for incident_id, kind, due_at in await due_breaches(db, now):
         try:
-            recorded += await record_breach(db, platform, incident_id, kind, due_at)
+            recorded += await record_breach(db, platform, incident_id, kind, due_at, now)
         except OperationalError as exc:
             # A busy database (SQLite's writer lock): the next check retries.
             log.info("SLA breach of %s not recorded yet: %s", incident_id, exc)
