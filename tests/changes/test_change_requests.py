@@ -287,6 +287,12 @@ async def test_freeze_clock_activates_and_ends_a_freeze_at_its_times(svc: Change
         "starts_at": now.isoformat(), "ends_at": (now - timedelta(hours=1)).isoformat(),
         "reason": "x"})
     assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["ends_at"]
+    bad = await svc.client.post("/api/v1/freezes", headers=svc.auth("manager"), json={
+        "services": ["Not a service"], "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat(), "reason": "x"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "services.0"
 
 
 async def test_patch_edits_fields_with_if_match_and_publishes_the_diff(

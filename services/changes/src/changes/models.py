@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Column as SAColumn
@@ -36,6 +36,7 @@ class CloseCode(StrEnum):
 
 
 SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+ServiceName = Annotated[str, Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)]
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -248,8 +249,9 @@ class ConflictsPublic(BaseModel):
 class FreezeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    services: list[str] = Field(default_factory=list, max_length=200,
-                                description="The services frozen; empty for every service.")
+    services: list[ServiceName] = Field(default_factory=list, max_length=200,
+                                        description="The services frozen; empty for every "
+                                                    "service.")
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     reason: str = Field(min_length=1, max_length=2000)
@@ -300,7 +302,3 @@ class SuccessScorePublic(BaseModel):
     score: int
     closed_changes: int
     caused_incidents: int
-
-
-def snapshot_dict(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")

@@ -70,14 +70,16 @@ async def create_change(body: ChangeCreate, session: Session, ctx: Ctx, actor: C
 @changes_router.get("", response_model=ChangesPage)
 async def list_changes(
     session: Session, ctx: Ctx, _: Reader,
-    status: str | None = None, service_name: Annotated[str | None, Query(alias="service")] = None,
+    status: Annotated[str | None, Query(description="One state or several, comma-separated")]
+    = None,
+    service_name: Annotated[str | None, Query(alias="service")] = None,
     environment: Environment | None = None, type: ChangeType | None = None,
     deployment_id: str | None = None, incident_id: str | None = None,
     limit: Limit = 50, cursor: str | None = None,
 ) -> ChangesPage:
     stmt = select(Change)
     if status:
-        stmt = stmt.where(Change.status == status)
+        stmt = stmt.where(Change.status.in_(status.split(",")))  # type: ignore[attr-defined]
     if service_name:
         stmt = stmt.where(Change.service == service_name)
     if environment:
