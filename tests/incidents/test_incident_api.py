@@ -86,6 +86,20 @@ async def test_malformed_bodies_and_refs_never_give_a_500(svc: Running) -> None:
     assert bad_filter.status_code == 422
     bad_cursor = await svc.client.get("/api/v1/incidents?cursor=zzz", headers=h)
     assert bad_cursor.status_code == 400
+    # NUL characters, which PostgreSQL cannot store, are refused wherever they come in.
+    nul = await svc.client.post("/api/v1/incidents", headers=h, json={
+        "title": "a\x00b", "service": "api", "environment": "production", "impact": 1,
+        "urgency": 1})
+    assert nul.status_code == 422
+    assert (await svc.client.get("/api/v1/incidents/INC%00", headers=h)).status_code == 404
+    assert (await svc.client.get("/api/v1/incidents?assignee=%00", headers=h)).status_code == 422
+    incident = await svc.create()
+    note = await svc.client.post(f"/api/v1/incidents/{incident['id']}/notes",
+                                 json={"text": "\x00"}, headers=h)
+    assert note.status_code == 422
+    huge = await svc.client.get(f"/api/v1/incidents/{incident['id']}/timeline?cursor="
+                                f"{10**19}", headers=h)
+    assert huge.status_code == 400
 
 
 async def test_roles_guard_reading_and_working(svc: Running) -> None:

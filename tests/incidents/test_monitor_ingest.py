@@ -158,6 +158,7 @@ async def test_trigger_without_dedup_key_gets_one(svc: Running) -> None:
     ({**DOC_TRIGGER, "dedup_key": "k" * 256}, "dedup_key"),
     ({"routing_key": ROUTING_KEY, "event_action": "resolve"}, "dedup_key"),
     ({"event_action": "trigger"}, "routing_key"),
+    ({**DOC_TRIGGER, "payload": {**DOC_TRIGGER["payload"], "summary": "a\x00"}}, "NUL"),
 ])
 async def test_invalid_events_get_pagerdutys_400(svc: Running, body: dict[str, Any],
                                                  mentions: str) -> None:

@@ -78,10 +78,13 @@ async def enqueue(request: Request, session: Session, rt: Runtime) -> JSONRespon
     """Trigger opens an incident or appends to the open one with the same dedup key;
     acknowledge and resolve move the open incident with that key."""
     settings: IncidentsSettings = request.app.state.incidents_settings
+    body = await request.body()
     try:
-        raw = orjson.loads(await request.body())
+        raw = orjson.loads(body)
     except orjson.JSONDecodeError:
         return invalid(["Could not parse the request body as JSON"], status="invalid request")
+    if b"\\u0000" in body:
+        return invalid(["The event must not contain NUL characters"])
     if not isinstance(raw, dict):
         return invalid(["The event must be a JSON object"])
     try:

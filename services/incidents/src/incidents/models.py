@@ -168,8 +168,31 @@ class ChangeView(SQLModel, table=True):
 
 # ---------------------------------------------------------------------------- API schemas
 
-class IncidentCreate(BaseModel):
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in ``value`` (PostgreSQL text cannot hold one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+class Input(BaseModel):
+    """A request body: unknown fields refused, text trimmed, NUL characters refused."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+class IncidentCreate(Input):
 
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10000)
@@ -181,10 +204,8 @@ class IncidentCreate(BaseModel):
     assignee: str | None = Field(default=None, min_length=1, max_length=255)
 
 
-class IncidentUpdate(BaseModel):
+class IncidentUpdate(Input):
     """A PATCH: only the fields given change. ``priority`` and ``major`` need a manager."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
@@ -264,8 +285,7 @@ class IncidentsPage(BaseModel):
     next_cursor: str | None
 
 
-class TransitionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class TransitionRequest(Input):
 
     to: Status
     reason: str = Field(default="", max_length=2000)
@@ -274,8 +294,7 @@ class TransitionRequest(BaseModel):
     resolution_notes: str | None = Field(default=None, min_length=1, max_length=4000)
 
 
-class NoteCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class NoteCreate(Input):
 
     text: str = Field(min_length=1, max_length=10000)
 

@@ -40,6 +40,8 @@ from tandem.pagination import page
 from tandem.problems import Problem
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+#: Query text without NUL characters (which PostgreSQL cannot compare).
+PLAIN_TEXT = r"^[^\x00]*$"
 policy_router = APIRouter(prefix="/api/v1/incident-policy", tags=["policy"])
 metrics_router = APIRouter(prefix="/api/v1/incident-metrics", tags=["metrics"])
 
@@ -63,12 +65,13 @@ async def create_incident(body: IncidentCreate, request: Request, session: Sessi
 async def list_incidents(
     session: Session, _: Reader,
     status: Status | None = None,
-    service_name: Annotated[str | None, Query(alias="service", max_length=100)] = None,
+    service_name: Annotated[str | None, Query(alias="service", max_length=100,
+                                              pattern=SERVICE_PATTERN)] = None,
     environment: Environment | None = None,
     priority: Annotated[int | None, Query(ge=1, le=5)] = None,
     major: bool | None = None,
-    assignment_group: Annotated[str | None, Query(max_length=100)] = None,
-    assignee: Annotated[str | None, Query(max_length=255)] = None,
+    assignment_group: Annotated[str | None, Query(max_length=100, pattern=PLAIN_TEXT)] = None,
+    assignee: Annotated[str | None, Query(max_length=255, pattern=PLAIN_TEXT)] = None,
     source: Source | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -145,7 +148,7 @@ async def get_timeline(
     incident = await service.get_incident(session, ref)
     after = 0
     if cursor is not None:
-        if not cursor.isdigit():
+        if not cursor.isdigit() or int(cursor) >= 2**31:
             raise Problem(400, "The cursor is not one this service issued.",
                           type_="urn:tandem:problem:bad-cursor")
         after = int(cursor)

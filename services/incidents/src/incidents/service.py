@@ -179,6 +179,8 @@ async def get_incident(session: AsyncSession, ref: str) -> Incident:
     try:
         clause = Incident.id == uuid.UUID(ref)
     except ValueError:
+        if len(ref) > 16 or "\x00" in ref:
+            raise not_found("incident", ref[:40]) from None
         clause = Incident.number == ref.upper()
     incident = (await session.scalars(select(Incident).where(clause))).first()
     if incident is None:
