@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -303,12 +303,17 @@ async def test_patch_edits_fields_with_if_match_and_publishes_the_diff(
     r = await svc.client.patch(url, json={"title": "New title"},
                                headers={**svc.auth("practitioner"), "If-Match": '"7"'})
     assert r.status_code == 412
-    new_window = window(start_in_minutes=60, hours=6)
+    plus_two = timezone(timedelta(hours=2))
+    new_window = {k: datetime.fromisoformat(v).astimezone(plus_two).isoformat()
+                  for k, v in window(start_in_minutes=60, hours=6).items()}
     r = await svc.client.patch(url, json={"title": "New title", **new_window},
                                headers={**svc.auth("practitioner"), "If-Match": '"1"'})
     assert r.status_code == 200, r.text
     edited = r.json()
     assert edited["title"] == "New title" and edited["version"] == 2
+    assert edited["planned_start"].endswith("Z")  # kept in UTC whatever offset was sent
+    assert datetime.fromisoformat(edited["planned_start"]) == datetime.fromisoformat(
+        new_window["planned_start"])
     assert r.headers["etag"] == '"2"'
     assert edited["risk_rule"] == "production window of 4 hours or more"
     events = await svc.events_about(change["id"], lambda evs: len(evs) >= 2)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Column as SAColumn
 from sqlmodel import Field as Column
 from sqlmodel import SQLModel
@@ -36,6 +36,8 @@ class CloseCode(StrEnum):
 
 
 SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+#: A client's time with its offset, kept in UTC.
+UTCTime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
 ServiceName = Annotated[str, Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)]
 
 
@@ -143,8 +145,8 @@ class ChangeCreate(BaseModel):
     description: str = Field(default="", max_length=10000)
     service: str = Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)
     environment: Environment
-    planned_start: AwareDatetime | None = None
-    planned_end: AwareDatetime | None = None
+    planned_start: UTCTime | None = None
+    planned_end: UTCTime | None = None
     risk: Risk | None = None
     incident_id: uuid.UUID | None = None
 
@@ -156,8 +158,8 @@ class ChangeUpdate(BaseModel):
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
-    planned_start: AwareDatetime | None = None
-    planned_end: AwareDatetime | None = None
+    planned_start: UTCTime | None = None
+    planned_end: UTCTime | None = None
     risk: Risk | None = None
     incident_id: uuid.UUID | None = None
 
@@ -252,8 +254,8 @@ class FreezeCreate(BaseModel):
     services: list[ServiceName] = Field(default_factory=list, max_length=200,
                                         description="The services frozen; empty for every "
                                                     "service.")
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: UTCTime
+    ends_at: UTCTime
     reason: str = Field(min_length=1, max_length=2000)
 
 
