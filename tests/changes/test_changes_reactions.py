@@ -84,6 +84,11 @@ async def test_open_major_incident_freezes_its_service_until_resolved(
     r = await svc.client.post(f"/api/v1/changes/{change['id']}/transitions",
                               json={"to": "implement"}, headers=svc.auth("practitioner"))
     assert r.status_code == 409 and r.json()["type"] == "urn:tandem:problem:frozen"
+    # Risk rules see the open major incident too.
+    r = await svc.client.post("/api/v1/changes", headers=svc.auth("practitioner"), json={
+        "type": "emergency", "title": "Hotfix", "service": service,
+        "environment": "production", "incident_id": p1["id"]})
+    assert r.json()["risk"] == "very_high"
     # Later events about the same incident do not open a second freeze.
     await svc.publish("incidents", "tandem.incident.transitioned", p1["id"],
                       {"incident": {**p1, "status": "acknowledged"}, "from": "new",
