@@ -34,9 +34,10 @@ STRIMZI_SCHEMA = yaml.safe_load(
 STRIMZI_KINDS = {"Kafka": "kafka", "KafkaNodePool": "kafkaNodePool", "KafkaTopic": "kafkaTopic"}
 #: The oldest Kubernetes release the manifests support and the newest the validator knows.
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
-APP_SERVICES = [*SERVICES, "dashboard"]
-PORTS = {**SERVICES, "dashboard": 8004}
-WITH_DATABASE = list(SERVICES)
+#: The deployables (contract section 1); the dashboard keeps no database and owns no topic.
+APP_SERVICES = ["incidents", "changes", "deployments", "dashboard"]
+PORTS = {name: SERVICES.get(name, 8004) for name in APP_SERVICES}
+WITH_DATABASE = ["incidents", "changes", "deployments"]
 OVERLAYS = ["dev", "prod"]
 
 Doc = dict[str, Any]
@@ -369,9 +370,11 @@ def test_a_kafka_topic_for_every_topic_and_dead_letter_topic(
     docs = rendered[overlay]
     partitions = int(config(docs)["TANDEM_TOPIC_PARTITIONS"])
     topics = {t["spec"]["topicName"]: t for t in of_kind(docs, "KafkaTopic")}
-    expected = PlatformSettings(topic_prefix="").all_topics()
+    # Contract section 4: each publishing service's topic, and a DLQ per consuming service.
+    plain = PlatformSettings(topic_prefix="")
+    expected = [plain.topic(name) for name in WITH_DATABASE]
+    expected += [plain.dlq_topic(name) for name in APP_SERVICES]
     assert sorted(topics) == sorted(expected)
-    assert len(expected) == 7
     brokers = sum(
         p["spec"]["replicas"]
         for p in of_kind(docs, "KafkaNodePool")
