@@ -60,6 +60,8 @@ class Stack:
             kafka_heartbeat_interval_ms=500, kafka_request_timeout_ms=5000,
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Settings of one service on top of ``env`` (such as ``TANDEM_GATE_MODE``).
+        self.service_env: dict[str, dict[str, str]] = {}
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -84,7 +86,8 @@ class Stack:
             [sys.executable, "-m", "uvicorn", f"{name}.main:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(self.ports[name]), "--no-access-log",
              "--log-level", "warning"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**self.env, **self.service_env.get(name, {})}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
 
@@ -110,15 +113,24 @@ class Stack:
         process.send_signal(signal.SIGKILL)
         process.wait()
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start ``name`` again (after ``kill``, or stopping it first), with ``env`` if given."""
+        if self.processes[name].poll() is None:
+            self._terminate([self.processes[name]])
+        if env is not None:
+            self.service_env[name] = env
         self._spawn(name)
         self.wait_ready(name)
 
     def stop(self) -> None:
-        for p in self.processes.values():
+        self._terminate(list(self.processes.values()))
+
+    @staticmethod
+    def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+        for p in processes:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.processes.values():
+        for p in processes:
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -169,6 +181,15 @@ class CliProcess:
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
+
+    async def __aenter__(self) -> CliProcess:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        # A scenario that failed half-way leaves no CLI behind.
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.communicate()
 
     async def result(self, timeout: float = 60) -> CliResult:
         out, err = await asyncio.wait_for(self.process.communicate(), timeout)

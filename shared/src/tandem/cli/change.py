@@ -97,17 +97,31 @@ def show(ref: Ref, as_json: JsonOption = False) -> None:
         _show(api.get(f"/api/v1/changes/{ref}"), as_json)
 
 
-def _decide(ref: str, decision: str, comment: str, as_json: bool) -> None:
+def _decide(ref: str, decision: str, comment: str, as_json: bool, force: bool = False) -> None:
+    body: dict[str, Any] = {"decision": decision, "comment": comment}
+    if force:
+        body["force"] = True
     with reporting(as_json), Api("changes") as api:
-        api.post(f"/api/v1/changes/{ref}/approvals", {"decision": decision, "comment": comment})
-        _show(api.get(f"/api/v1/changes/{ref}"), as_json)
+        api.post(f"/api/v1/changes/{ref}/approvals", body)
+        change = api.get(f"/api/v1/changes/{ref}")
+        if decision == "approve" and change.get("status") == "authorize" and (
+                change.get("approvals_received", 0) >= change.get("approvals_required", 1)):
+            # Authorized but not scheduled: say why, so the manager knows what to do.
+            conflicts = api.get(f"/api/v1/changes/{ref}/conflicts").get("items", [])
+            for conflict in conflicts:
+                typer.echo(f"conflict: {conflict.get('detail')}", err=True)
+            typer.echo("authorized, not scheduled: resolve the conflicts or approve with --force "
+                       "(manager)", err=True)
+        _show(change, as_json)
 
 
 @change_app.command("approve")
 def approve(ref: Ref, comment: Annotated[str, typer.Option(help="For the record")] = "",
+            force: Annotated[bool, typer.Option(
+                help="Schedule despite conflicts (freezes, overlapping changes)")] = False,
             as_json: JsonOption = False) -> None:
-    """Record a manager's approval."""
-    _decide(ref, "approve", comment, as_json)
+    """Record a manager's approval; the one that completes the count schedules the change."""
+    _decide(ref, "approve", comment, as_json, force)
 
 
 @change_app.command("reject")
@@ -124,8 +138,11 @@ def move(
     reason: Annotated[str | None, typer.Option(help="Why, for the record")] = None,
     close_code: Annotated[str | None, typer.Option(
         help="successful, successful_with_issues, unsuccessful (for closed)")] = None,
+    force: Annotated[bool, typer.Option(
+        help="To scheduled despite conflicts (manager)")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move a change request along its type's path."""
     with reporting(as_json), Api("changes") as api:
-        _show(transition(api, "changes", ref, to, reason, close_code=close_code), as_json)
+        _show(transition(api, "changes", ref, to, reason, close_code=close_code,
+                         force=force or None), as_json)

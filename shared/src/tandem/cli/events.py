@@ -11,10 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from tandem.cli.api import fail
-from tandem.settings import SERVICES, PlatformSettings
+from tandem.settings import PlatformSettings
 
 events_app = typer.Typer(help="The event stream.", no_args_is_help=True)
 
+#: The services that publish a topic (the dashboard only reads).
+TOPICS = ("incidents", "changes", "deployments")
 #: Each aggregate's human reference in its snapshot.
 _AGGREGATES = ("incident", "change", "freeze", "deployment")
 
@@ -113,10 +115,10 @@ def tail(
 
     The broker is TANDEM_KAFKA_BOOTSTRAP (default 127.0.0.1:9092).
     """
-    names = topic or list(SERVICES)
-    unknown = [n for n in names if n not in SERVICES]
+    names = topic or list(TOPICS)
+    unknown = [n for n in names if n not in TOPICS]
     if unknown:
-        fail(f"unknown topic {', '.join(unknown)}: use {', '.join(SERVICES)}", exit_code=2)
+        fail(f"unknown topic {', '.join(unknown)}: use {', '.join(TOPICS)}", exit_code=2)
     platform = PlatformSettings()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(platform, [platform.topic(n) for n in names], event_type or [],

@@ -1,0 +1,387 @@
+"""Scenarios 1-5 of Tandem across the wall, driven only through HTTP, the CLI and the topics.
+
+Each scenario uses its own service name, so scenarios share a stack without seeing each
+other, and returns the aggregates it touched (for the subscriber's check, scenario 6).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from e2e.stack import Stack, cli, cli_start
+from tandem.testing import eventually
+
+#: The (aggregate kind, id) pairs each scenario touched, by scenario number.
+Touched = dict[str, set[tuple[str, str]]]
+#: Where each aggregate is read back: its service and collection.
+COLLECTION = {"incident": ("incidents", "incidents"), "change": ("changes", "changes"),
+              "freeze": ("changes", "freezes"), "deployment": ("deployments", "deployments")}
+
+EXIT_PREVENTED = 3
+
+
+def unique_service(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:6]}"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Http:
+    """Plain HTTP calls to the stack, failing with the answer and the service's log."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.client = httpx.AsyncClient(timeout=30)
+
+    async def __aenter__(self) -> Http:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+
+    async def call(self, method: str, service: str, path: str, *, role: str,
+                   expect: int | None = None, **kwargs: Any) -> Any:
+        r = await self.client.request(method, self.stack.url(service) + path,
+                                      headers=self.stack.headers(role), **kwargs)
+        wanted = expect if expect is not None else (201 if method == "POST" and
+                                                    not path.endswith("transitions") else 200)
+        if r.status_code != wanted:
+            raise AssertionError(f"{method} {service}{path} answered {r.status_code}, not "
+                                 f"{wanted}: {r.text}\n--- {service} log ---\n"
+                                 f"{self.stack.log_tail(service)}")
+        return r.json() if r.content else None
+
+    async def get(self, service: str, path: str, role: str = "viewer", **kwargs: Any) -> Any:
+        return await self.call("GET", service, path, role=role, **kwargs)
+
+    async def items(self, target: str, path: str, **params: Any) -> list[dict[str, Any]]:
+        """A list's items; ``params`` are its filters (``service=...``)."""
+        return (await self.get(target, path, params=params))["items"]  # type: ignore[no-any-return]
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 30) -> Any:
+    """``eventually`` with a message saying which cross-service effect never came."""
+    try:
+        return await eventually(check, timeout=timeout, interval=0.2)
+    except TimeoutError as exc:
+        raise AssertionError(f"never happened: {what} ({exc})") from None
+
+
+def deployment_json(result: Any) -> dict[str, Any]:
+    assert result.stdout, result
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+async def deploy(stack: Stack, service: str, version: str, *extra: str,
+                 expect_exit: int = 0) -> dict[str, Any]:
+    """``tandem deploy start`` as a pipeline, expecting the exit code of the gate's decision."""
+    committed = iso(datetime.now(UTC) - timedelta(hours=3))
+    result = await cli(stack.cli_env("pipeline"), "deploy", "start", "--service", service,
+                       "--version", version, "--commit", f"{uuid.uuid4().hex[:12]}@{committed}",
+                       "--pipeline-id", f"run-{uuid.uuid4().hex[:8]}", "--json", *extra)
+    assert result.code == expect_exit, f"{result}\n{stack.log_tail('deployments')}"
+    return deployment_json(result)
+
+
+async def finish(stack: Stack, ref: str, status: str) -> dict[str, Any]:
+    result = await cli(stack.cli_env("pipeline"), "deploy", "finish", ref, "--status", status,
+                       "--json")
+    assert result.code == 0, f"{result}\n{stack.log_tail('deployments')}"
+    return deployment_json(result)
+
+
+async def dora(http: Http, service: str) -> dict[str, Any]:
+    body = await http.get("deployments", "/api/v1/dora",
+                          params={"service": service, "environment": "production",
+                                  "window": "30d"})
+    return body["metrics"]  # type: ignore[no-any-return]
+
+
+# --- scenario 1 ---------------------------------------------------------------------------
+
+
+async def approval_mode(stack: Stack) -> set[tuple[str, str]]:
+    """`deploy start` awaits; a manager approves the change; the CLI exits 0;
+    `deploy finish --status succeeded` moves the change to review.
+
+    The operator switches the gate to approval mode (a restart of the deployments service
+    with ``TANDEM_GATE_MODE=approval``) and back afterwards.
+    """
+    stack.restart("deployments", env={"TANDEM_GATE_MODE": "approval"})
+    try:
+        return await _approval_mode(stack)
+    finally:
+        stack.restart("deployments", env={})
+
+
+async def _approval_mode(stack: Stack) -> set[tuple[str, str]]:
+    service = unique_service("s1")
+    pipeline = f"run-{uuid.uuid4().hex[:8]}"
+    start_args = ("deploy", "start", "--service", service, "--version", "2.0.0",
+                  "--pipeline-id", pipeline, "--wait", "90", "--json")
+    async with await cli_start(stack.cli_env("pipeline"), *start_args) as waiting, \
+            Http(stack) as http:
+        async def change_in_assess() -> Any:
+            items = await http.items("changes", "/api/v1/changes", service=service)
+            return items[0] if items and items[0]["status"] == "assess" else None
+
+        change = await until(change_in_assess, "the gate's normal change in assess")
+        assert change["type"] == "normal"
+        deployments = await http.items("deployments", "/api/v1/deployments", service=service)
+        assert [d["gate"]["decision"] for d in deployments] == ["awaiting"]
+        assert waiting.process.returncode is None, "deploy start must wait while awaiting"
+
+        approved = await cli(stack.cli_env("manager", "carol-manager"), "change", "approve",
+                             change["number"], "--comment", "go", "--json")
+        assert approved.code == 0, approved
+        assert json.loads(approved.stdout)["status"] == "scheduled"
+
+        started = await waiting.result(timeout=60)
+        assert started.code == 0, f"{started}\n{stack.log_tail('deployments')}"
+        deployment = deployment_json(started)
+        assert deployment["gate"]["decision"] == "allowed"
+        assert deployment["status"] == "in_progress"
+        assert deployment["gate"]["change_id"] == change["id"]
+
+        # A retried CI job (same pipeline, service, environment, version) replays, not redeploys.
+        retried = await cli(stack.cli_env("pipeline"), *start_args)
+        assert retried.code == 0, retried
+        assert deployment_json(retried)["id"] == deployment["id"]
+        assert len(await http.items("deployments", "/api/v1/deployments", service=service)) == 1
+
+        def change_in(status: str) -> Callable[[], Awaitable[Any]]:
+            async def check() -> Any:
+                body = await http.get("changes", f"/api/v1/changes/{change['id']}")
+                return body if body["status"] == status else None
+            return check
+
+        await until(change_in("implement"), "change to implement when in progress")
+        finished = await finish(stack, deployment["number"], "succeeded")
+        assert finished["status"] == "succeeded"
+        await until(change_in("review"), "change to review when succeeded")
+    return {("deployment", deployment["id"]), ("change", change["id"])}
+
+
+# --- scenario 2 ---------------------------------------------------------------------------
+
+
+async def failure_opens_incident(stack: Stack) -> set[tuple[str, str]]:
+    """A failed production deployment opens an incident with the deployment as cause; after it
+    is resolved, MTTR and DORA's failure rate and recovery time show it."""
+    service = unique_service("s2")
+    deployment = await deploy(stack, service, "1.4.0")
+    assert deployment["gate"]["decision"] == "allowed"
+    await finish(stack, deployment["number"], "failed")
+    async with Http(stack) as http:
+        async def opened() -> Any:
+            return await http.items("incidents", "/api/v1/incidents", service=service)
+
+        incidents = await until(opened, "an incident for the failed deployment")
+        assert len(incidents) == 1
+        incident = incidents[0]
+        assert incident["cause_deployment_id"] == deployment["id"]
+        assert incident["environment"] == "production"
+
+        resolved = await cli(stack.cli_env("practitioner"), "incident", "resolve",
+                             incident["number"], "--code", "rolled_back", "--notes",
+                             "Rolled back to 1.3.9", "--json")
+        assert resolved.code == 0, resolved
+        assert json.loads(resolved.stdout)["status"] == "resolved"
+
+        metrics = await http.get("incidents", "/api/v1/incident-metrics",
+                                 params={"service": service})
+        assert metrics["mttr"]["count"] == 1
+
+        async def dora_shows_recovery() -> Any:
+            m = await dora(http, service)
+            return m if m["failed_deployment_recovery_time"]["sample_size"] == 1 else None
+
+        metrics = await until(dora_shows_recovery, "DORA recovery time of the failure")
+        assert metrics["change_failure_rate"]["sample_size"] == 1
+        assert metrics["change_failure_rate"]["value"] in (1, 100)
+        assert metrics["time_to_restore"]["sample_size"] == 1
+        # Still exactly one incident: the failure was not reported twice.
+        assert len(await opened()) == 1
+        touched = {("deployment", deployment["id"]), ("incident", incident["id"])}
+        changes = await http.items("changes", "/api/v1/changes", service=service)
+        touched |= {("change", c["id"]) for c in changes}
+    return touched
+
+
+# --- scenario 3 ---------------------------------------------------------------------------
+
+
+async def major_incident_freeze(stack: Stack) -> set[tuple[str, str]]:
+    """A P1 incident freezes its service; a normal deploy is prevented; an emergency change
+    linked to the incident lets the fix through; resolving the incident ends the freeze."""
+    service = unique_service("s3")
+    practitioner = stack.cli_env("practitioner", "pat-practitioner")
+    created = await cli(practitioner, "incident", "create", "--title", "Checkout down",
+                        "--service", service, "--impact", "1", "--urgency", "1", "--json")
+    assert created.code == 0, created
+    incident = json.loads(created.stdout)
+    assert incident["priority"] == 1 and incident["major"] is True
+    async with Http(stack) as http:
+        async def frozen() -> Any:
+            items = await http.items("changes", "/api/v1/freezes", service=service)
+            mine = [f for f in items if f.get("incident_id") == incident["id"]]
+            return mine[0] if mine and mine[0]["status"] == "active" else None
+
+        freeze = await until(frozen, "a freeze for the P1 incident")
+        assert freeze["source"] == "incident"
+        assert service in freeze["services"]
+
+        prevented = await deploy(stack, service, "3.1.0", expect_exit=EXIT_PREVENTED)
+        assert prevented["gate"]["decision"] == "prevented"
+        assert prevented["status"] == "requested"
+
+        fix = await cli(practitioner, "change", "create", "--type", "emergency", "--title",
+                        "Hotfix checkout", "--service", service, "--incident", incident["id"],
+                        "--json")
+        assert fix.code == 0, fix
+        change = json.loads(fix.stdout)
+        moved = await cli(practitioner, "change", "transition", change["number"], "authorize",
+                          "--json")
+        assert moved.code == 0, moved
+        # The changes service counts the incident's own freeze as a conflict of the emergency
+        # change that fixes it, so the manager schedules it with --force.
+        approved = await cli(stack.cli_env("manager", "carol-manager"), "change", "approve",
+                             change["number"], "--force", "--json")
+        assert approved.code == 0, approved
+        assert json.loads(approved.stdout)["status"] == "scheduled", approved
+
+        async def change_projected() -> Any:
+            # The gate decides from its own projection of the change events.
+            events = await http.get("changes", f"/api/v1/changes/{change['id']}")
+            return events["status"] == "scheduled"
+
+        await until(change_projected, "the emergency change scheduled")
+        hotfix = await deploy(stack, service, "3.1.1", "--change", change["id"])
+        assert hotfix["gate"]["decision"] == "allowed"
+        await finish(stack, hotfix["number"], "succeeded")
+
+        resolved = await cli(practitioner, "incident", "resolve", incident["number"],
+                             "--code", "resolved_by_change", "--notes", "Hotfix 3.1.1")
+        assert resolved.code == 0, resolved
+
+        async def thawed() -> Any:
+            body = await http.get("changes", f"/api/v1/freezes/{freeze['id']}")
+            return body if body["status"] == "ended" else None
+
+        await until(thawed, "the incident's freeze to end on resolution")
+        listed = await cli(stack.cli_env("viewer"), "freeze", "list", "--service", service,
+                           "--json")
+        assert listed.code == 0, listed
+        assert freeze["id"] not in {f["id"] for f in json.loads(listed.stdout)}
+
+        async def deploy_allowed_again() -> Any:
+            # The gate's projection of the ended freeze arrives a moment after the change's.
+            result = await cli(stack.cli_env("pipeline"), "deploy", "start", "--service",
+                               service, "--version", f"3.2.{uuid.uuid4().hex[:4]}", "--json")
+            return deployment_json(result) if result.code == 0 else None
+
+        after = await until(deploy_allowed_again, "a normal deploy allowed after the freeze")
+        await finish(stack, after["number"], "succeeded")
+    return {("incident", incident["id"]), ("freeze", freeze["id"]), ("change", change["id"]),
+            ("deployment", prevented["id"]), ("deployment", hotfix["id"]),
+            ("deployment", after["id"])}
+
+
+# --- scenario 4 ---------------------------------------------------------------------------
+
+
+async def suspect_confirmed(stack: Stack) -> set[tuple[str, str]]:
+    """A succeeded deployment becomes a suspect of a later incident on its service;
+    confirming it raises the change failure rate."""
+    service = unique_service("s4")
+    deployment = await deploy(stack, service, "7.0.0")
+    await finish(stack, deployment["number"], "succeeded")
+    async with Http(stack) as http:
+        async def dora_counts_it() -> Any:
+            m = await dora(http, service)
+            return m if m["change_failure_rate"]["sample_size"] == 1 else None
+
+        before = await until(dora_counts_it, "DORA to count the succeeded deployment")
+        assert before["change_failure_rate"]["value"] == 0
+
+        incident = await http.call("POST", "incidents", "/api/v1/incidents", role="practitioner",
+                                   json={"title": "Slow searches", "service": service,
+                                         "environment": "production", "impact": 2,
+                                         "urgency": 2})
+
+        async def suspected() -> Any:
+            body = await http.get("incidents", f"/api/v1/incidents/{incident['id']}/suspects")
+            return [s for s in body["items"] if s["id"] == deployment["id"]]
+
+        (suspect,) = await until(suspected, "the deployment among the incident's suspects")
+        assert suspect["kind"] == "deployment"
+
+        confirmed = await http.call("POST", "incidents",
+                                    f"/api/v1/incidents/{incident['id']}/cause",
+                                    role="manager", expect=200,
+                                    json={"deployment_id": deployment["id"]})
+        assert confirmed["cause_deployment_id"] == deployment["id"]
+
+        async def failure_counted() -> Any:
+            m = await dora(http, service)
+            return m if m["change_failure_rate"]["value"] in (1, 100) else None
+
+        after = await until(failure_counted, "the confirmed cause in the change failure rate")
+        assert after["change_failure_rate"]["sample_size"] == 1
+        changes = await http.items("changes", "/api/v1/changes", service=service)
+    return {("deployment", deployment["id"]), ("incident", incident["id"]),
+            *{("change", c["id"]) for c in changes}}
+
+
+# --- scenario 5 ---------------------------------------------------------------------------
+
+
+async def killed_and_restarted(stack: Stack) -> set[tuple[str, str]]:
+    """The incidents service dies (SIGKILL) before a failed deployment's event reaches it and
+    comes back: the incident is opened exactly once, and the stack goes on working."""
+    service = unique_service("s5")
+    deployment = await deploy(stack, service, "5.0.0")
+    stack.kill("incidents")
+    try:
+        await finish(stack, deployment["number"], "failed")
+    finally:
+        stack.restart("incidents")
+    async with Http(stack) as http:
+        async def opened() -> Any:
+            return await http.items("incidents", "/api/v1/incidents", service=service)
+
+        (incident,) = await until(opened, "the incident after the restart")
+        assert incident["cause_deployment_id"] == deployment["id"]
+
+        # Killed again right after acting: nothing acted on twice after this restart either.
+        acked = await http.call("POST", "incidents",
+                                f"/api/v1/incidents/{incident['id']}/transitions",
+                                role="practitioner", expect=200, json={"to": "acknowledged"})
+        stack.kill("incidents")
+        stack.restart("incidents")
+        again = await http.get("incidents", f"/api/v1/incidents/{incident['id']}")
+        assert again["version"] == acked["version"]
+        assert again["status"] == "acknowledged"
+        await http.call("POST", "incidents", f"/api/v1/incidents/{incident['id']}/transitions",
+                        role="practitioner", expect=200,
+                        json={"to": "resolved", "resolution_code": "rolled_back",
+                              "resolution_notes": "Rolled back"})
+
+        async def recovered() -> Any:
+            m = await dora(http, service)
+            return m if m["failed_deployment_recovery_time"]["sample_size"] == 1 else None
+
+        metrics = await until(recovered, "DORA recovery after the restarts")
+        assert metrics["change_failure_rate"]["sample_size"] == 1
+        assert len(await opened()) == 1
+        changes = await http.items("changes", "/api/v1/changes", service=service)
+    return {("deployment", deployment["id"]), ("incident", incident["id"]),
+            *{("change", c["id"]) for c in changes}}
