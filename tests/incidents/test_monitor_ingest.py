@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -134,6 +135,16 @@ async def test_resolve_reaches_an_incident_on_hold(svc: Running) -> None:
     got = (await svc.client.get(f"/api/v1/incidents/{incident['id']}",
                                 headers=svc.headers("viewer"))).json()
     assert got["status"] == "resolved"
+
+
+async def test_racing_triggers_open_one_incident(svc: Running) -> None:
+    key = uuid.uuid4().hex
+    answers = await asyncio.gather(*(svc.client.post("/v2/enqueue",
+                                                     json={**DOC_TRIGGER, "dedup_key": key})
+                                     for _ in range(5)))
+    assert [a.status_code for a in answers] == [202] * 5
+    [incident] = await monitor_incidents(svc, key)
+    assert incident["alert_count"] == 5
 
 
 async def test_trigger_without_dedup_key_gets_one(svc: Running) -> None:

@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents import service
@@ -22,6 +22,7 @@ from incidents.config import IncidentsSettings
 from incidents.models import Environment, Incident, IncidentCreate, Source, TransitionRequest
 from incidents.policy import LIFECYCLE, SEVERITY_IMPACT_URGENCY, ResolutionCode, Status
 from tandem.app import Runtime, ServiceRuntime, Session
+from tandem.tables import NumberSequence
 
 router = APIRouter(tags=["monitor ingest"])
 
@@ -129,6 +130,9 @@ async def trigger(session: AsyncSession, rt: ServiceRuntime, settings: Incidents
         "links": event.links, "images": event.images,
     }
     alert = {k: v for k, v in alert.items() if v is not None}
+    # Triggers queue here, so two monitors racing on one key open one incident; the unique
+    # index on open dedup keys is the backstop.
+    await lock_numbers(session)
     existing = await service.open_incident_for_dedup_key(session, service_name, dedup_key)
     if existing is not None:
         return await _append(session, rt, existing, payload, alert, actor)
@@ -138,22 +142,18 @@ async def trigger(session: AsyncSession, rt: ServiceRuntime, settings: Incidents
         description=_describe_alert(alert), service=service_name,
         environment=Environment(environment), impact=impact, urgency=urgency,
     )
-    try:
-        # Two monitors racing on one key: the open-dedup-key index lets one open it.
-        async with session.begin_nested():
-            incident = await service.create_incident(
-                session, rt.platform, settings, body, actor=actor, source=Source.monitor,
-                dedup_key=dedup_key)
-            await session.flush()
-    except IntegrityError:
-        existing = await service.open_incident_for_dedup_key(session, service_name, dedup_key)
-        if existing is None:
-            raise
-        return await _append(session, rt, existing, payload, alert, actor)
+    incident = await service.create_incident(session, rt.platform, settings, body, actor=actor,
+                                             source=Source.monitor, dedup_key=dedup_key)
     await service.add_note(session, rt.platform, incident,
                            f"Alert from {payload.source}: {payload.summary}"[:10000],
                            actor=actor, kind="alert", details=alert)
     return incident
+
+
+async def lock_numbers(session: AsyncSession) -> None:
+    """Take the incident number counter's row lock (SQLite: the write lock) first thing."""
+    await session.execute(update(NumberSequence).where(NumberSequence.prefix == "INC")
+                           .values(last_value=NumberSequence.last_value))
 
 
 async def _append(session: AsyncSession, rt: ServiceRuntime, incident: Incident,
