@@ -58,11 +58,13 @@ class Aggregate:
         event = new_event(service=self.topic, type=f"tandem.{self.aggregate}.{verb}",
                           subject=self.id, sequence=self.snapshot[self.counter], actor="test-user",
                           data={self.aggregate: dict(self.snapshot), **facts})
+        if at is not None:  # the event happened when the change did
+            event = event.model_copy(update={"time": at})
         self.events.append(event)
         return event
 
     def created(self) -> CloudEvent:
-        return self.event("created")
+        return self.event("created", datetime.fromisoformat(self.snapshot["created_at"]))
 
     def moved(self, to: str, at: datetime | None = None, reason: str = "",
               **fields: Any) -> CloudEvent:
@@ -90,7 +92,7 @@ def change(title: str, service: str, *, type_: str = "normal", status: str = "ne
                 "environment": "production", "status": status, "risk": "moderate",
                 "planned_start": iso(start), "planned_end": iso(start + timedelta(hours=hours)),
                 "incident_id": None, "deployment_id": None, "close_code": None, **fields}
-    return Aggregate("change", snapshot, start - timedelta(hours=2))
+    return Aggregate("change", snapshot, min(start, utcnow()) - timedelta(hours=2))
 
 
 def freeze(services: list[str], reason: str, *, starts: datetime, ends: datetime,
@@ -99,7 +101,7 @@ def freeze(services: list[str], reason: str, *, starts: datetime, ends: datetime
     snapshot = {"services": services, "starts_at": iso(starts), "ends_at": iso(ends),
                 "status": status, "source": source, "incident_id": incident_id,
                 "reason": reason}
-    return Aggregate("freeze", snapshot, starts)
+    return Aggregate("freeze", snapshot, min(starts, utcnow()))
 
 
 def deployment(service: str, version: str, *, at: datetime | None = None,
@@ -165,8 +167,8 @@ async def publish(platform: PlatformSettings, events: Iterable[CloudEvent]) -> N
         await send(events)
 
 
-def realistic_board(now: datetime) -> list[CloudEvent]:
-    """A believable Tuesday afternoon: eight weeks of deployments, live incidents and changes."""
+def deployment_history(now: datetime) -> list[CloudEvent]:
+    """Eight weeks of production deployments of three services, at different paces."""
     events: list[CloudEvent] = []
     # Eight weeks of production deployments for three services, at different paces.
     paces = {"checkout": (1, 0.9, 12), "payments": (3, 30, 9), "search": (7, 70, 4)}
@@ -181,6 +183,12 @@ def realistic_board(now: datetime) -> list[CloudEvent]:
                                       commit_ages_h=(lead_h, lead_h * 1.6 + 1))
             events += dep.events
             day -= every_days * (0.7 + (n % 3) * 0.3)
+    return events
+
+
+def busy_afternoon(now: datetime) -> list[CloudEvent]:
+    """Live incidents, changes in flight, freezes and gated deployments, as of ``now``."""
+    events: list[CloudEvent] = []
     p1 = incident("Checkout returns 502 for card payments", "checkout", 1,
                   reported=now - timedelta(minutes=52))
     events.append(p1.created())
@@ -226,6 +234,6 @@ def realistic_board(now: datetime) -> list[CloudEvent]:
     events.append(blocked.event("gate_decided", gate=blocked.snapshot["gate"],
                                 change_request=None))
     waiting = deployment("payments", "4.2.0", decision="awaiting", reasons=[
-        {"code": "approval", "message": "waiting for change CHG approval"}])
+        {"code": "approval", "message": "normal change CHG0001005 awaits approval"}])
     events.append(waiting.created())
     return events

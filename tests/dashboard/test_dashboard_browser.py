@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from board_scenario import incident, iso, publisher, realistic_board
-from playwright.async_api import Browser, Page, async_playwright
+from board_scenario import busy_afternoon, deployment_history, incident, iso, publisher
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from conftest import RunningDashboard
 from tandem.db import utcnow
@@ -90,15 +90,15 @@ async def test_the_board_shows_a_realistic_afternoon(
         browser: Browser, dashboard: RunningDashboard, platform: PlatformSettings) -> None:
     errors: list[str] = []
     page = await open_board(browser, dashboard, errors)
-    events = realistic_board(utcnow())
+    now = utcnow()
     async with publisher(platform) as send:
-        await send(events)
-    await page.wait_for_function(
-        "document.querySelectorAll('#feed li').length >= 60", timeout=20_000)
+        await send(deployment_history(now))
+        # Polling by locator: the page's CSP forbids the eval a string predicate needs.
+        await expect(page.locator("#feed li")).to_have_count(60, timeout=20_000)
+        await send(busy_afternoon(now))
     # The panels follow the stream: incidents by priority, changes, freezes, gates, DORA.
     await page.locator('#dora .service-card[data-service="search"]').wait_for(timeout=10_000)
-    await page.wait_for_function(
-        "document.querySelectorAll('#incidents .row').length === 4", timeout=10_000)
+    await expect(page.locator("#incidents .row")).to_have_count(4, timeout=10_000)
     priorities = await page.locator("#incidents .row .prio").all_text_contents()
     assert priorities == ["P1", "P2", "P3", "P4"]
     assert await page.locator("#changes .row").count() == 4

@@ -4,6 +4,7 @@ projection, SSE fan-out (ring, resume, filters, slow clients)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -265,3 +266,15 @@ async def test_a_slow_client_is_dropped_and_never_holds_up_the_others() -> None:
 def test_frames_carry_the_position_id_and_the_event_json() -> None:
     assert stream_event(7).frame() == 'id: tandem.incidents:0:7\ndata: {"n": 7}\n\n'
     assert deployment("api", "1").created().type == "tandem.deployment.created"
+
+
+def test_the_page_loads_nothing_from_the_network_and_never_writes_html() -> None:
+    from dashboard.routes import STATIC_DIR
+
+    for path in STATIC_DIR.iterdir():
+        text = path.read_text()
+        urls = [u for u in re.findall(r"(?:https?:)?//[\w.-]+\.\w+[^\s\"')]*", text)
+                if u != "http://www.w3.org/2000/svg"]
+        assert urls == [], f"{path.name} refers to {urls}"
+        if path.suffix == ".js":
+            assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", text)

@@ -8,7 +8,7 @@
   const METRICS = [
     ["deployment_frequency", "Deploys"],
     ["lead_time", "Lead time"],
-    ["change_failure_rate", "Failure rate"],
+    ["change_failure_rate", "Fail rate"],
     ["failed_deployment_recovery_time", "Recovery"],
   ];
 
@@ -82,6 +82,13 @@
     if (Math.abs(d.getTime() - Date.now()) < 20 * 3600000) return time;
     const month = d.toLocaleString("en", { month: "short", timeZone: "UTC" });
     return `${d.getUTCDate()} ${month} ${time}`;
+  }
+
+  function feedTime(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (Date.now() - d.getTime() < 20 * 3600000) return d.toISOString().slice(11, 19);
+    return `${d.getUTCDate()} ${d.toLocaleString("en", { month: "short", timeZone: "UTC" })}`;
   }
 
   function hours(value) {
@@ -293,7 +300,7 @@
   function feedItem(item, fresh) {
     const li = el("li", fresh ? "fresh" : "");
     li.dataset.eventId = item.id;
-    li.append(el("time", "", item.time ? new Date(item.time).toISOString().slice(11, 19) : ""));
+    li.append(el("time", "", feedTime(item.time)));
     const what = el("div", "what");
     what.append(el("span", "type", item.type.replace(/^tandem\./, "")));
     what.append(document.createTextNode(" "));
@@ -348,7 +355,11 @@
       span.append(el("b", "", n), document.createTextNode(" " + label));
       summary.append(span);
     }
-    if (!board.caught_up) setStatus("connecting", "replaying topics");
+    if (!board.caught_up) {
+      setStatus("connecting", "replaying topics");
+    } else if (source && source.readyState === EventSource.OPEN) {
+      setStatus("live", "live");
+    }
   }
 
   async function fetchBoard() {
@@ -397,8 +408,14 @@
     let url = `/api/v1/stream?access_token=${encodeURIComponent(token)}`;
     if (lastEventId) url += `&last_event_id=${encodeURIComponent(lastEventId)}`;
     source = new EventSource(url);
-    source.onopen = () => setStatus("live", "live");
+    let dropped = false;
+    source.onopen = () => {
+      setStatus("live", "live");
+      // After a reconnect the stream resumes from Last-Event-ID; the panels catch up too.
+      if (dropped) scheduleRefresh();
+    };
     source.onerror = () => {
+      dropped = true;
       if (source.readyState === EventSource.CLOSED) {
         setStatus("offline", "offline – reload to retry");
       } else {
@@ -437,7 +454,8 @@
       seen.add(item.id);
       $("feed").prepend(feedItem(item, false));
     }
-    connect(board.last_event_id);
+    // With nothing seen yet, an id the ring does not hold asks for all it has since.
+    connect(board.last_event_id || "start");
     // Windows (freezes, DORA weeks) move with time even when no event arrives.
     setInterval(scheduleRefresh, 30000);
   }
