@@ -24,6 +24,7 @@ COLLECTION = {"incident": ("incidents", "incidents"), "change": ("changes", "cha
               "freeze": ("changes", "freezes"), "deployment": ("deployments", "deployments")}
 
 EXIT_PREVENTED = 3
+EXIT_AWAITING = 4
 
 
 def unique_service(label: str) -> str:
@@ -138,6 +139,12 @@ async def _approval_mode(stack: Stack) -> set[tuple[str, str]]:
         deployments = await http.items("deployments", "/api/v1/deployments", service=service)
         assert [d["gate"]["decision"] for d in deployments] == ["awaiting"]
         assert waiting.process.returncode is None, "deploy start must wait while awaiting"
+        # Another pipeline step asking meanwhile: still awaiting (4), after its own short wait.
+        asked = await cli(stack.cli_env("viewer"), "deploy", "gate", deployments[0]["number"],
+                          "--wait", "1")
+        assert asked.code == EXIT_AWAITING, asked
+        assert asked.stdout.startswith("awaiting")
+        assert "awaiting: " in asked.stderr  # the reasons, for the pipeline's log
 
         approved = await cli(stack.cli_env("manager", "carol-manager"), "change", "approve",
                              change["number"], "--comment", "go", "--json")
