@@ -307,3 +307,17 @@ async def test_metrics_report_mtta_and_mttr(svc: Running) -> None:
     naive = await svc.client.get("/api/v1/incident-metrics",
                                  params={"since": "2026-01-01T00:00:00"}, headers=h)
     assert naive.status_code == 422
+
+
+async def test_openapi_documents_every_endpoint(svc: Running) -> None:
+    r = await svc.client.get("/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for path in ("/api/v1/incidents", "/api/v1/incidents/{ref}",
+                 "/api/v1/incidents/{ref}/transitions", "/api/v1/incidents/{ref}/notes",
+                 "/api/v1/incidents/{ref}/timeline", "/api/v1/incidents/{ref}/suspects",
+                 "/api/v1/incidents/{ref}/cause", "/api/v1/incident-metrics",
+                 "/api/v1/incident-policy", "/v2/enqueue"):
+        assert path in paths, path
+    ready = await svc.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
