@@ -32,8 +32,9 @@ class RunningDashboard:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def serve_dashboard(platform: PlatformSettings,
-                          settings: DashboardSettings | None = None):  # type: ignore[no-untyped-def]
+async def serve_dashboard(platform: PlatformSettings, settings: DashboardSettings | None = None,
+                          ) -> tuple[FastAPI, uvicorn.Server, asyncio.Task[None], str]:
+    """The dashboard on a free port; stop it with :func:`stop_dashboard`."""
     app = create_app(platform, settings or DashboardSettings())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

@@ -196,6 +196,7 @@ def test_board_dora_counts_a_deployment_an_incident_names_as_failed() -> None:
     assert metrics["failed_deployment_recovery_time"]["value"] == 2.0
     assert metrics["deployment_frequency"]["sample_size"] == 2
     assert len(metrics["lead_time"]["trend"]) == settings.trend_weeks
+    assert metrics["deployment_rework_rate"]["value"] == 0.0
 
 
 def test_prune_forgets_old_finished_aggregates_only() -> None:

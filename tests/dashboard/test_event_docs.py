@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import yaml
+from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,7 @@ def test_committed_event_docs_match_what_the_code_generates() -> None:
         if name == "deadLetter":
             continue
         schema = json.loads(files[Path(message["payload"]["$ref"].removeprefix("./"))])
+        Draft202012Validator.check_schema(schema)
         assert schema["properties"]["type"]["const"] == name
         assert schema["properties"]["specversion"]["const"] == "1.0"
         assert {"id", "source", "type", "subject", "sequence", "data"} <= set(schema["required"])

@@ -254,6 +254,7 @@ class Board:
                                    if (t := parse_time(c.get("committed_at"))) is not None),
                 caused_incident=dep_id in causes,
                 incident_resolved_at=min(resolved) if resolved else None,
+                rework=dep.get("rework") is True,
             ))
         out = []
         for service in sorted(per_service):

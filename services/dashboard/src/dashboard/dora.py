@@ -38,6 +38,8 @@ class DeploymentFacts:
     caused_incident: bool = False
     #: When the earliest-resolved incident it caused was resolved, if any.
     incident_resolved_at: datetime | None = None
+    #: An unplanned deployment made because of a production incident.
+    rework: bool = False
 
     @property
     def failed(self) -> bool:
@@ -170,6 +172,16 @@ def recovery_time(deps: Sequence[DeploymentFacts], start: datetime, end: datetim
                   None if value is None else recovery_bucket(value))
 
 
+def rework_rate(deps: Sequence[DeploymentFacts], start: datetime, end: datetime) -> Metric:
+    """Percent of deployments reaching production that were unplanned incident fixes."""
+    reached = [d for d in deps if d.status in REACHED and _in(d.finished_at, start, end)]
+    if not reached:
+        return Metric(None, "percent", 0, None)
+    percent = 100 * sum(d.rework for d in reached) / len(reached)
+    # DORA publishes no buckets for rework rate yet.
+    return Metric(round(percent, 1), "percent", len(reached), None)
+
+
 def time_to_restore(incidents: Sequence[RestoreFacts], start: datetime, end: datetime) -> Metric:
     """Median hours from an incident being reported to its resolution, resolved in the window."""
     values = [_hours(i.resolved_at - i.reported_at) for i in incidents
@@ -190,6 +202,7 @@ def service_dora(deps: Sequence[DeploymentFacts], incidents: Sequence[RestoreFac
         "change_failure_rate": change_failure_rate(deps, start, now),
         "failed_deployment_recovery_time": recovery_time(deps, start, now),
         "time_to_restore": time_to_restore(incidents, start, now),
+        "deployment_rework_rate": rework_rate(deps, start, now),
     }
     for week in range(trend_weeks - 1, -1, -1):
         w_end = now - timedelta(days=7 * week)
@@ -200,6 +213,7 @@ def service_dora(deps: Sequence[DeploymentFacts], incidents: Sequence[RestoreFac
             "change_failure_rate": change_failure_rate(deps, w_start, w_end),
             "failed_deployment_recovery_time": recovery_time(deps, w_start, w_end),
             "time_to_restore": time_to_restore(incidents, w_start, w_end),
+            "deployment_rework_rate": rework_rate(deps, w_start, w_end),
         }
         for name, metric in weekly.items():
             metrics[name].trend.append(metric.value)
