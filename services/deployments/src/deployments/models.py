@@ -48,6 +48,8 @@ class Deployment(SQLModel, table=True):
     gate_change_id: uuid.UUID | None = Col(default=None, index=True)
     gate_mode: str = Col(max_length=16)
     gate_decided_at: datetime = Col(sa_type=UTCDateTime)
+    #: Every decision, oldest first (on the row itself: no extra insert on the hot path).
+    gate_history: list[dict[str, Any]] = Col(default_factory=list, sa_column=Column(JSONType))
     change_requested: bool = False
     rework: bool = False
     started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
@@ -60,20 +62,6 @@ class Deployment(SQLModel, table=True):
         Index("ix_deployment_created", "created_at", "id"),
         Index("ix_deployment_service_env", "service", "environment", "status"),
     )
-
-
-class GateRecord(SQLModel, table=True):
-    """Every gate decision of a deployment, oldest first."""
-
-    __tablename__ = "gate_decision"
-
-    id: uuid.UUID = Col(default_factory=new_id, primary_key=True)
-    deployment_id: uuid.UUID = Col(index=True)
-    decision: str = Col(max_length=16)
-    reasons: list[dict[str, str]] = Col(sa_column=Column(JSONType, nullable=False))
-    change_id: uuid.UUID | None = None
-    mode: str = Col(max_length=16)
-    decided_at: datetime = Col(sa_type=UTCDateTime)
 
 
 class ChangeView(SQLModel, table=True):

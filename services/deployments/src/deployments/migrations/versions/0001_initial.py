@@ -1,5 +1,5 @@
-"""Deployments, gate decisions, projections of changes, freezes and incidents, DORA facts,
-and the platform tables.
+"""Deployments (with their gate decisions), projections of changes, freezes and incidents,
+DORA facts, and the platform tables.
 
 Revision ID: 0001
 Revises:
@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("gate_change_id", sa.Uuid(), nullable=True, index=True),
         sa.Column("gate_mode", sa.String(16), nullable=False),
         sa.Column("gate_decided_at", UTCDateTime(), nullable=False),
+        sa.Column("gate_history", JSONType, nullable=False),
         sa.Column("change_requested", sa.Boolean(), nullable=False),
         sa.Column("rework", sa.Boolean(), nullable=False),
         sa.Column("started_at", UTCDateTime(), nullable=True),
@@ -49,16 +50,6 @@ def upgrade() -> None:
     op.create_index("ix_deployment_created", "deployment", ["created_at", "id"])
     op.create_index("ix_deployment_service_env", "deployment",
                     ["service", "environment", "status"])
-    op.create_table(
-        "gate_decision",
-        sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("deployment_id", sa.Uuid(), nullable=False, index=True),
-        sa.Column("decision", sa.String(16), nullable=False),
-        sa.Column("reasons", JSONType, nullable=False),
-        sa.Column("change_id", sa.Uuid(), nullable=True),
-        sa.Column("mode", sa.String(16), nullable=False),
-        sa.Column("decided_at", UTCDateTime(), nullable=False),
-    )
     op.create_table(
         "change_view",
         sa.Column("id", sa.Uuid(), primary_key=True),
@@ -121,7 +112,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("dora_fact", "incident_view", "freeze_view", "change_view", "gate_decision",
-                  "deployment"):
+    for table in ("dora_fact", "incident_view", "freeze_view", "change_view", "deployment"):
         op.drop_table(table)
     drop_platform_tables()
