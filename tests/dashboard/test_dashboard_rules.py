@@ -157,7 +157,9 @@ def test_open_incidents_by_priority_with_sla_clocks_and_resolved_ones_aside() ->
     checkout = shown["open"][0]["sla"]
     assert checkout["response_due_at"] == iso(NOW - timedelta(minutes=5))  # P1: 15 minutes
     assert checkout["breached"] == ["response"]  # not acknowledged 20 minutes in
-    assert shown["open"][1]["sla"]["response_due_at"] == iso(NOW + timedelta(minutes=3))
+    own_sla = shown["open"][1]["sla"]
+    assert own_sla["response_due_at"] == iso(NOW + timedelta(minutes=3))
+    assert own_sla["resolution_due_at"] is None  # the service's own targets, not the defaults
     assert shown["open"][2]["sla"]["breached"] == ["resolution"]  # as its event said
     assert [i["id"] for i in shown["recently_resolved"]] == [done.id]
 

@@ -167,7 +167,10 @@ class Board:
         priority = incident.get("priority")
         targets = self.settings.sla_minutes.get(priority if isinstance(priority, int) else 0,
                                                 (None, None))
-        if reported is not None:
+        # Due times the incidents service computed win; None values never reach the wire,
+        # so one present due time means the other has no target.
+        own = "response_due_at" in given or "resolution_due_at" in given
+        if reported is not None and not own:
             if response_due is None and targets[0] is not None:
                 response_due = reported + timedelta(minutes=targets[0])
             if resolution_due is None and targets[1] is not None:
