@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from incidents_support import Running, change_event, deployment_event, unique_service
 
-from tandem.testing import eventually
+from tandem.testing import TopicWatcher, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -166,3 +166,17 @@ async def test_suspects_newest_first_and_a_manager_confirms_the_cause(svc: Runni
     assert first.data["deployment_id"] == newer["id"] and first.data["change_id"] == change_id
     assert first.data["priority"] == 1 and first.actor == "maria"
     assert second.data["deployment_id"] is None and second.data["change_id"] == implemented["id"]
+
+
+async def test_an_unusable_event_is_dead_lettered_and_blocks_nothing(svc: Running) -> None:
+    service = unique_service()
+    broken = deployment_event("tandem.deployment.transitioned", sequence=2,
+                              deployment={"id": str(uuid.uuid4()), "service": service},
+                              **{"from": "in_progress", "to": "failed"})
+    await svc.publish("deployments", broken)
+    await run_deployment(svc, deployment(service), "in_progress", "rolled_back")
+    async with TopicWatcher(svc.platform, svc.platform.dlq_topic("incidents")) as dlq:
+        records = await dlq.wait_for(lambda evs: any(e.id == broken.id for e in evs))
+    assert [e for e in records if e.id == broken.id]
+    [incident] = await eventually(lambda: incidents_of(svc, service))  # type: ignore[misc]
+    assert "rolled back" in incident["title"]

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tandem.auth import parse_ttl
@@ -33,10 +33,10 @@ class IncidentsSettings(BaseSettings):
     #: How far back a new incident looks for suspect deployments and changes.
     suspect_window: str = "24h"
     #: How often the SLA check looks for due breaches.
-    sla_check_interval_s: float = 30.0
+    sla_check_interval_s: float = Field(default=30.0, gt=0)
     #: Impact and urgency of the incident a failed production deployment opens (S2).
-    deployment_failure_impact: int = 2
-    deployment_failure_urgency: int = 1
+    deployment_failure_impact: int = Field(default=2, ge=1, le=3)
+    deployment_failure_urgency: int = Field(default=1, ge=1, le=3)
 
     @field_validator("suspect_window")
     @classmethod
