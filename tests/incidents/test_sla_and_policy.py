@@ -127,6 +127,7 @@ async def test_owner_edits_matrix_and_sla_targets(
         assert seeded["sla_targets"]["5"] == {"response_seconds": None,
                                               "resolution_seconds": None}
         assert seeded["version"] == 0
+        older = await svc.create(impact=3, urgency=3)
 
         edit = {"priority_matrix": [[1, 2, 3], [2, 3, 4], [3, 4, 4]],
                 "sla_targets": {"4": {"response_seconds": 600, "resolution_seconds": 7200}}}
@@ -155,3 +156,10 @@ async def test_owner_edits_matrix_and_sla_targets(
         assert incident["priority"] == 4
         reported = datetime.fromisoformat(incident["reported_at"])
         assert (datetime.fromisoformat(incident["response_due_at"]) - reported).seconds == 600
+
+        # An incident from before keeps its priority until its impact or urgency is edited.
+        url = f"/api/v1/incidents/{older['id']}"
+        kept = await svc.client.patch(url, json={"assignee": "ana"}, headers=svc.headers())
+        assert kept.json()["priority"] == 5 and kept.json()["response_due_at"] is None
+        rated = await svc.client.patch(url, json={"urgency": 3}, headers=svc.headers())
+        assert rated.json()["priority"] == 4 and rated.json()["response_due_at"] is not None

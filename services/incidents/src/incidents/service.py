@@ -228,7 +228,8 @@ async def update_incident(session: AsyncSession, platform: PlatformSettings,
         incident.priority_overridden = body.priority is not None
         if body.priority is not None:
             incident.priority = body.priority
-    if not incident.priority_overridden:
+    # Re-derived only when its inputs are edited: a policy change never moves old incidents.
+    if not incident.priority_overridden and {"impact", "urgency", "priority"} & given:
         incident.priority = derive_priority(policy.priority_matrix, incident.impact,
                                             incident.urgency)
     if "major" in given:
