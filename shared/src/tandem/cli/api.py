@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -166,6 +167,16 @@ def transition(api: Api, plural: str, ref: str, to: str, reason: str | None = No
     return api.post(f"/api/v1/{plural}/{ref}/transitions", body)
 
 
+def resolve_id(service: str, plural: str, ref: str) -> str:
+    """The UUID of ``ref``, which may be a number such as ``INC0000042`` (asked of its service)."""
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        pass
+    with Api(service) as api:
+        return str(api.get(f"/api/v1/{plural}/{ref}")["id"])
+
+
 def list_all(api: Api, path: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` items of a list endpoint, following ``next_cursor``."""
     items: list[dict[str, Any]] = []
@@ -213,7 +224,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ",".join(_cell(v) for v in value) or "-"
+        return ", ".join(_cell(v) for v in value) or "-"
     text = str(value)
     # Times are shown to the second, in UTC, without the noise.
     if re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", text):
@@ -251,7 +262,7 @@ def details(resource: dict[str, Any], fields: Sequence[tuple[str, str]]) -> str:
         value = _field(resource, field)
         if value is None or value == "" or value == []:
             continue
-        lines.append(f"{label.ljust(width)}  {_cell(value) if field.endswith('_at') else value}")
+        lines.append(f"{label.ljust(width)}  {_cell(value)}")
     return "\n".join(lines)
 
 

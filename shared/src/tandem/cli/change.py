@@ -16,6 +16,7 @@ from tandem.cli.api import (
     list_all,
     parse_when,
     reporting,
+    resolve_id,
     table,
     transition,
 )
@@ -28,7 +29,8 @@ COLUMNS = [("NUMBER", "number"), ("TYPE", "type"), ("STATUS", "status"), ("SERVI
            ("TITLE", "title")]
 FIELDS = [("number", "number"), ("id", "id"), ("type", "type"), ("title", "title"),
           ("status", "status"), ("service", "service"), ("environment", "environment"),
-          ("risk", "risk"), ("planned start", "planned_start"), ("planned end", "planned_end"),
+          ("risk", "risk"), ("approvals", "approvals_shown"),
+          ("planned start", "planned_start"), ("planned end", "planned_end"),
           ("incident", "incident_id"), ("deployment", "deployment_id"),
           ("close code", "close_code"), ("next", "allowed_transitions"),
           ("created", "created_at"), ("updated", "updated_at")]
@@ -37,7 +39,11 @@ Ref = Annotated[str, typer.Argument(help="Change number (CHG0000042) or id")]
 
 
 def _show(change: dict[str, Any], as_json: bool) -> None:
-    emit(change, as_json, details(change, FIELDS))
+    shown = dict(change)
+    if change.get("approvals_required"):
+        shown["approvals_shown"] = (f"{change.get('approvals_received', 0)} of "
+                                    f"{change['approvals_required']}")
+    emit(change, as_json, details(shown, FIELDS))
 
 
 @change_app.command("create")
@@ -51,8 +57,8 @@ def create(
     start: Annotated[str, typer.Option(help="Planned start: now, +2h or RFC 3339")] = "now",
     end: Annotated[str | None, typer.Option(help="Planned end (default: start + 2h)")] = None,
     risk: Annotated[str | None, typer.Option(help="low, moderate, high, very_high")] = None,
-    incident: Annotated[str | None, typer.Option(help="Incident id an emergency change fixes")]
-    = None,
+    incident: Annotated[str | None, typer.Option(
+        help="The incident (number or id) an emergency change fixes")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -64,10 +70,10 @@ def create(
                             "planned_start": iso(planned_start), "planned_end": iso(planned_end)}
     if risk:
         body["risk"] = risk
-    if incident:
-        body["incident_id"] = incident
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     with reporting(as_json), Api("changes") as api:
+        if incident:
+            body["incident_id"] = resolve_id("incidents", "incidents", incident)
         _show(api.post("/api/v1/changes", body, headers=headers), as_json)
 
 
@@ -110,8 +116,9 @@ def _decide(ref: str, decision: str, comment: str, as_json: bool, force: bool = 
             conflicts = api.get(f"/api/v1/changes/{ref}/conflicts").get("items", [])
             for conflict in conflicts:
                 typer.echo(f"conflict: {conflict.get('detail')}", err=True)
-            typer.echo("authorized, not scheduled: resolve the conflicts or approve with --force "
-                       "(manager)", err=True)
+            typer.echo(f"authorized, not scheduled: resolve the conflicts, or (a manager) "
+                       f"tandem change transition {change.get('number')} scheduled --force",
+                       err=True)
         _show(change, as_json)
 
 

@@ -26,6 +26,7 @@ from tandem.cli.api import (
     list_all,
     parse_when,
     reporting,
+    resolve_id,
     stderr_is_terminal,
     table,
     transition,
@@ -61,7 +62,8 @@ def _reason_text(reason: Any) -> str:
 def gate_lines(gate: dict[str, Any]) -> list[str]:
     """``allowed (change CHG...)`` and one ``- reason`` line per reason."""
     head = str(gate.get("decision", "unknown"))
-    extras = [f"{k} {gate[k]}" for k in ("mode", "change_id") if gate.get(k)]
+    extras = [f"{label} {gate[k]}" for k, label in (("mode", "mode"), ("change_id", "change"))
+              if gate.get(k)]
     if extras:
         head += f" ({', '.join(extras)})"
     return [head, *(f"  - {_reason_text(r)}" for r in gate.get("reasons") or [])]
@@ -176,8 +178,8 @@ def start(
                                                     help="The CI pipeline's id")] = None,
     run_url: Annotated[str | None, typer.Option(envvar="TANDEM_PIPELINE_URL",
                                                 help="Link to the CI run")] = None,
-    change: Annotated[str | None, typer.Option(help="Id of the change this deployment carries")]
-    = None,
+    change: Annotated[str | None, typer.Option(
+        help="The change (number or id) this deployment carries")] = None,
     wait: Annotated[float, typer.Option(
         help="Seconds to wait while the gate is awaiting (approval)")] = 0,
     begin: Annotated[bool, typer.Option(
@@ -196,12 +198,12 @@ def start(
         body["ref"] = ref
     if pipeline_id:
         body["pipeline"] = {"id": pipeline_id, "run_url": run_url}
-    if change:
-        body["change_id"] = change
     key = key or (idempotency_key(pipeline_id, service, environment, version)
                   if pipeline_id else None)
     headers = {"Idempotency-Key": key} if key else None
     with reporting(as_json), Api("deployments") as api:
+        if change:
+            body["change_id"] = resolve_id("changes", "changes", change)
         # With a key, a lost answer or a restarting service is retried: the retry replays.
         deployment = api.post("/api/v1/deployments", body, headers=headers,
                               attempts=4 if key else 1)
