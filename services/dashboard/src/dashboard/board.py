@@ -98,6 +98,7 @@ class Board:
         self.last_event_id: str | None = None
         self.events_applied = 0
         self.caught_up = False
+        self._dora_cache: tuple[tuple[int, datetime], list[dict[str, Any]]] | None = None
 
     def apply(self, event: CloudEvent, event_id: str) -> bool:
         """Fold one event in; False when it is not newer than what the board holds."""
@@ -228,6 +229,15 @@ class Board:
 
     def dora(self, now: datetime) -> list[dict[str, Any]]:
         """DORA per service for the configured environment, each metric with a weekly trend."""
+        # Many screens refresh after each event; the figures change only with events or time.
+        key = (self.events_applied, now.replace(second=0, microsecond=0))
+        if self._dora_cache is not None and self._dora_cache[0] == key:
+            return self._dora_cache[1]
+        result = self._compute_dora(now)
+        self._dora_cache = (key, result)
+        return result
+
+    def _compute_dora(self, now: datetime) -> list[dict[str, Any]]:
         env = self.settings.dora_environment
         causes: defaultdict[str, list[datetime | None]] = defaultdict(list)
         restores: defaultdict[str, list[dora.RestoreFacts]] = defaultdict(list)
