@@ -74,7 +74,31 @@ def _describe(exc: ValidationError) -> list[str]:
     return out
 
 
-@router.post("/v2/enqueue", status_code=202)
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema with its ``$defs`` inlined (for the OpenAPI request body)."""
+    schema = model.model_json_schema(by_alias=True)
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)  # type: ignore[no-any-return]
+
+
+@router.post(
+    "/v2/enqueue", status_code=202,
+    summary="Send a monitor event (PagerDuty Events API v2)",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": _inline_schema(MonitorEvent)}}}},
+    responses={400: {"description": "Invalid event, in PagerDuty's shape"}},
+)
 async def enqueue(request: Request, session: Session, rt: Runtime) -> JSONResponse:
     """Trigger opens an incident or appends to the open one with the same dedup key;
     acknowledge and resolve move the open incident with that key."""
