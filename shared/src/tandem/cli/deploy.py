@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import shutil
 import subprocess
 import threading
 import time
@@ -93,6 +94,10 @@ class Spinner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @property
+    def started_thread(self) -> bool:
+        return self._thread.is_alive() or self._stop.is_set()
+
     def __enter__(self) -> Spinner:
         self._thread.start()
         return self
@@ -105,8 +110,10 @@ class Spinner:
     def _run(self) -> None:
         for frame in itertools.cycle(self.FRAMES):
             elapsed = int(time.monotonic() - self.started)
-            typer.echo(f"\r\033[K{frame} {self.label} awaiting {elapsed}s: {self.reasons}",
-                       err=True, nl=False)
+            line = f"{frame} {self.label} awaiting {elapsed}s: {self.reasons}"
+            # One terminal line, so the carriage return can redraw it.
+            width = shutil.get_terminal_size().columns - 1
+            typer.echo(f"\r\033[K{line[:width]}", err=True, nl=False)
             if self._stop.wait(0.1):
                 return
 
@@ -121,10 +128,11 @@ def await_gate(api: Api, deployment: dict[str, Any], wait: float) -> dict[str, A
     spinner = Spinner(label) if stderr_is_terminal() else None
     last_reasons: str | None = None
     try:
-        if spinner:
-            spinner.__enter__()
         while gate.get("decision") == "awaiting":
             reasons = "; ".join(_reason_text(r) for r in gate.get("reasons") or []) or "-"
+            if spinner and not spinner.started_thread:
+                spinner.reasons = reasons
+                spinner.__enter__()
             if spinner:
                 spinner.reasons = reasons
             elif reasons != last_reasons:
@@ -137,7 +145,7 @@ def await_gate(api: Api, deployment: dict[str, Any], wait: float) -> dict[str, A
             gate = api.get(f"/api/v1/deployments/{deployment['id']}/gate",
                            params={"wait": hold}, timeout=hold + 15)
     finally:
-        if spinner:
+        if spinner and spinner.started_thread:
             spinner.__exit__()
     return gate
 
