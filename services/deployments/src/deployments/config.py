@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deployments.dora import BucketTable
 from deployments.gate import GateMode
+from deployments.sqlite_inline import inline_url
 from tandem.settings import PlatformSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -30,7 +31,10 @@ class DeploymentsSettings(BaseSettings):
     change_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     #: Longest ``?wait=`` a gate read may hold.
     max_gate_wait_s: float = Field(default=60.0, gt=0, le=300)
+    #: Drive SQLite on the event loop instead of aiosqlite's thread (see ``sqlite_inline``).
+    sqlite_inline: bool = True
 
     def resolved_database_url(self, platform: PlatformSettings | None = None) -> str:
-        return self.database_url or (platform or PlatformSettings()).default_database_url(
+        url = self.database_url or (platform or PlatformSettings()).default_database_url(
             "deployments")
+        return inline_url(url) if self.sqlite_inline else url

@@ -10,15 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     Boolean,
     CompoundSelect,
     Integer,
     Uuid,
+    bindparam,
     cast,
-    event,
     func,
     literal_column,
     null,
@@ -28,8 +27,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session as SyncSession
-from sqlalchemy.orm import SessionTransaction
 
 from deployments.config import DeploymentsSettings
 from deployments.dora import (
@@ -131,32 +128,6 @@ def _bump(dep: Deployment, now: datetime) -> None:
     dep.updated_at = now
 
 
-# --- SQLite writers ---------------------------------------------------------------------------
-
-_WRITE_LOCKS: WeakKeyDictionary[Any, asyncio.Lock] = WeakKeyDictionary()
-
-
-async def begin_writes(session: AsyncSession) -> None:
-    """On SQLite, queue this transaction behind the process's other writers until it ends.
-
-    SQLite admits one writer; a second one waits in SQLite's busy handler, which sleeps in
-    steps of up to 100 ms, so under concurrent creates the lock sat idle between sleepers
-    (p99 over 2 s in the benchmark). An asyncio lock hands it over at once. No-op elsewhere.
-    """
-    bind = session.bind
-    if bind.dialect.name != "sqlite" or "write_lock" in session.info:
-        return
-    lock = _WRITE_LOCKS.setdefault(bind.sync_engine, asyncio.Lock())
-    await lock.acquire()
-    session.info["write_lock"] = lock
-
-
-@event.listens_for(SyncSession, "after_transaction_end")
-def _release_write_lock(session: SyncSession, transaction: SessionTransaction) -> None:
-    if transaction.parent is None and (lock := session.info.pop("write_lock", None)):
-        lock.release()
-
-
 # --- reading ----------------------------------------------------------------------------------
 
 
@@ -184,22 +155,28 @@ def change_facts(view: ChangeView | None) -> ChangeFacts | None:
                        rejected=view.rejected)
 
 
-def _projections_query(service: str, now: datetime) -> CompoundSelect[Any]:
+def _projections_query() -> CompoundSelect[Any]:
     # One statement for both projections: every round trip counts on the create path.
     freezes = select(
         literal_column("'freeze'").label("kind"), FreezeView.id, FreezeView.number,
         FreezeView.status, FreezeView.starts_at.label("at"), FreezeView.ends_at,
         FreezeView.source, FreezeView.incident_id, FreezeView.services,
         cast(null(), Integer).label("priority"), cast(null(), Boolean).label("major"),
-    ).where(FreezeView.status != "ended", FreezeView.starts_at <= now)  # type: ignore[operator]
+    ).where(FreezeView.status != "ended",
+            FreezeView.starts_at <= bindparam("now", type_=UTCDateTime))  # type: ignore[operator]
     incidents = select(
         literal_column("'incident'"), IncidentView.id, IncidentView.number,
         IncidentView.status, IncidentView.reported_at, cast(null(), UTCDateTime),
         IncidentView.service, cast(null(), Uuid), cast(null(), JSONType),
         IncidentView.priority, IncidentView.major,
-    ).where(IncidentView.service == service, IncidentView.environment == "production",
-            IncidentView.status.in_(OPEN_INCIDENT_STATUSES))  # type: ignore[attr-defined]
+    ).where(IncidentView.service == bindparam("service"),
+            IncidentView.environment == "production",
+            IncidentView.status.in_(sorted(OPEN_INCIDENT_STATUSES)))  # type: ignore[attr-defined]
     return union_all(freezes, incidents)
+
+
+#: Built once: constructing the union (types, cache key) cost more than running it.
+PROJECTIONS = _projections_query()
 
 
 async def gate_projections(session: AsyncSession, service: str, now: datetime,
@@ -207,7 +184,7 @@ async def gate_projections(session: AsyncSession, service: str, now: datetime,
     """Freezes that may cover ``service`` now and its open production incidents."""
     freezes: list[FreezeFacts] = []
     incidents: list[IncidentFacts] = []
-    for row in (await session.execute(_projections_query(service, now))).all():
+    for row in (await session.execute(PROJECTIONS, {"service": service, "now": now})).all():
         if row.kind == "freeze":
             freezes.append(FreezeFacts(
                 id=row.id, number=row.number, services=tuple(row.services or ()),
@@ -288,7 +265,6 @@ async def create_deployment(session: AsyncSession, platform: PlatformSettings,
     ))
     commits = [{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
                for c in body.commits]
-    await begin_writes(session)
     dep = Deployment(
         number=await next_number(session, "DEP"), service=body.service,
         environment=body.environment.value, version=body.version, artifact=body.artifact,
@@ -354,7 +330,6 @@ async def transition(session: AsyncSession, platform: PlatformSettings, dep: Dep
                      now: datetime | None = None) -> DeploymentPublic:
     """Move a deployment; starting one needs an allowed gate. Keeps its DORA facts current."""
     LIFECYCLE.check(dep.status, to)
-    await begin_writes(session)
     if to == "in_progress" and dep.gate_decision != Decision.allowed:
         raise Problem(409, f"Deployment {dep.number} cannot start: its gate is "
                            f"{dep.gate_decision}.", type_="urn:tandem:problem:gate-not-allowed",
