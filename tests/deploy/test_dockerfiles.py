@@ -7,6 +7,7 @@ numeric non-root user, the documented entry point and port, and no secrets baked
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -133,3 +134,14 @@ def test_hadolint_finds_nothing() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_entry_points_exist_in_the_service(service: str) -> None:
+    """The image's CMD and the init container's migrate step name real code (read, not
+    imported: services never share a process, and their table metadata would collide)."""
+    package = ROOT / "services" / service / "src" / service
+    if not (package / "main.py").exists():
+        pytest.skip(f"the {service} service is not written yet")
+    main = ast.parse((package / "main.py").read_text())
+    assert "create_app" in {n.name for n in main.body if isinstance(n, ast.FunctionDef)}
+    assert '"migrate"' in (package / "__main__.py").read_text()

@@ -476,3 +476,10 @@ def test_dev_databases_exist_for_every_service_url(rendered: dict[str, list[Doc]
         host, database = url.rsplit("@", 1)[1].split("/")
         assert host == f"postgres:{postgres['spec']['ports'][0]['port']}"
         assert f"CREATE DATABASE {database} " in script
+
+
+def test_operations_guide_names_every_platform_setting() -> None:
+    """docs/operations.md is where operators look up a TANDEM_ variable: none may be missing."""
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    missing = [name for name in known_settings()["platform"] if f"`{name}`" not in guide]
+    assert missing == []
