@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -232,12 +232,12 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
         needed += [platform.topic(t) for r in spec.reactions for t in r.topics]
         topics_ready = asyncio.create_task(ensure_topics_with_retry(platform, needed))
 
-        async def after_topics(coro: Awaitable[None]) -> None:
+        async def after_topics(run: Callable[[], Awaitable[None]]) -> None:
             await topics_ready
-            await coro
+            await run()
 
         tasks = [topics_ready, asyncio.create_task(relay.run(), name=f"{spec.name}-relay")]
-        tasks += [asyncio.create_task(after_topics(c.run()), name=c.name) for c in consumers]
+        tasks += [asyncio.create_task(after_topics(c.run), name=c.name) for c in consumers]
         tasks += [asyncio.create_task(job(runtime)) for job in spec.jobs]
         log.info("%s started", spec.name)
         try:
@@ -273,6 +273,14 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                 "(a concurrent or repeated request); retry it.",
                 type_="urn:tandem:problem:conflict",
             )
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.orig)
+        return problem_response(
+            Problem(503, "The database is unavailable or busy; retry shortly.",
+                    type_="urn:tandem:problem:database-unavailable", headers={"Retry-After": "1"})
         )
 
     app.include_router(_health_router())

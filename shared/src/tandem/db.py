@@ -56,12 +56,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # Tandem begins transactions itself (below), so the driver must not.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # SQLite has one writer: taking the write lock at BEGIN makes a read-then-write
+    # transaction wait its turn instead of failing (or both writers reading one version).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -77,6 +85,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.outbox_written = asyncio.Event()
 

@@ -1,4 +1,4 @@
-"""Human numbers (``INC0001042``): one counter row per prefix, advanced in the caller's transaction."""
+"""Human numbers (``INC0001042``): a counter row per prefix, advanced in the caller's transaction."""
 
 from __future__ import annotations
 
