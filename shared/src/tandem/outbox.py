@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tandem import metrics
@@ -85,7 +86,9 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 log.warning("outbox relay of %s failed, retrying: %s", self.service, exc)
-                await self._release_lock()
+                if isinstance(exc, DBAPIError | OSError):
+                    # The lock lives on a connection that may be gone: take it afresh.
+                    await self._release_lock()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -94,6 +97,9 @@ class OutboxRelay:
             self.is_leader = True
             return True
         if self._lock_conn is not None and not self._lock_conn.closed:
+            # A session lock dies with its connection: prove the connection still lives.
+            await self._lock_conn.execute(select(1))
+            await self._lock_conn.commit()
             return True
         conn = await self.db.engine.connect()
         locked = await conn.scalar(select(func.pg_try_advisory_lock(_lock_key(self.service))))

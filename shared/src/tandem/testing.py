@@ -77,8 +77,8 @@ class TopicWatcher:
             enable_auto_commit=False,
             fetch_max_wait_ms=50,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             tps = [TopicPartition(self.topic, p) for p in range(self.platform.topic_partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
