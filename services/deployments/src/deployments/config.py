@@ -31,6 +31,8 @@ class DeploymentsSettings(BaseSettings):
     change_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     #: Longest ``?wait=`` a gate read may hold.
     max_gate_wait_s: float = Field(default=60.0, gt=0, le=300)
+    #: While a gate read waits: re-read that often in case another replica decided it.
+    gate_recheck_s: float = Field(default=5.0, gt=0, le=60)
     #: Drive SQLite on the event loop instead of aiosqlite's thread (see ``sqlite_inline``).
     sqlite_inline: bool = True
 

@@ -129,13 +129,16 @@ async def get_gate(ref: str, request: Request, _: Reader,
                    wait: Annotated[float, Query(ge=0, le=60)] = 0) -> GateAnswer:
     """The gate; with ``?wait=N`` held up to N seconds until it leaves ``awaiting``.
 
-    Woken by the consumed change event that re-decided it (``GateSignals``), not by polling.
+    Woken by the consumed change event that re-decided it (``GateSignals``); with several
+    replicas the event may land on another one, so the row is also re-read every
+    ``gate_recheck_s`` seconds (5 by default) as a fallback.
     """
     answer = await _read_gate(request, ref)
     if answer.decision != Decision.awaiting or wait <= 0:
         return answer
     signals: service.GateSignals = request.app.state.gate_signals
-    deadline = time.monotonic() + min(wait, settings_of(request).max_gate_wait_s)
+    settings = settings_of(request)
+    deadline = time.monotonic() + min(wait, settings.max_gate_wait_s)
     with signals.watch(answer.deployment_id) as woken:
         # Read again after registering, so a decision made in between is not missed.
         answer = await _read_gate(request, str(answer.deployment_id))
@@ -144,8 +147,9 @@ async def get_gate(ref: str, request: Request, _: Reader,
             if remaining <= 0:
                 break
             woken.clear()
+            # Another replica may have consumed the deciding event: read again now and then.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), remaining)
+                await asyncio.wait_for(woken.wait(), min(remaining, settings.gate_recheck_s))
             answer = await _read_gate(request, str(answer.deployment_id))
     return answer
 
