@@ -122,6 +122,12 @@ class Stack:
         self._spawn(name)
         self.wait_ready(name)
 
+    def use_gate_mode(self, mode: str) -> None:
+        """Run the deployments service with ``TANDEM_GATE_MODE=mode``, restarting it if needed."""
+        current = {**self.env, **self.service_env.get("deployments", {})}.get("TANDEM_GATE_MODE")
+        if current != mode:
+            self.restart("deployments", env={"TANDEM_GATE_MODE": mode})
+
     def stop(self) -> None:
         self._terminate(list(self.processes.values()))
 

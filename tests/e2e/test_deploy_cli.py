@@ -17,6 +17,7 @@ COMMIT = "0123abcd@2026-01-05T09:00:00Z"
 
 
 def tandem(stack: Stack, role: str, *args: str) -> Result:
+    stack.use_gate_mode("receipt")
     return CliRunner().invoke(APP, list(args), env=stack.cli_env(role))
 
 
