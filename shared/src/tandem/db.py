@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -116,3 +118,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def service_table_base() -> type[SQLModel]:
+    """A SQLModel base with its own registry, so each service's tables live in their own
+    metadata (two services may both keep, say, an ``incident_view`` projection)."""
+
+    class ServiceTable(SQLModel, registry=registry()):
+        pass
+
+    return ServiceTable

@@ -10,10 +10,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Column as SAColumn
 from sqlmodel import Field as Column
-from sqlmodel import SQLModel
 
 from changes.config import Risk
-from tandem.db import JSONType, UTCDateTime, new_id, utcnow
+from tandem.db import JSONType, UTCDateTime, new_id, service_table_base, utcnow
+
+
+#: This service's tables, in a metadata of their own.
+ServiceTable = service_table_base()
 
 
 class Environment(StrEnum):
@@ -44,7 +47,7 @@ ServiceName = Annotated[str, Field(min_length=1, max_length=100, pattern=SERVICE
 # --- tables -------------------------------------------------------------------------------
 
 
-class Change(SQLModel, table=True):
+class Change(ServiceTable, table=True):
     id: uuid.UUID = Column(default_factory=new_id, primary_key=True)
     number: str = Column(unique=True, max_length=16)
     type: str = Column(max_length=16)
@@ -74,7 +77,7 @@ class Change(SQLModel, table=True):
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class ChangeApproval(SQLModel, table=True):
+class ChangeApproval(ServiceTable, table=True):
     """A manager's decision; ``active`` turns false when the change reverts to new."""
 
     __tablename__ = "change_approval"
@@ -88,7 +91,7 @@ class ChangeApproval(SQLModel, table=True):
     created_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class Freeze(SQLModel, table=True):
+class Freeze(ServiceTable, table=True):
     id: uuid.UUID = Column(default_factory=new_id, primary_key=True)
     number: str = Column(unique=True, max_length=16)
     services: list[str] = Column(default_factory=list,
@@ -107,7 +110,7 @@ class Freeze(SQLModel, table=True):
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class ServiceScore(SQLModel, table=True):
+class ServiceScore(ServiceTable, table=True):
     """The change success score of one service (ServiceNow's weights, domain.md)."""
 
     __tablename__ = "service_score"
@@ -119,7 +122,7 @@ class ServiceScore(SQLModel, table=True):
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class IncidentView(SQLModel, table=True):
+class IncidentView(ServiceTable, table=True):
     """This service's projection of the incidents topic (for risk and S4 freezes)."""
 
     __tablename__ = "incident_view"

@@ -15,9 +15,11 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Column, Index
 from sqlmodel import Field as Col
-from sqlmodel import SQLModel
 
-from tandem.db import JSONType, UTCDateTime, new_id, utcnow
+from tandem.db import JSONType, UTCDateTime, new_id, service_table_base, utcnow
+
+#: This service's tables, in a metadata of their own.
+ServiceTable = service_table_base()
 
 
 class Environment(StrEnum):
@@ -30,7 +32,7 @@ class Environment(StrEnum):
 # --- tables -----------------------------------------------------------------------------------
 
 
-class Deployment(SQLModel, table=True):
+class Deployment(ServiceTable, table=True):
     id: uuid.UUID = Col(default_factory=new_id, primary_key=True)
     number: str = Col(unique=True, max_length=16)
     service: str = Col(max_length=100)
@@ -64,7 +66,7 @@ class Deployment(SQLModel, table=True):
     )
 
 
-class ChangeView(SQLModel, table=True):
+class ChangeView(ServiceTable, table=True):
     """The projection of a change from ``tandem.changes``."""
 
     __tablename__ = "change_view"
@@ -82,7 +84,7 @@ class ChangeView(SQLModel, table=True):
     rejected: bool = False
 
 
-class FreezeView(SQLModel, table=True):
+class FreezeView(ServiceTable, table=True):
     """The projection of a freeze window from ``tandem.changes``."""
 
     __tablename__ = "freeze_view"
@@ -97,7 +99,7 @@ class FreezeView(SQLModel, table=True):
     incident_id: uuid.UUID | None = None
 
 
-class IncidentView(SQLModel, table=True):
+class IncidentView(ServiceTable, table=True):
     """The projection of an incident from ``tandem.incidents`` (gate and time to restore)."""
 
     __tablename__ = "incident_view"
@@ -116,7 +118,7 @@ class IncidentView(SQLModel, table=True):
     __table_args__ = (Index("ix_incident_view_service", "service", "environment", "status"),)
 
 
-class DoraFact(SQLModel, table=True):
+class DoraFact(ServiceTable, table=True):
     """One deployment's DORA facts, kept current from its transitions and incident events."""
 
     __tablename__ = "dora_fact"

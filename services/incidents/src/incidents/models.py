@@ -12,11 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Column as SAColumn
 from sqlalchemy import Index, Text, UniqueConstraint, text
 from sqlmodel import Field as Column
-from sqlmodel import SQLModel
 
 from incidents.policy import OnHoldReason, ResolutionCode, Status
 from incidents.stats import DurationSummary
-from tandem.db import JSONType, UTCDateTime, new_id, utcnow
+from tandem.db import JSONType, UTCDateTime, new_id, service_table_base, utcnow
+
+
+#: This service's tables, in a metadata of their own.
+ServiceTable = service_table_base()
 
 
 class Environment(StrEnum):
@@ -40,7 +43,7 @@ _OPEN = "status IN ('new', 'acknowledged', 'in_progress', 'on_hold')"
 SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
-class Incident(SQLModel, table=True):
+class Incident(ServiceTable, table=True):
     __table_args__ = (
         # A monitor's dedup key names at most one open incident per service.
         Index("ux_incident_open_dedup_key", "service", "dedup_key", unique=True,
@@ -91,7 +94,7 @@ class Incident(SQLModel, table=True):
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class IncidentEvent(SQLModel, table=True):
+class IncidentEvent(ServiceTable, table=True):
     """Every event about an incident, as published: the incident's timeline."""
 
     __tablename__ = "incident_event"
@@ -107,7 +110,7 @@ class IncidentEvent(SQLModel, table=True):
     data: dict[str, Any] = Column(sa_column=SAColumn(JSONType, nullable=False))
 
 
-class SlaBreach(SQLModel, table=True):
+class SlaBreach(ServiceTable, table=True):
     """One row per (incident, kind): the guard that makes a breach fire exactly once."""
 
     __tablename__ = "sla_breach"
@@ -118,7 +121,7 @@ class SlaBreach(SQLModel, table=True):
     detected_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class IncidentPolicy(SQLModel, table=True):
+class IncidentPolicy(ServiceTable, table=True):
     """The owner-edited priority matrix and SLA targets (one row; absent = the settings)."""
 
     __tablename__ = "incident_policy"
@@ -132,7 +135,7 @@ class IncidentPolicy(SQLModel, table=True):
     updated_by: str = Column(max_length=255)
 
 
-class DeploymentView(SQLModel, table=True):
+class DeploymentView(ServiceTable, table=True):
     """What this service knows of deployments, from ``tandem.deployments`` (S2, S3)."""
 
     __tablename__ = "deployment_view"
@@ -149,7 +152,7 @@ class DeploymentView(SQLModel, table=True):
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class ChangeView(SQLModel, table=True):
+class ChangeView(ServiceTable, table=True):
     """What this service knows of change requests, from ``tandem.changes`` (S3)."""
 
     __tablename__ = "change_view"
