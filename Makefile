@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 SERVICES := $(wildcard services/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench lock clean
+.PHONY: install browser run test scaleout lint bench lock clean
 
 $(STAMP): requirements.lock shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,21 @@ $(STAMP): requirements.lock shared/pyproject.toml $(wildcard services/*/pyprojec
 
 install: $(STAMP)
 
+# The dashboard's browser test drives Debian's Chromium; install it when it is missing.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+
 run: install
 	$(BIN)/tandem dev
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# Two instances of each service on shared PostgreSQL: relay takeover, partition split, same end state.
+scaleout: install
+	$(BIN)/python -m pytest tests/scaleout -q -rA
 
 lint: install
 	$(BIN)/ruff check shared services tests
