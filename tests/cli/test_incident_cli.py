@@ -174,3 +174,11 @@ def test_events_tail_prints_one_line_per_event_of_the_chosen_types(incidents_sta
     mine_json = [e for e in events if e["subject"] == incident["id"]]
     assert [e["sequence"] for e in mine_json] == [1, 2]
     assert {e["specversion"] for e in mine_json} == {"1.0"}
+
+
+def test_events_tail_without_a_broker_is_one_clear_line(incidents_stack):
+    env = {**incidents_stack.cli_env(None), "TANDEM_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+    result = CliRunner().invoke(APP, ["events", "tail"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: cannot reach the broker at 127.0.0.1:9")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fnmatch
 import json
+import logging
 from typing import Annotated, Any
 
 import typer
@@ -120,6 +121,13 @@ def tail(
     if unknown:
         fail(f"unknown topic {', '.join(unknown)}: use {', '.join(TOPICS)}", exit_code=2)
     platform = PlatformSettings()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_tail(platform, [platform.topic(n) for n in names], event_type or [],
-                          from_beginning, count, idle, as_json))
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    # The client's own connection warnings would repeat the one-line error.
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_tail(platform, [platform.topic(n) for n in names], event_type or [],
+                              from_beginning, count, idle, as_json))
+    finally:
+        client_log.setLevel(level)
