@@ -219,6 +219,7 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                     db=db,
                     kafka=kafka,
                     dlq_topic=platform.dlq_topic(spec.name),
+                group_id=platform.group_id(f"{spec.name}-{reaction.name}"),
                     max_attempts=platform.consumer_max_attempts,
                     after_commit=after,
                 )

@@ -49,6 +49,7 @@ class EventConsumer:
         db: Database,
         kafka: KafkaLink,
         dlq_topic: str,
+        group_id: str | None = None,
         max_attempts: int = 3,
         after_commit: Callable[[CloudEvent], Any] | None = None,
     ) -> None:
@@ -58,6 +59,7 @@ class EventConsumer:
         self.db = db
         self.kafka = kafka
         self.dlq_topic = dlq_topic
+        self.group_id = group_id or f"tandem-{name}"
         self.max_attempts = max_attempts
         self.after_commit = after_commit
         self.started = asyncio.Event()
@@ -66,7 +68,7 @@ class EventConsumer:
         """Consume until cancelled, reconnecting while the broker is away."""
         delay = 0.2
         while True:
-            consumer = self.kafka.consumer(*self.topics, group_id=f"tandem-{self.name}")
+            consumer = self.kafka.consumer(*self.topics, group_id=self.group_id)
             try:
                 await consumer.start()
                 self.started.set()
@@ -164,7 +166,7 @@ class EventConsumer:
             ("dlq.original.topic", record.topic.encode()),
             ("dlq.original.partition", str(record.partition).encode()),
             ("dlq.original.offset", str(record.offset).encode()),
-            ("dlq.consumer.group", f"tandem-{self.name}".encode()),
+            ("dlq.consumer.group", self.group_id.encode()),
             ("dlq.exception.type", type(exc).__name__.encode()),
             ("dlq.exception.message", str(exc)[:4000].encode()),
             ("dlq.attempts", str(attempts).encode()),

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SERVICES: dict[str, int] = {"incidents": 8001, "changes": 8002, "deployments": 8003,
                             "dashboard": 8004}
 
+#: The services that own a topic (the dashboard only reads).
+TOPIC_OWNERS = ("incidents", "changes", "deployments")
+
 
 class PlatformSettings(BaseSettings):
     """Settings every Tandem process shares."""
@@ -45,8 +48,11 @@ class PlatformSettings(BaseSettings):
         return f"{self.topic_prefix}tandem.{consuming_service}.dlq"
 
     def all_topics(self) -> list[str]:
-        names = [self.topic(s) for s in SERVICES]
-        return names + [self.dlq_topic(s) for s in [*SERVICES, "dashboard"]]
+        """Each owning service's topic, and a dead-letter topic per consuming service."""
+        return [self.topic(s) for s in TOPIC_OWNERS] + [self.dlq_topic(s) for s in SERVICES]
+
+    def group_id(self, consumer: str) -> str:
+        return f"{self.topic_prefix}tandem-{consumer}"
 
     @cached_property
     def jwt_secret(self) -> str:
