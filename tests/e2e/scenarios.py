@@ -144,8 +144,8 @@ async def approval_mode(stack: Stack) -> set[tuple[str, str]]:
     pipeline = f"run-{uuid.uuid4().hex[:8]}"
     start_args = ("deploy", "start", "--service", service, "--version", "2.0.0",
                   "--pipeline-id", pipeline, "--wait", "90", "--json")
-    async with await cli_start(stack.cli_env("pipeline"), *start_args) as waiting, \
-            Http(stack) as http:
+    async with await cli_start(stack.cli_env("pipeline"), *start_args,
+                               terminal=True) as waiting, Http(stack) as http:
         async def change_in_assess() -> Any:
             items = await http.items("changes", "/api/v1/changes", service=service)
             return items[0] if items and items[0]["status"] == "assess" else None
@@ -170,6 +170,10 @@ async def approval_mode(stack: Stack) -> set[tuple[str, str]]:
         started = await waiting.result(timeout=60)
         assert started.code == 0, f"{started}\n{stack.log_tail('deployments')}"
         deployment = deployment_json(started)
+        # While it waited, a person's terminal showed a spinner with the gate's reasons.
+        spinner = [f for f in started.stderr.split("\r") if " awaiting " in f]
+        assert spinner, started.stderr
+        assert spinner[-1].split(": ", 1)[1].strip(), "the spinner shows the reasons"
         assert deployment["gate"]["decision"] == "allowed"
         assert deployment["status"] == "in_progress"
         assert deployment["gate"]["change_id"] == change["id"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -183,10 +184,30 @@ class CliResult:
 
 
 class CliProcess:
-    """A ``tandem`` command running as its own process (for ``--wait`` and ``events tail``)."""
+    """A ``tandem`` command running as its own process (for ``--wait``).
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    With ``terminal``, its stderr is a pseudo-terminal, as in a person's shell.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, terminal: int | None = None) -> None:
         self.process = process
+        self._terminal = terminal
+        self._screen = bytearray()
+        if terminal is not None:
+            asyncio.get_running_loop().add_reader(terminal, self._read_terminal)
+
+    def _read_terminal(self) -> None:
+        assert self._terminal is not None
+        try:
+            self._screen += os.read(self._terminal, 65536)
+        except OSError:  # the child closed its side
+            self._close_terminal()
+
+    def _close_terminal(self) -> None:
+        if self._terminal is not None:
+            asyncio.get_running_loop().remove_reader(self._terminal)
+            os.close(self._terminal)
+            self._terminal = None
 
     async def __aenter__(self) -> CliProcess:
         return self
@@ -196,17 +217,34 @@ class CliProcess:
         if self.process.returncode is None:
             self.process.kill()
             await self.process.communicate()
+        self._close_terminal()
 
     async def result(self, timeout: float = 60) -> CliResult:
         out, err = await asyncio.wait_for(self.process.communicate(), timeout)
+        if self._terminal is not None:
+            self._read_terminal()
+            self._close_terminal()
+        if err is None:
+            err = bytes(self._screen)
         return CliResult(self.process.returncode or 0, out.decode(), err.decode())
 
 
-async def cli_start(env: dict[str, str], *args: str) -> CliProcess:
-    process = await asyncio.create_subprocess_exec(
-        TANDEM, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL)
-    return CliProcess(process)
+async def cli_start(env: dict[str, str], *args: str, terminal: bool = False) -> CliProcess:
+    """Start ``tandem *args``; ``terminal`` gives it a terminal for stderr (a spinner's)."""
+    if not terminal:
+        process = await asyncio.create_subprocess_exec(
+            TANDEM, *args, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        return CliProcess(process)
+    leader, follower = pty.openpty()
+    os.set_blocking(leader, False)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            TANDEM, *args, env={**env, "COLUMNS": "400"}, stdout=asyncio.subprocess.PIPE,
+            stderr=follower, stdin=asyncio.subprocess.DEVNULL)
+    finally:
+        os.close(follower)
+    return CliProcess(process, terminal=leader)
 
 
 async def cli(env: dict[str, str], *args: str, timeout: float = 60) -> CliResult:
