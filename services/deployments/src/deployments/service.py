@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -16,9 +17,11 @@ from sqlalchemy import (
     CompoundSelect,
     Integer,
     Uuid,
+    and_,
     bindparam,
     cast,
     func,
+    insert,
     literal_column,
     null,
     or_,
@@ -69,7 +72,7 @@ from deployments.models import (
     IncidentView,
     MetricPublic,
 )
-from tandem.db import JSONType, UTCDateTime, utcnow
+from tandem.db import JSONType, UTCDateTime, new_id, utcnow
 from tandem.events import new_event
 from tandem.numbers import next_number
 from tandem.outbox import add_event
@@ -250,8 +253,9 @@ async def create_deployment(session: AsyncSession, platform: PlatformSettings,
                             actor: str, now: datetime | None = None) -> DeploymentPublic:
     """Record a deployment, decide its gate, and publish ``created`` and ``gate_decided``.
 
-    The hot path of every pipeline: projections are read before the first write (SQLite's
-    write lock is then held only for the inserts), and everything is flushed once at commit.
+    The hot path of every pipeline: one statement reads both gate projections, one takes the
+    number, and every row (deployment, two outbox events, idempotency record) is flushed
+    once at commit.
     """
     now = now or utcnow()
     production = body.environment == "production"
@@ -265,20 +269,23 @@ async def create_deployment(session: AsyncSession, platform: PlatformSettings,
     ))
     commits = [{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
                for c in body.commits]
-    dep = Deployment(
-        number=await next_number(session, "DEP"), service=body.service,
+    # The new row is a plain record inserted with one Core statement: the ORM's unit of work
+    # (and pydantic's default factories on a table model) cost more than the insert itself.
+    dep: Any = SimpleNamespace(
+        id=new_id(), number=await next_number(session, "DEP"), service=body.service,
         environment=body.environment.value, version=body.version, artifact=body.artifact,
         ref=body.ref, commits=commits,
         pipeline=body.pipeline.model_dump() if body.pipeline else None, triggered_by=actor,
-        change_id=body.change_id, status="requested", gate_decision="", gate_mode="",
-        gate_decided_at=now,
+        change_id=body.change_id, status="requested", gate_decision="", gate_reasons=[],
+        gate_change_id=None, gate_mode="", gate_decided_at=now, gate_history=[],
+        change_requested=False,
         # Unplanned work: shipped while the service has an open production incident.
         rework=production and (bool(incidents) or (named is not None
                                                     and named.type == "emergency")),
-        revision=2, created_at=now, updated_at=now,
+        started_at=None, finished_at=None, revision=2, created_at=now, updated_at=now,
     )
     _set_gate(dep, decision, now)
-    session.add(dep)
+    await session.execute(insert(Deployment.__table__), [vars(dep)])  # type: ignore[arg-type]
     snapshot = public(dep)
     # ``created`` is revision 1 and ``gate_decided`` revision 2, both written now.
     created = snapshot.model_copy(update={"revision": 1})
@@ -292,13 +299,17 @@ async def create_deployment(session: AsyncSession, platform: PlatformSettings,
 async def redecide(session: AsyncSession, platform: PlatformSettings,
                    settings: DeploymentsSettings, dep: Deployment, change: ChangeView, *,
                    actor: str) -> bool:
-    """React to news of ``change`` for a requested deployment; True when its gate changed."""
+    """React to news of ``change`` for a deployment that carries or asked for it.
+
+    Links a change made for the deployment to its gate; an awaiting gate of a requested
+    deployment is decided again. True when the gate left ``awaiting``.
+    """
     now = utcnow()
     linked = dep.gate_change_id is None and change.deployment_id == dep.id
     before_link = dep.gate_change_id
     if linked:
         dep.gate_change_id = change.id
-    if dep.gate_decision != Decision.awaiting:
+    if dep.gate_decision != Decision.awaiting or dep.status != "requested":
         if linked:
             _bump(dep, now)
             _emit(session, platform, dep, "updated", actor, event_data(DeploymentUpdatedData(
@@ -357,7 +368,7 @@ async def dora_fact(session: AsyncSession, dep: Deployment) -> DoraFact:
     fact = await session.get(DoraFact, dep.id)
     if fact is None:
         fact = DoraFact(deployment_id=dep.id, service=dep.service, environment=dep.environment,
-                        rework=dep.rework)
+                        rework=dep.rework, lead_times_s=[])
         session.add(fact)
     return fact
 
@@ -467,12 +478,11 @@ class GateSignals:
 
 
 async def deployments_for_change(session: AsyncSession, change: ChangeView) -> list[Deployment]:
-    """Requested deployments that carry ``change`` or asked for it."""
-    clauses = [Deployment.change_id == change.id]
+    """Requested deployments that carry ``change``, and the deployment that asked for it."""
+    clauses = [and_(Deployment.change_id == change.id, Deployment.status == "requested")]
     if change.deployment_id is not None:
         clauses.append(Deployment.id == change.deployment_id)
-    return list((await session.scalars(select(Deployment).where(
-        or_(*clauses), Deployment.status == "requested"))).all())
+    return list((await session.scalars(select(Deployment).where(or_(*clauses)))).all())
 
 
 # --- DORA report ------------------------------------------------------------------------------
