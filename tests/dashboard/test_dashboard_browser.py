@@ -70,7 +70,7 @@ async def test_an_incident_appears_live_and_its_resolution_updates_it(
         row = page.locator(f'#incidents [data-incident-id="{inc.id}"]')
         await row.wait_for(timeout=2_000)
         appeared_after = time.monotonic() - started
-        assert appeared_after < 2.0
+        assert appeared_after < 2.0, appeared_after
         assert await row.locator(".title .text").text_content() == HOSTILE_TITLE
         assert await row.locator("script, img").count() == 0
         assert await page.evaluate("window.__tandemPwned") is None
@@ -86,7 +86,7 @@ async def test_an_incident_appears_live_and_its_resolution_updates_it(
                               resolution_code="solution_provided")])
         await page.locator(f'#resolved [data-incident-id="{inc.id}"][data-status="resolved"]'
                            ).wait_for(timeout=2_000)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 2.0, time.monotonic() - started
     assert await page.locator(f'#incidents [data-incident-id="{inc.id}"]').count() == 0
     assert await page.locator("#incidents .empty").text_content() == "No open incidents."
     await page.screenshot(path=ARTIFACTS / "incident-resolved.png", full_page=True)
