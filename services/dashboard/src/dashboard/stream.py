@@ -84,6 +84,8 @@ class EventHub:
     def drop(self, sub: Subscriber) -> None:
         """End a slow client's stream; it resumes from its last id when it reconnects."""
         _end(sub)
+        # Forget it now: a stream that never started would otherwise never unsubscribe.
+        self.unsubscribe(sub)
         SSE_DROPPED.inc()
         log.info("dropped a slow SSE client (queue of %d full)", self.client_queue_size)
 
@@ -136,6 +138,7 @@ class EventHub:
         """End every open stream (on shutdown)."""
         for sub in list(self.subscribers):
             _end(sub)
+            self.unsubscribe(sub)
 
 
 def _end(sub: Subscriber) -> None:
