@@ -1,0 +1,19 @@
+"""Security suite fixtures: each service app once per module (SQLite; PostgreSQL where named)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from apps_under_test import ALL, Running, running
+
+from tandem.broker import EmbeddedBroker
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=ALL)
+async def service(request: pytest.FixtureRequest, broker: EmbeddedBroker,
+                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    """One running app per service, on SQLite."""
+    async with running(request.param, broker, tmp_path_factory.mktemp(request.param)) as svc:
+        yield svc
