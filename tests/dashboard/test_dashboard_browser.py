@@ -19,9 +19,9 @@ from board_scenario import (
     publish,
     publisher,
 )
+from board_server import RunningDashboard
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from conftest import RunningDashboard
 from tandem.db import utcnow
 from tandem.settings import PlatformSettings
 from tandem.testing import eventually

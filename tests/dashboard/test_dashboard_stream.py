@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 from board_scenario import deployment, incident, iso, publish
+from board_server import RunningDashboard, serve_dashboard, stop_dashboard
 
-from conftest import RunningDashboard, serve_dashboard, stop_dashboard
 from tandem.auth import mint_token
 from tandem.db import utcnow
 from tandem.settings import PlatformSettings
