@@ -68,12 +68,16 @@ class Http:
         return (await self.get(target, path, params=params))["items"]  # type: ignore[no-any-return]
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 30) -> Any:
-    """``eventually`` with a message saying which cross-service effect never came."""
+async def until(stack: Stack, check: Callable[[], Awaitable[Any]], what: str,
+                timeout: float = 30) -> Any:
+    """``eventually`` with a message saying which cross-service effect never came, and the
+    services' logs."""
     try:
         return await eventually(check, timeout=timeout, interval=0.2)
     except TimeoutError as exc:
-        raise AssertionError(f"never happened: {what} ({exc})") from None
+        logs = "\n".join(f"--- {name} log ---\n{stack.log_tail(name, 25)}"
+                         for name in stack.services)
+        raise AssertionError(f"never happened: {what} ({exc})\n{logs}") from None
 
 
 def deployment_json(result: Any) -> dict[str, Any]:
@@ -150,7 +154,7 @@ async def approval_mode(stack: Stack) -> set[tuple[str, str]]:
             items = await http.items("changes", "/api/v1/changes", service=service)
             return items[0] if items and items[0]["status"] == "assess" else None
 
-        change = await until(change_in_assess, "the gate's normal change in assess")
+        change = await until(stack, change_in_assess, "the gate's normal change in assess")
         assert change["type"] == "normal"
         deployments = await http.items("deployments", "/api/v1/deployments", service=service)
         assert [d["gate"]["decision"] for d in deployments] == ["awaiting"]
@@ -190,10 +194,10 @@ async def approval_mode(stack: Stack) -> set[tuple[str, str]]:
                 return body if body["status"] == status else None
             return check
 
-        await until(change_in("implement"), "change to implement when in progress")
+        await until(stack, change_in("implement"), "change to implement when in progress")
         finished = await finish(stack, deployment["number"], "succeeded")
         assert finished["status"] == "succeeded"
-        await until(change_in("review"), "change to review when succeeded")
+        await until(stack, change_in("review"), "change to review when succeeded")
     return {("deployment", deployment["id"]), ("change", change["id"])}
 
 
@@ -212,7 +216,7 @@ async def failure_opens_incident(stack: Stack) -> set[tuple[str, str]]:
         async def opened() -> Any:
             return await http.items("incidents", "/api/v1/incidents", service=service)
 
-        incidents = await until(opened, "an incident for the failed deployment")
+        incidents = await until(stack, opened, "an incident for the failed deployment")
         assert len(incidents) == 1
         incident = incidents[0]
         assert incident["cause_deployment_id"] == deployment["id"]
@@ -232,9 +236,13 @@ async def failure_opens_incident(stack: Stack) -> set[tuple[str, str]]:
             m = await dora(http, service)
             return m if m["failed_deployment_recovery_time"]["sample_size"] == 1 else None
 
-        metrics = await until(dora_shows_recovery, "DORA recovery time of the failure")
-        assert metrics["change_failure_rate"]["sample_size"] == 1
-        assert metrics["change_failure_rate"]["value"] in (1, 100)
+        metrics = await until(stack, dora_shows_recovery, "DORA recovery time of the failure")
+        cfr = metrics["change_failure_rate"]
+        assert (cfr["value"], cfr["unit"], cfr["sample_size"], cfr["bucket"]) == (
+            1.0, "ratio", 1, "low")
+        recovery = metrics["failed_deployment_recovery_time"]
+        assert recovery["unit"] == "hours" and recovery["bucket"] == "elite"
+        assert 0 <= recovery["value"] < 1
         assert metrics["time_to_restore"]["sample_size"] == 1
         # Still exactly one incident: the failure was not reported twice.
         assert len(await opened()) == 1
@@ -264,7 +272,7 @@ async def major_incident_freeze(stack: Stack) -> set[tuple[str, str]]:
             mine = [f for f in items if f.get("incident_id") == incident["id"]]
             return mine[0] if mine and mine[0]["status"] == "active" else None
 
-        freeze = await until(frozen, "a freeze for the P1 incident")
+        freeze = await until(stack, frozen, "a freeze for the P1 incident")
         assert freeze["source"] == "incident"
         assert service in freeze["services"]
 
@@ -300,7 +308,7 @@ async def major_incident_freeze(stack: Stack) -> set[tuple[str, str]]:
             body = await http.get("changes", f"/api/v1/freezes/{freeze['id']}")
             return body if body["status"] == "ended" else None
 
-        await until(thawed, "the incident's freeze to end on resolution")
+        await until(stack, thawed, "the incident's freeze to end on resolution")
         listed = await cli(stack.cli_env("viewer"), "freeze", "list", "--service", service,
                            "--json")
         assert listed.code == 0, listed
@@ -328,8 +336,13 @@ async def suspect_confirmed(stack: Stack) -> set[tuple[str, str]]:
             m = await dora(http, service)
             return m if m["change_failure_rate"]["sample_size"] == 1 else None
 
-        before = await until(dora_counts_it, "DORA to count the succeeded deployment")
+        before = await until(stack, dora_counts_it, "DORA to count the succeeded deployment")
         assert before["change_failure_rate"]["value"] == 0
+        assert before["change_failure_rate"]["bucket"] == "elite"
+        # The commit the pipeline named was made three hours before the deployment.
+        lead = before["lead_time"]
+        assert lead["sample_size"] == 1 and lead["unit"] == "hours"
+        assert 2.9 < lead["value"] < 3.5
 
         incident = await http.call("POST", "incidents", "/api/v1/incidents", role="practitioner",
                                    json={"title": "Slow searches", "service": service,
@@ -340,7 +353,7 @@ async def suspect_confirmed(stack: Stack) -> set[tuple[str, str]]:
             body = await http.get("incidents", f"/api/v1/incidents/{incident['id']}/suspects")
             return [s for s in body["items"] if s["id"] == deployment["id"]]
 
-        (suspect,) = await until(suspected, "the deployment among the incident's suspects")
+        (suspect,) = await until(stack, suspected, "the deployment among the incident's suspects")
         assert suspect["kind"] == "deployment"
 
         confirmed = await http.call("POST", "incidents",
@@ -351,10 +364,12 @@ async def suspect_confirmed(stack: Stack) -> set[tuple[str, str]]:
 
         async def failure_counted() -> Any:
             m = await dora(http, service)
-            return m if m["change_failure_rate"]["value"] in (1, 100) else None
+            return m if m["change_failure_rate"]["value"] == 1.0 else None
 
-        after = await until(failure_counted, "the confirmed cause in the change failure rate")
+        after = await until(stack, failure_counted,
+                            "the confirmed cause in the change failure rate")
         assert after["change_failure_rate"]["sample_size"] == 1
+        assert after["change_failure_rate"]["bucket"] == "low"
         changes = await http.items("changes", "/api/v1/changes", service=service)
     return {("deployment", deployment["id"]), ("incident", incident["id"]),
             *{("change", c["id"]) for c in changes}}
@@ -378,7 +393,7 @@ async def killed_and_restarted(stack: Stack) -> set[tuple[str, str]]:
         async def opened() -> Any:
             return await http.items("incidents", "/api/v1/incidents", service=service)
 
-        (incident,) = await until(opened, "the incident after the restart")
+        (incident,) = await until(stack, opened, "the incident after the restart")
         assert incident["cause_deployment_id"] == deployment["id"]
 
         await http.call("POST", "incidents", f"/api/v1/incidents/{incident['id']}/transitions",
@@ -390,7 +405,7 @@ async def killed_and_restarted(stack: Stack) -> set[tuple[str, str]]:
             m = await dora(http, service)
             return m if m["failed_deployment_recovery_time"]["sample_size"] == 1 else None
 
-        metrics = await until(recovered, "DORA recovery after the restarts")
+        metrics = await until(stack, recovered, "DORA recovery after the restarts")
         assert metrics["change_failure_rate"]["sample_size"] == 1
         assert len(await opened()) == 1
         changes = await http.items("changes", "/api/v1/changes", service=service)
