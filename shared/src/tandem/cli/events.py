@@ -104,7 +104,7 @@ def tail(
     topic: Annotated[list[str] | None, typer.Option(
         help="incidents, changes or deployments (default: all three); repeatable")] = None,
     from_beginning: Annotated[bool, typer.Option(
-        help="Replay what the topics hold before following them")] = False,
+        "--from-beginning", help="Replay what the topics hold before following them")] = False,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events")]
     = None,
     idle: Annotated[float | None, typer.Option(
