@@ -61,7 +61,9 @@ def dev() -> None:
             stopping = True
             raise KeyboardInterrupt
 
+    # Both, explicitly: a shell that backgrounds tandem dev may have SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
     try:
         if "TANDEM_KAFKA_BOOTSTRAP" not in os.environ:
