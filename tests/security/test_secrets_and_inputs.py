@@ -1,0 +1,209 @@
+"""No token or secret in any log line; bodies over the limit get 413; hostile strings are
+stored verbatim and come back as JSON, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from apps_under_test import STORED, Running, running
+
+from tandem.auth import mint_token
+from tandem.broker import EmbeddedBroker
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+LIMIT = 1024 * 1024
+
+HOSTILE = [
+    "'; DROP TABLE outbox; --",
+    "\" OR 1=1 --",
+    "Robert'); DELETE FROM inbox WHERE ('1'='1",
+    "<script>alert(document.cookie)</script>",
+    "<img src=x onerror=alert(1)>",
+    "{{7*7}} ${7*7} %s%s%n \\x00 \\u0000",
+    "ÅÄÖ 東京 🙂 \u202eevil\u202c \u200bzero-width \U0001f4a9",
+    "line one\nline two\r\n\ttabbed",
+]
+
+
+class LogLines(logging.Handler):
+    """Every log line any logger writes, formatted as the service's own handler writes it."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    root = logging.getLogger()
+    formatter = root.handlers[0].formatter if root.handlers else None
+    capture = LogLines(formatter)
+    level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)  # the most a service can ever log
+    try:
+        yield capture
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+
+
+def latin1_version(text: str) -> str:
+    """``text`` as a deployment version, kept to Latin-1 (see the xfail below for why)."""
+    return text[:100] if text.isascii() else "v-" + text.encode("ascii", "replace").decode()
+
+
+def create_request(name: str, text: str, long_text: str) -> tuple[str, dict[str, Any], str]:
+    """(path, body, role) of a create carrying ``text`` in its free-text fields."""
+    now = datetime.now(UTC)
+    if name == "incidents":
+        return "/api/v1/incidents", {"title": text, "description": long_text,
+                                     "service": "inject", "environment": "production",
+                                     "impact": 3, "urgency": 3, "assignee": text}, "practitioner"
+    if name == "changes":
+        return "/api/v1/changes", {"type": "normal", "title": text, "description": long_text,
+                                   "service": "inject", "environment": "production",
+                                   "planned_start": (now + timedelta(days=3)).isoformat(),
+                                   "planned_end": (now + timedelta(days=3, hours=1)).isoformat()
+                                   }, "practitioner"
+    return "/api/v1/deployments", {"service": "inject", "environment": "staging",
+                                   "version": latin1_version(text), "artifact": long_text[:500],
+                                   "ref": text, "pipeline": {"id": text}}, "pipeline"
+
+
+async def test_no_token_or_secret_reaches_a_log_line(service: Running,
+                                                     log_lines: LogLines) -> None:
+    secret = service.platform.jwt_secret
+    tokens = [service.token(role) for role in ("viewer", "practitioner", "manager", "owner",
+                                                "pipeline")]
+    expired = service.token("owner", ttl=timedelta(seconds=-10))
+    forged = mint_token("forged-" + secret, sub="m", role="owner", ttl=timedelta(hours=1))
+    tokens += [expired, forged]
+    paths = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
+             "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board"}
+    path = paths[service.name]
+    statuses = set()
+    for token in tokens:
+        headers = {"Authorization": f"Bearer {token}"}
+        statuses.add((await service.client.get(path, headers=headers)).status_code)
+        if service.name != "dashboard":
+            body = create_request(service.name, "log probe", "x")[1]
+            statuses.add((await service.client.post(path, json=body, headers=headers))
+                         .status_code)
+            statuses.add((await service.client.post(path, content=b"{not json",
+                                                    headers=headers)).status_code)
+            statuses.add((await service.client.get(f"{path}/{uuid.uuid4()}", headers=headers))
+                         .status_code)
+        else:
+            statuses.add((await service.client.get(path, params={"access_token": token}))
+                         .status_code)
+    # The requests did succeed, fail and get refused, so each path had its chance to log.
+    assert 200 in statuses and 401 in statuses
+    if service.name != "dashboard":
+        assert {201, 403, 404} <= statuses
+    assert log_lines.lines, "nothing was logged at all"
+    for line in log_lines.lines:
+        assert secret not in line
+        for token in tokens:
+            assert token not in line
+            assert token.rsplit(".", 1)[1] not in line  # not even the signature alone
+
+
+async def test_a_body_over_one_mebibyte_is_refused_with_413(service: Running) -> None:
+    path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
+            "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board"}[service.name]
+    headers = {**service.headers("owner"), "Content-Type": "application/json"}
+    oversized = b'{"title": "' + b"x" * LIMIT + b'"}'
+    declared = await service.client.post(path, content=oversized, headers=headers)
+    assert declared.status_code == 413
+    assert declared.headers["content-type"].startswith("application/problem+json")
+    assert declared.json()["status"] == 413
+
+    at_limit = b'{"title": "' + b"z" * (LIMIT - 13) + b'"}'
+    assert len(at_limit) == LIMIT
+    below = await service.client.post(path, content=at_limit, headers=headers)
+    assert below.status_code not in (413, 500)
+
+
+@pytest.mark.xfail(strict=True, reason="tandem.app.RequestContext raises inside receive(); "
+                   "FastAPI's body parser turns that into 400. Needs a shared fix.")
+async def test_a_streamed_body_over_the_limit_without_length_is_refused_with_413(
+        service: Running) -> None:
+    if service.name == "dashboard":
+        pytest.skip("the board takes no bodies; the route answers 405 before reading")
+    path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
+            "deployments": "/api/v1/deployments"}[service.name]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"title": "'
+        for _ in range(17):
+            yield b"y" * 65536
+        yield b'"}'
+
+    headers = {**service.headers("owner"), "Content-Type": "application/json"}
+    streamed = await service.client.post(path, content=chunks(), headers=headers)
+    assert streamed.status_code < 500
+    assert streamed.status_code == 413, streamed.text[:200]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module",
+                        params=[(n, b) for b in ("sqlite", "postgresql") for n in STORED],
+                        ids=lambda p: f"{p[0]}-{p[1]}")
+async def stored(request: pytest.FixtureRequest, broker: EmbeddedBroker,
+                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    name, backend = request.param
+    async with running(name, broker, tmp_path_factory.mktemp(name), backend) as svc:
+        yield svc
+
+
+async def test_hostile_strings_are_stored_verbatim_and_returned_as_json(stored: Running) -> None:
+    for i, text in enumerate(HOSTILE):
+        long_text = " ".join([text] * (9000 // (len(text) + 1)))
+        path, body, role = create_request(stored.name, text, long_text)
+        created = await stored.client.post(path, json=body, headers=stored.headers(role))
+        assert created.status_code == 201, (i, created.text[:300])
+        fetched = await stored.client.get(f"{path}/{created.json()['id']}",
+                                          headers=stored.headers("viewer"))
+        assert fetched.status_code == 200
+        assert fetched.headers["content-type"] == "application/json"
+        assert fetched.headers.get("x-content-type-options", "nosniff") == "nosniff"
+        got = fetched.json()
+        for field, sent in body.items():
+            if field == "pipeline":
+                assert got["pipeline"]["id"] == sent["id"]
+            elif isinstance(sent, str) and field not in ("planned_start", "planned_end"):
+                assert got[field] == sent, (field, text)
+        # The same strings as filters find nothing and break nothing.
+        listed = await stored.client.get(path, params={"service": text, "status": text},
+                                         headers=stored.headers("viewer"))
+        assert listed.status_code in (200, 422), listed.text[:300]
+        if listed.status_code == 200:
+            assert listed.json()["items"] == []
+    # Nothing was dropped or rewritten: every hostile create is still there.
+    everything = await stored.client.get(path, params={"service": "inject", "limit": 200},
+                                         headers=stored.headers("viewer"))
+    assert everything.status_code == 200
+    assert len(everything.json()["items"]) == len(HOSTILE)
+
+
+@pytest.mark.xfail(strict=True, reason="deployments: resource_response tags the ETag with the "
+                   "deployed software's `version`, so a non-Latin-1 version is a 500. "
+                   "Needs a fix in the deployments service.")
+async def test_a_deployment_version_outside_latin1_is_stored(stored: Running) -> None:
+    if stored.name != "deployments":
+        pytest.skip("deployments only")
+    created = await stored.client.post(
+        "/api/v1/deployments", headers=stored.headers("pipeline"),
+        json={"service": "inject", "environment": "staging", "version": "2026.11-東京"})
+    assert created.status_code == 201
