@@ -2,7 +2,8 @@
 
 Per stack: its own topics (a unique prefix) on the given broker, its own var dir (SQLite files,
 logs), its own secret, and one uvicorn process per service on a free port, after
-``python -m <service> migrate``.
+``python -m <service> migrate``. ``TANDEM_E2E_DATABASE=postgresql`` gives each service a fresh
+PostgreSQL database instead of its SQLite file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tandem.auth import Role, mint_token
 from tandem.broker import free_port
 from tandem.kafka import ensure_topics
 from tandem.settings import SERVICES, PlatformSettings
+from tandem.testing import create_pg_database, drop_pg_database
 
 #: The ``tandem`` console script of this environment, so the CLI runs as users run it.
 TANDEM = shutil.which("tandem", path=str(Path(sys.executable).parent)) or "tandem"
@@ -61,6 +63,7 @@ class Stack:
             kafka_heartbeat_interval_ms=500, kafka_request_timeout_ms=5000,
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.pg_databases: list[str] = []
         #: Settings of one service on top of ``env`` (such as ``TANDEM_GATE_MODE``).
         self.service_env: dict[str, dict[str, str]] = {}
 
@@ -69,6 +72,13 @@ class Stack:
     def start(self) -> Stack:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         asyncio.run(ensure_topics(self.platform, self.platform.all_topics()))
+        if os.environ.get("TANDEM_E2E_DATABASE") == "postgresql":
+            # Each service its own fresh PostgreSQL database (default: a SQLite file in var/).
+            for name in self.services:
+                database = asyncio.run(create_pg_database())
+                self.pg_databases.append(database)
+                self.env[f"TANDEM_{name.upper()}_DATABASE_URL"] = (
+                    f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}")
         migrations = {s: subprocess.Popen([sys.executable, "-m", s, "migrate"], env=self.env,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                       for s in self.services}
@@ -131,6 +141,8 @@ class Stack:
 
     def stop(self) -> None:
         self._terminate(list(self.processes.values()))
+        for database in self.pg_databases:
+            asyncio.run(drop_pg_database(database))
 
     @staticmethod
     def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
