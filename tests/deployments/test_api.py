@@ -201,3 +201,15 @@ async def test_dora_answers_every_metric_and_rejects_a_bad_window(stack: Stack,
                                  headers=stack.headers("viewer"))
     assert bad.status_code == 400
     assert bad.headers["content-type"] == "application/problem+json"
+
+
+async def test_any_software_version_is_stored_and_the_etag_is_the_revision(
+        stack: Stack, gate_mode: object) -> None:
+    headers = stack.headers(**{"Idempotency-Key": f"v-{service_name()}"})
+    payload = {"service": service_name(), "environment": "staging", "version": '2026.11-東京 "b"'}
+    first = await stack.client.post("/api/v1/deployments", headers=headers, json=payload)
+    assert first.status_code == 201, first.text
+    assert first.json()["version"] == payload["version"]
+    assert first.headers["etag"] == '"2"'
+    retry = await stack.client.post("/api/v1/deployments", headers=headers, json=payload)
+    assert retry.json() == first.json() and retry.headers["etag"] == '"2"'

@@ -8,9 +8,10 @@ import time
 import uuid
 from typing import Annotated
 
-import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployments import service
 from deployments.config import DeploymentsSettings
@@ -29,9 +30,10 @@ from deployments.models import (
 from tandem.app import Runtime, Session
 from tandem.auth import Pipeline, Reader
 from tandem.db import utcnow
-from tandem.http import Idempotency, JSONBody, check_if_match
+from tandem.http import Idempotency, IdempotentCreate, JSONBody, check_if_match
 from tandem.pagination import page
 from tandem.problems import Problem
+from tandem.tables import IdempotencyRecord
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 dora_router = APIRouter(prefix="/api/v1/dora", tags=["dora"])
@@ -41,31 +43,66 @@ def settings_of(request: Request) -> DeploymentsSettings:
     return request.app.state.deployments_settings  # type: ignore[no-any-return]
 
 
-def _with_revision_etag(response: JSONBody, revision: int) -> JSONBody:
-    # The shared helpers tag by ``version``, which is the deployed software's version here.
-    response.headers["ETag"] = f'"{revision}"'
-    return response
-
-
 def _respond(snapshot: DeploymentPublic, *, status: int = 200,
              location: str | None = None) -> JSONBody:
+    """The deployment with ``ETag: "<revision>"`` (its ``version`` is the software's)."""
     headers = {"ETag": f'"{snapshot.revision}"'}
     if location:
         headers["Location"] = location
     return JSONBody(snapshot, status_code=status, headers=headers)
 
 
+class RevisionTaggedCreate(IdempotentCreate):
+    """The shared Idempotency-Key handling, with the ETag taken from ``revision``.
+
+    The shared helpers tag a resource by its ``version``; a deployment's ``version`` is the
+    deployed software's (any text, so not even a valid header value), hence this subclass.
+    """
+
+    async def replay(self, session: AsyncSession) -> JSONBody | None:
+        if self.key is None:
+            return None
+        record = await session.get(IdempotencyRecord, (self.key, self.actor))
+        if record is None:
+            return None
+        if record.fingerprint != self.fingerprint or record.route != self.route:
+            raise Problem(422, "This Idempotency-Key was used with another request body.",
+                          type_="urn:tandem:problem:idempotency-key-reused")
+        headers = {"Idempotent-Replayed": "true"}
+        if record.location:
+            headers["Location"] = record.location
+        if (revision := record.response.get("revision")) is not None:
+            headers["ETag"] = f'"{revision}"'
+        return JSONBody(record.response, status_code=record.status_code, headers=headers)
+
+    def respond(self, session: AsyncSession, model: BaseModel, *, status: int = 201,
+                location: str | None = None) -> JSONBody:
+        assert isinstance(model, DeploymentPublic)
+        if self.key is not None:
+            session.add(IdempotencyRecord(
+                key=self.key, actor=self.actor, route=self.route, fingerprint=self.fingerprint,
+                status_code=status, response=model.model_dump(mode="json"), location=location,
+                created_at=utcnow()))
+        return _respond(model, status=status, location=location)
+
+
+async def revision_tagged(idem: Idempotency) -> RevisionTaggedCreate:
+    return RevisionTaggedCreate(idem.key, idem.actor, idem.route, idem.fingerprint)
+
+
+DeploymentIdempotency = Annotated[RevisionTaggedCreate, Depends(revision_tagged)]
+
+
 @router.post("", status_code=201, response_model=DeploymentPublic)
 async def create_deployment(body: DeploymentCreate, request: Request, session: Session,
-                            rt: Runtime, actor: Pipeline, idem: Idempotency) -> JSONBody:
+                            rt: Runtime, actor: Pipeline,
+                            idem: DeploymentIdempotency) -> JSONBody:
     """Record a deployment and decide its gate (201 with ``gate``); retries replay."""
     if (replay := await idem.replay(session)) is not None:
-        revision = orjson.loads(replay.body).get("revision")
-        return _with_revision_etag(replay, revision) if revision is not None else replay
+        return replay
     snapshot = await service.create_deployment(session, rt.platform, settings_of(request), body,
                                                actor=actor.sub)
-    response = idem.respond(session, snapshot, location=f"/api/v1/deployments/{snapshot.id}")
-    return _with_revision_etag(response, snapshot.revision)
+    return idem.respond(session, snapshot, location=f"/api/v1/deployments/{snapshot.id}")
 
 
 @router.get("", response_model=DeploymentsPage)
