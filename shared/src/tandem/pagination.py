@@ -5,15 +5,23 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
+from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem.problems import Problem
 
 T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A list answer: ``{"items": [...], "next_cursor": "..." | null}``."""
+
+    items: list[T]
+    next_cursor: str | None
 
 
 def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tandem.problems import Problem
+
+
+class TransitionRequest(BaseModel):
+    """The body of ``POST .../transitions``; services subclass it for state-specific fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=32)
+    reason: str = Field(default="", max_length=2000)
 
 
 @dataclass(frozen=True)

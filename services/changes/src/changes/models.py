@@ -13,17 +13,12 @@ from sqlmodel import Field as Column
 
 from changes.config import Risk
 from tandem.db import JSONType, UTCDateTime, new_id, service_table_base, utcnow
-
+from tandem.pagination import Page
+from tandem.transitions import TransitionRequest
+from tandem.vocabulary import Environment
 
 #: This service's tables, in a metadata of their own.
 ServiceTable = service_table_base()
-
-
-class Environment(StrEnum):
-    production = "production"
-    staging = "staging"
-    testing = "testing"
-    development = "development"
 
 
 class ChangeType(StrEnum):
@@ -211,16 +206,10 @@ class ChangePublic(BaseModel):
     updated_at: datetime
 
 
-class ChangesPage(BaseModel):
-    items: list[ChangePublic]
-    next_cursor: str | None
+ChangesPage = Page[ChangePublic]
 
 
-class ChangeTransitionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    to: str = Field(min_length=1, max_length=32)
-    reason: str = Field(default="", max_length=2000)
+class ChangeTransitionRequest(TransitionRequest):
     #: A manager's override of conflicts when moving to scheduled.
     force: bool = False
     close_code: CloseCode | None = None
@@ -281,16 +270,11 @@ class FreezePublic(BaseModel):
     updated_at: datetime
 
 
-class FreezesPage(BaseModel):
-    items: list[FreezePublic]
-    next_cursor: str | None
+FreezesPage = Page[FreezePublic]
 
 
-class FreezeTransitionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    to: str = Field(min_length=1, max_length=32)
-    reason: str = Field(default="", max_length=2000)
+class FreezeTransitionRequest(TransitionRequest):
+    pass
 
 
 class CalendarPublic(BaseModel):

@@ -16,17 +16,11 @@ from sqlmodel import Field as Column
 from incidents.policy import OnHoldReason, ResolutionCode, Status
 from incidents.stats import DurationSummary
 from tandem.db import JSONType, UTCDateTime, new_id, service_table_base, utcnow
-
+from tandem.pagination import Page
+from tandem.vocabulary import Environment
 
 #: This service's tables, in a metadata of their own.
 ServiceTable = service_table_base()
-
-
-class Environment(StrEnum):
-    production = "production"
-    staging = "staging"
-    testing = "testing"
-    development = "development"
 
 
 class Source(StrEnum):
@@ -283,9 +277,7 @@ class IncidentPublic(BaseModel):
     updated_at: datetime
 
 
-class IncidentsPage(BaseModel):
-    items: list[IncidentPublic]
-    next_cursor: str | None
+IncidentsPage = Page[IncidentPublic]
 
 
 class TransitionRequest(Input):
