@@ -379,15 +379,19 @@ async def suspect_confirmed(stack: Stack) -> set[tuple[str, str]]:
 
 
 async def killed_and_restarted(stack: Stack) -> set[tuple[str, str]]:
-    """The incidents service dies (SIGKILL) before a failed deployment's event reaches it and
-    comes back: the incident is opened exactly once, and the stack goes on working."""
+    """Services die (SIGKILL) mid-scenario and come back: the incidents service before a failed
+    deployment's event reaches it, the deployments service right after recording the failure
+    (its event perhaps still in its outbox). The incident is opened exactly once, and the
+    stack goes on working."""
     stack.use_gate_mode("receipt")
     service = unique_service("s5")
     deployment = await deploy(stack, service, "5.0.0")
     stack.kill("incidents")
     try:
         await finish(stack, deployment["number"], "failed")
+        stack.kill("deployments")
     finally:
+        stack.restart("deployments")
         stack.restart("incidents")
     async with Http(stack) as http:
         async def opened() -> Any:
