@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployments import service
@@ -79,11 +79,23 @@ class RevisionTaggedCreate(IdempotentCreate):
                 location: str | None = None) -> JSONBody:
         assert isinstance(model, DeploymentPublic)
         if self.key is not None:
-            session.add(IdempotencyRecord(
-                key=self.key, actor=self.actor, route=self.route, fingerprint=self.fingerprint,
-                status_code=status, response=model.model_dump(mode="json"), location=location,
-                created_at=utcnow()))
+            session.add(IdempotencyRecord(**self._record(model, status, location)))
         return _respond(model, status=status, location=location)
+
+    async def respond_now(self, session: AsyncSession, model: DeploymentPublic, *,
+                          status: int = 201, location: str | None = None) -> JSONBody:
+        """``respond``, the record inserted with one Core statement (the create's hot path)."""
+        if self.key is not None:
+            await session.execute(insert(IdempotencyRecord.__table__),  # type: ignore[arg-type]
+                                  [self._record(model, status, location)])
+        return _respond(model, status=status, location=location)
+
+    def _record(self, model: DeploymentPublic, status: int,
+                location: str | None) -> dict[str, Any]:
+        return {"key": self.key, "actor": self.actor, "route": self.route,
+                "fingerprint": self.fingerprint, "status_code": status,
+                "response": model.model_dump(mode="json"), "location": location,
+                "created_at": utcnow()}
 
 
 async def revision_tagged(idem: Idempotency) -> RevisionTaggedCreate:
@@ -102,7 +114,8 @@ async def create_deployment(body: DeploymentCreate, request: Request, session: S
         return replay
     snapshot = await service.create_deployment(session, rt.platform, settings_of(request), body,
                                                actor=actor.sub)
-    return idem.respond(session, snapshot, location=f"/api/v1/deployments/{snapshot.id}")
+    return await idem.respond_now(session, snapshot,
+                                  location=f"/api/v1/deployments/{snapshot.id}")
 
 
 @router.get("", response_model=DeploymentsPage)
