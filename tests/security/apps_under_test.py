@@ -77,9 +77,11 @@ def build_app(name: str, platform: PlatformSettings, database_url: str | None) -
 
 @asynccontextmanager
 async def running(name: str, broker: EmbeddedBroker, var_dir: Path, backend: str = "sqlite",
+                  platform: PlatformSettings | None = None,
                   **platform_overrides: object) -> AsyncIterator[Running]:
-    """Service ``name`` with its lifespan running on a fresh database of ``backend``."""
-    platform = platform_for(broker, var_dir, **platform_overrides)
+    """Service ``name`` with its lifespan running on a fresh database of ``backend``; pass
+    ``platform`` to run several services on the same topics."""
+    platform = platform or platform_for(broker, var_dir, **platform_overrides)
     async with AsyncExitStack() as stack:
         url: str | None = None
         if name != "dashboard":
