@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -17,16 +16,11 @@ from sqlalchemy import Column, Index
 from sqlmodel import Field as Col
 
 from tandem.db import JSONType, UTCDateTime, new_id, service_table_base, utcnow
+from tandem.pagination import Page
+from tandem.vocabulary import Environment
 
 #: This service's tables, in a metadata of their own.
 ServiceTable = service_table_base()
-
-
-class Environment(StrEnum):
-    production = "production"
-    staging = "staging"
-    testing = "testing"
-    development = "development"
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -211,16 +205,7 @@ class DeploymentPublic(BaseModel):
     updated_at: datetime
 
 
-class DeploymentsPage(BaseModel):
-    items: list[DeploymentPublic]
-    next_cursor: str | None
-
-
-class TransitionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    to: str = Field(min_length=1, max_length=32)
-    reason: str = Field(default="", max_length=2000)
+DeploymentsPage = Page[DeploymentPublic]
 
 
 class MetricPublic(BaseModel):

@@ -25,7 +25,6 @@ from deployments.models import (
     DoraReport,
     Environment,
     GatePublic,
-    TransitionRequest,
 )
 from tandem.app import Runtime, Session
 from tandem.auth import Pipeline, Reader
@@ -34,6 +33,7 @@ from tandem.http import Idempotency, IdempotentCreate, JSONBody, check_if_match
 from tandem.pagination import page
 from tandem.problems import Problem
 from tandem.tables import IdempotencyRecord
+from tandem.transitions import TransitionRequest
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 dora_router = APIRouter(prefix="/api/v1/dora", tags=["dora"])
