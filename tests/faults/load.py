@@ -134,28 +134,32 @@ async def verify(stack: Stack, ledger: Ledger, timeout: float = 90) -> dict[str,
             if dep_id in ledger.failed:
                 assert got["status"] == "failed"
 
-        async def reactions_settled() -> bool:
+        async def unsettled() -> list[str]:
+            """Reactions not (yet) applied exactly once, described."""
+            wrong = []
             for dep_id, service in ledger.deployments.items():
                 changes = [c for c in (await get("changes", "/api/v1/changes", service=service,
                                                  limit=200))["items"]
                            if c.get("deployment_id") == dep_id]
                 if len(changes) != 1:
-                    return False
+                    wrong.append(f"{service}: {len(changes)} gate changes")
                 if dep_id in ledger.failed:
                     incidents = [i for i in (await get("incidents", "/api/v1/incidents",
                                                        service=service, limit=200))["items"]
                                  if i.get("cause_deployment_id") == dep_id]
                     if len(incidents) != 1:
-                        return False
-            return True
+                        wrong.append(f"{service}: {len(incidents)} S2 incidents")
+            return wrong
 
         deadline = time.monotonic() + timeout
-        while not await reactions_settled():
-            assert time.monotonic() < deadline, "reactions missing or doubled after the fault"
+        while wrong := await unsettled():
+            assert time.monotonic() < deadline, (
+                f"{len(wrong)} reactions missing or doubled of {len(ledger.deployments)} "
+                f"deployments: {wrong[:12]}")
             await asyncio.sleep(1)
         # Exactly once also means no late duplicate: look again after the consumers idle.
         await asyncio.sleep(3)
-        assert await reactions_settled(), "a reaction was applied twice"
+        assert not await unsettled(), "a reaction was applied twice"
 
         for service in stack.services:
             ready = await get(service, "/readyz")
