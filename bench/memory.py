@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             rss, peak = rss_mb(services.processes[name].pid)
             figures[name] = rss
             verdict = "within" if rss <= 150 else "OVER"
-            print(f"  {name:12s} RSS {rss:6.1f} MB  (peak {peak:6.1f} MB)  {verdict} the 150 MB aim")
+            print(f"  {name:12s} RSS {rss:6.1f} MB (peak {peak:6.1f} MB) {verdict} the 150 MB aim")
         assert b.process is not None
         print(f"  {'broker':12s} RSS {rss_mb(b.process.pid)[0]:6.1f} MB (embedded Tansu)")
     return figures
