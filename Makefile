@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 SERVICES := $(wildcard services/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run test scaleout lint bench lock clean
+.PHONY: install browser run test scaleout faults lint bench lock clean
 
 $(STAMP): requirements.lock shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install browser
 # Two instances of each service on shared PostgreSQL: relay takeover, partition split, same end state.
 scaleout: install
 	$(BIN)/python -m pytest tests/scaleout -q -rA
+
+# Fault drills over real processes: broker frozen, SIGKILLs, PostgreSQL restart, poison.
+faults: install
+	$(BIN)/python -m pytest tests/faults -q -rA
 
 lint: install
 	$(BIN)/ruff check shared services tests

