@@ -86,8 +86,9 @@ def _summary(model: type[BaseModel]) -> str:
 
 
 class PublishedShape(GenerateJsonSchema):
-    """The shape of the bytes on the topic: ``CloudEvent.to_bytes`` leaves out every None
-    value (at any depth), so a field is required exactly when it cannot be null."""
+    """The shape of the bytes on the topic: a field that cannot be null is required; one that
+    can be null is published as null (only the envelope's ``traceparent`` is left out when
+    absent), and the schema accepts it present or absent."""
 
     def field_is_required(self, field: Any, total: bool) -> bool:
         if self.mode != "serialization":
@@ -268,8 +269,8 @@ def readme(events: dict[str, dict[str, dict[str, Any]]], skipped: list[str]) -> 
         "  message key is the aggregate id; the value is the event JSON with header",
         f"  `content-type: {CONTENT_TYPE}`. Delivery is at least once, in order per aggregate:",
         "  deduplicate on `id` and ignore a `sequence` at or below the last one applied for its",
-        "  `subject`. A field whose value is null is left out of the published JSON (absent,",
-        "  not null), at any depth; the schemas require exactly the fields that cannot be null.",
+        "  `subject`. Fields that can be null are published as null (the envelope's",
+        "  `traceparent` is left out when there is none); the schemas require the others.",
         "- **Server-Sent Events** (no Kafka client needed): `GET http://127.0.0.1:8004/api/v1/stream`",
         "  on the dashboard service, with a viewer token as a Bearer header or `?access_token=`.",
         "  Each frame is `id: <topic>:<partition>:<offset>` and `data: <the event JSON>`.",

@@ -41,7 +41,12 @@ class CloudEvent(BaseModel):
         return self.type.split(".")[1]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+        # An absent optional attribute (traceparent) is left out; ``data`` keeps its nulls,
+        # since it carries the snapshot exactly as the API returns it.
+        event = self.model_dump(mode="json")
+        if event["traceparent"] is None:
+            del event["traceparent"]
+        return orjson.dumps(event)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CloudEvent:
