@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import platform as pyplatform
 import signal
@@ -208,13 +209,13 @@ def package_of(path: str) -> str:
     return "stdlib: " + Path(path).stem
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+def ingest(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench ingest", description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
     broker = EmbeddedBroker(free_port(), log_path=work / "broker.log")
@@ -301,6 +302,27 @@ def main() -> None:
             asyncio.run(profile_create(env))
         finally:
             pbroker.stop()
+
+
+BENCHMARKS = ("ingest", "propagation", "relay", "catchup", "memory")
+
+
+def main() -> None:
+    """``python -m bench`` runs every benchmark; ``python -m bench NAME [options]`` runs one."""
+    if len(sys.argv) > 1 and sys.argv[1] in BENCHMARKS:
+        chosen, rest = [sys.argv[1]], sys.argv[2:]
+    elif len(sys.argv) > 1 and sys.argv[1].startswith("-"):
+        chosen, rest = ["ingest"], sys.argv[1:]  # options of the ingest benchmark
+    elif len(sys.argv) > 1:
+        raise SystemExit(f"unknown benchmark {sys.argv[1]!r}; one of: {', '.join(BENCHMARKS)}")
+    else:
+        chosen, rest = list(BENCHMARKS), []
+    for name in chosen:
+        print(f"\n=== {name} ===", flush=True)
+        if name == "ingest":
+            ingest(rest)
+        else:
+            importlib.import_module(f"bench.{name}").main(rest)
 
 
 if __name__ == "__main__":
