@@ -89,7 +89,7 @@ async def run(n: int) -> float:
                 await asyncio.sleep(0.5)
                 if joined is None and consumer.started.is_set():
                     joined = time.perf_counter() - started
-                async with db.transaction() as session:
+                async with db.transaction(read_only=True) as session:
                     applied = await session.scalar(
                         select(func.count()).select_from(InboxEntry))
                 if applied >= target:

@@ -76,7 +76,8 @@ class ServiceRuntime:
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.transaction() as session:
+    read_only = request.method in ("GET", "HEAD")
+    async with request.app.state.db.transaction(read_only=read_only) as session:
         yield session
 
 

@@ -68,10 +68,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
+def _sqlite_begin(conn: Any) -> None:
     # SQLite has one writer: taking the write lock at BEGIN makes a read-then-write
     # transaction wait its turn instead of failing (or both writers reading one version).
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Reads begin deferred, so in WAL mode they never wait for a writer.
+    if conn.get_execution_options().get("tandem_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -87,8 +91,12 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: Sessions that only read (GET requests, the relay's scan).
+        self.reader = async_sessionmaker(
+            self.engine.execution_options(tandem_read_only=True), expire_on_commit=False
+        )
         self.outbox_written = asyncio.Event()
 
     @property
@@ -96,9 +104,9 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A session that commits on success and rolls back on error, then wakes the relay."""
-        async with self.sessionmaker() as session:
+        async with (self.reader if read_only else self.sessionmaker)() as session:
             try:
                 yield session
                 await session.commit()

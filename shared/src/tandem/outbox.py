@@ -122,7 +122,7 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Send one batch of unpublished rows; returns how many were published."""
-        async with self.db.sessionmaker() as session:
+        async with self.db.reader() as session:
             rows = (
                 await session.execute(
                     select(
