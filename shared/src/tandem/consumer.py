@@ -18,7 +18,6 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem import metrics
@@ -222,7 +221,3 @@ class EventConsumer:
         )
         metrics.EVENTS_CONSUMED.labels(self.name, "dead_lettered").inc()
 
-
-async def applied_count(session: AsyncSession, consumer: str) -> int:
-    rows = await session.execute(select(InboxEntry.event_id).where(InboxEntry.consumer == consumer))
-    return len(rows.all())
