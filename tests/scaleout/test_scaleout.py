@@ -279,7 +279,7 @@ async def run(
                 await wait_ready(instance, client)
 
             async def group_formed() -> bool:
-                group = f"tandem-{workload.consumer}"
+                group = platform.group_id(workload.consumer)
                 return await consumer_group(platform, group) == ("Stable", copies)
 
             await eventually(group_formed, timeout=60, interval=0.2)
