@@ -106,6 +106,62 @@ async def test_open_major_incident_freezes_its_service_until_resolved(
     assert r.status_code == 200, r.text
 
 
+async def test_the_emergency_fix_of_a_major_incident_is_scheduled_through_its_freeze(
+        svc: ChangesService) -> None:
+    service = unique_service()
+    p1 = incident(service, priority=1)
+    await svc.publish("incidents", "tandem.incident.created", p1["id"], {"incident": p1})
+
+    async def frozen() -> list[dict[str, Any]]:
+        return [f for f in await incident_freezes(svc, service) if f["status"] == "active"]
+
+    freeze = (await eventually(frozen))[0]  # type: ignore[index]
+
+    async def emergency(incident_id: str | None) -> dict[str, Any]:
+        r = await svc.client.post("/api/v1/changes", headers=svc.auth("practitioner", "pat"),
+                                  json={"type": "emergency", "title": "Hotfix", "service": service,
+                                        "environment": "production", "incident_id": incident_id,
+                                        **now_window()})
+        assert r.status_code == 201, r.text
+        r = await svc.client.post(f"/api/v1/changes/{r.json()['id']}/transitions",
+                                  json={"to": "authorize"}, headers=svc.auth("practitioner", "pat"))
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    async def conflicts(change: dict[str, Any]) -> list[str]:
+        r = await svc.client.get(f"/api/v1/changes/{change['id']}/conflicts",
+                                 headers=svc.auth("viewer"))
+        assert r.status_code == 200, r.text
+        return [c["number"] for c in r.json()["items"]]
+
+    async def approve(change: dict[str, Any]) -> dict[str, Any]:
+        r = await svc.client.post(f"/api/v1/changes/{change['id']}/approvals",
+                                  json={"decision": "approve"},
+                                  headers=svc.auth("manager", "carol"))
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    # The fix linked to the incident: its own freeze is no conflict, one approval schedules it,
+    # and it may be implemented while the service stays frozen.
+    fix = await emergency(p1["id"])
+    assert await conflicts(fix) == []
+    assert (await approve(fix))["status"] == "scheduled"
+    r = await svc.client.post(f"/api/v1/changes/{fix['id']}/transitions",
+                              json={"to": "implement"}, headers=svc.auth("practitioner"))
+    assert r.status_code == 200, r.text
+    # An emergency change for no incident still meets the freeze (and the fix's slot).
+    other = await emergency(None)
+    assert await conflicts(other) == [fix["number"], freeze["number"]]
+    assert (await approve(other))["status"] == "authorize"
+    # So does a manual freeze, even for the incident's own fix.
+    r = await svc.client.post("/api/v1/freezes", headers=svc.auth("manager", "carol"), json={
+        "services": [service], "starts_at": datetime.now(UTC).isoformat(),
+        "ends_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+        "reason": "quarter end"})
+    assert r.status_code == 201, r.text
+    assert await conflicts(fix) == [r.json()["number"]]
+
+
 async def test_lower_priority_incident_sets_risk_but_no_freeze(svc: ChangesService) -> None:
     service = unique_service()
     p3 = incident(service, priority=3, environment="staging")

@@ -153,6 +153,14 @@ def freeze_covers(freeze_services: Sequence[str], service: str) -> bool:
     return not freeze_services or service in freeze_services
 
 
+def freeze_spares(change_type: str, change_incident_id: object,
+                  freeze_incident_id: object) -> bool:
+    """An emergency change that fixes an incident is not held by that incident's own freeze:
+    the freeze exists so that only the fix goes through (S4)."""
+    return (change_type == "emergency" and change_incident_id is not None
+            and change_incident_id == freeze_incident_id)
+
+
 def freeze_in_force(status: str, starts_at: datetime, ends_at: datetime | None,
                     now: datetime) -> bool:
     """Whether a freeze holds at ``now`` (by its times, so the clock job's lag never leaks)."""

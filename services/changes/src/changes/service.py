@@ -268,7 +268,8 @@ async def update_change(session: AsyncSession, ctx: Context, change: Change, bod
 async def conflicts_of(session: AsyncSession, change: Change,
                        now: datetime | None = None) -> list[Conflict]:
     """Scheduled or implementing changes of the same service and environment in an overlapping
-    window, and active or upcoming freezes covering the service that the window touches."""
+    window, and active or upcoming freezes covering the service that the window touches (but
+    not, for an emergency change, the freeze of the incident it fixes)."""
     if change.planned_start is None or change.planned_end is None:
         return []
     now = now or utcnow()
@@ -293,7 +294,8 @@ async def conflicts_of(session: AsyncSession, change: Change,
                      starts_at=f.starts_at, ends_at=f.ends_at,
                      detail=f"{f.number} freezes {', '.join(f.services) or 'every service'}: "
                             f"{f.reason}")
-            for f in freezes if policy.freeze_covers(f.services, change.service)]
+            for f in freezes if policy.freeze_covers(f.services, change.service)
+            and not policy.freeze_spares(change.type, change.incident_id, f.incident_id)]
     return out
 
 
