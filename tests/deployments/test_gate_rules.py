@@ -84,6 +84,16 @@ def test_incident_freeze_without_end_covers_until_it_ends() -> None:
     assert freeze_covers(f, "api", NOW + timedelta(days=30))
 
 
+def test_a_freeze_says_what_holds_the_service_and_until_when() -> None:
+    inc = incident(priority=1)
+    d = decide_gate(gate(freezes=(freeze(source="incident", ends_at=None, incident_id=inc.id),),
+                         open_incidents=(inc,)))
+    assert inc.number in d.reasons[0].message and "emergency change" in d.reasons[0].message
+    manual = freeze()
+    d = decide_gate(gate(freezes=(manual,)))
+    assert d.reasons[0].message.endswith(f"until {manual.ends_at.isoformat()}.")
+
+
 def test_emergency_change_for_the_open_incident_passes_the_freeze() -> None:
     inc = incident(priority=1)
     fix = change("scheduled", "emergency", incident_id=inc.id)

@@ -170,6 +170,19 @@ def _when(moment: datetime | None) -> str:
     return moment.isoformat() if moment is not None else "open"
 
 
+def _frozen_reason(gate: GateInput, freeze: FreezeFacts) -> Reason:
+    """Why a freeze stops the deployment, and until when."""
+    if freeze.source == "incident":
+        incident = next((i.number for i in gate.open_incidents if i.id == freeze.incident_id),
+                        str(freeze.incident_id))
+        return Reason("freeze_active", f"Freeze {freeze.number} covers {gate.service} while "
+                      f"incident {incident} is open; only an emergency change linked to it "
+                      "goes through.")
+    until = freeze.ends_at.isoformat() if freeze.ends_at is not None else "it is ended"
+    return Reason("freeze_active", f"Freeze {freeze.number} covers {gate.service} until "
+                  f"{until}.")
+
+
 def _approval(gate: GateInput, reasons: list[Reason]) -> GateDecision:
     """Approval mode: the named or requested change decides."""
     mode, change = gate.mode, gate.change
@@ -191,8 +204,9 @@ def _approval(gate: GateInput, reasons: list[Reason]) -> GateDecision:
         return GateDecision(Decision.prevented, tuple(reasons), mode, change.id)
     if change.status in PENDING_CHANGE_STATUSES:
         if not named:  # a named change's state is already among the reasons
-            reasons.append(Reason("change_pending", f"Change {change.number} is "
-                                  f"{change.status}; the deployment waits for its authorization."))
+            # No state in the message: its moves towards authorization are not new decisions.
+            reasons.append(Reason("change_pending", f"Change {change.number} was requested for "
+                                  "this deployment; it waits for the change's authorization."))
         return GateDecision(Decision.awaiting, tuple(reasons), mode, change.id)
     if change.status in AUTHORIZED_CHANGE_STATUSES and not named:
         # The change made for this deployment carries its window; authorization is what counts.
@@ -217,12 +231,8 @@ def decide_gate(gate: GateInput) -> GateDecision:
     freezes = [f for f in gate.freezes if freeze_covers(f, gate.service, gate.now)]
     if freezes:
         if fixes is None:
-            frozen = freezes[0]
-            why = (f"open incident {frozen.incident_id}" if frozen.source == "incident"
-                   else "a manual freeze")
-            return GateDecision(Decision.prevented, (Reason(
-                "freeze_active", f"Freeze {frozen.number} ({why}) covers {gate.service} until "
-                f"{_when(frozen.ends_at)}."),), mode, gate.named_change_id)
+            return GateDecision(Decision.prevented, (_frozen_reason(gate, freezes[0]),), mode,
+                                gate.named_change_id)
         assert gate.change is not None
         reasons.append(Reason("emergency_change", f"Emergency change {gate.change.number} fixes "
                               f"open incident {fixes.number}; the freeze does not stop it."))
