@@ -73,7 +73,8 @@ def dev() -> None:
         else:
             typer.echo(f"broker    {platform.kafka_bootstrap} (TANDEM_KAFKA_BOOTSTRAP)")
         asyncio.run(_create_topics(platform))
-        migrations = [subprocess.Popen([sys.executable, "-m", name, "migrate"]) for name in services]
+        migrations = [subprocess.Popen([sys.executable, "-m", name, "migrate"])
+                      for name in services]
         if any(m.wait() != 0 for m in migrations):
             typer.echo("error: a migration failed (see above)", err=True)
             raise typer.Exit(1)
