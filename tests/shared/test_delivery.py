@@ -6,6 +6,7 @@ import asyncio
 
 import prometheus_client as metrics
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 from tests.shared.probe_service import HANDLERS, create_probe_app, create_schema, effects, signal
 
 from tandem.broker import EmbeddedBroker, free_port
@@ -181,3 +182,51 @@ async def test_duplicates_and_stale_sequences_are_not_applied_twice(
     async with running_service(create_probe_app(platform, url)):
         await eventually(lambda: _effects_are(url, {v1.id, v2.id, v3.id}), timeout=30)
     assert sorted(e.event_id for e in await effects(url)) == sorted([v1.id, v2.id, v3.id])
+
+
+def as_record(offset: int, value: bytes, key: bytes = b"k") -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic="t", partition=0, offset=offset, timestamp=0, timestamp_type=0,
+                          key=key, value=value, checksum=None, serialized_key_size=len(key),
+                          serialized_value_size=len(value), headers=())
+
+
+async def test_a_batch_with_a_failing_event_applies_every_other_event_once_in_order(
+    platform: PlatformSettings, new_database
+) -> None:
+    url = await new_database("notes")
+    await create_schema(url)
+    a1, a2, a3, b1 = signal("a", 1), signal("a", 2), signal("a", 3), signal("b", 1)
+    applied: list[str] = []
+    failures = {a2.id: 1}  # a2 fails once, as on a lock timeout, then applies
+
+    async def flaky(session, event: CloudEvent) -> None:  # type: ignore[no-untyped-def]
+        if failures.get(event.id):
+            failures[event.id] -= 1
+            raise RuntimeError("transient")
+        await HANDLERS["tandem.signal.sent"](session, event)
+        applied.append(str(event.id))
+
+    db = Database(url)
+    kafka = KafkaLink(platform)
+    consumer = EventConsumer(name="notes-reactions", topics=["t"],
+                             handlers={"tandem.signal.sent": flaky}, db=db, kafka=kafka,
+                             dlq_topic=platform.dlq_topic("notes"),
+                             after_commit=lambda e: committed.append(str(e.id)))
+    committed: list[str] = []
+    try:
+        # a1 again at the end is a re-send; a1 late after a3 is stale by its sequence.
+        batch = [a1, b1, a2, a3, a1]
+        await consumer.process_batch([as_record(i, e.to_bytes()) for i, e in enumerate(batch)])
+        # The events before a2 ran twice (the batch was rolled back and re-applied) ...
+        assert applied == [str(e.id) for e in (a1, b1, a1, b1, a2, a3)]
+        # ... but each took effect, and was announced after its commit, exactly once.
+        assert sorted(str(e.event_id) for e in await effects(url)) == sorted(
+            str(e.id) for e in (a1, a2, a3, b1))
+        assert committed == [str(e.id) for e in (a1, b1, a2, a3)]
+        # A second delivery of the whole batch changes nothing.
+        await consumer.process_batch([as_record(i, e.to_bytes()) for i, e in enumerate(batch)])
+        assert len(await effects(url)) == 4
+        assert committed == [str(e.id) for e in (a1, b1, a2, a3)]
+    finally:
+        await kafka.close()
+        await db.dispose()

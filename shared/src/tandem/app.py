@@ -201,7 +201,7 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, platform.log_level)
-        db = Database(spec.database_url)
+        db = Database(spec.database_url, sqlite_inline=platform.sqlite_inline)
         kafka = KafkaLink(platform)
         relay = OutboxRelay(
             service=spec.name,

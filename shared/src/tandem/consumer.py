@@ -18,10 +18,11 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem import metrics
-from tandem.db import Database
+from tandem.db import Database, utcnow
 from tandem.events import CloudEvent
 from tandem.kafka import KafkaLink
 from tandem.logs import event_id_var
@@ -34,6 +35,24 @@ Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 class PoisonMessage(Exception):
     """A message that can never be applied (undecodable or invalid)."""
+
+
+class _RecordFailed(Exception):
+    """The record at ``index`` of a batch could not be applied."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+_cursor = SubjectCursor.__table__  # type: ignore[attr-defined]
+#: Moves one subject's cursor (executed once for all the subjects a batch moved).
+_MOVE_CURSOR = (
+    update(_cursor)
+    .where(_cursor.c.consumer == bindparam("b_consumer"),
+           _cursor.c.subject == bindparam("b_subject"))
+    .values(last_sequence=bindparam("b_last"))
+)
 
 
 class EventConsumer:
@@ -89,46 +108,103 @@ class EventConsumer:
                     await consumer.stop()
 
     async def process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply one partition's records in one transaction, a savepoint each.
+        """Apply one partition's records in one transaction.
 
-        A commit per event caps catch-up at the disk's fsync rate, so a batch shares one. At
-        the first record that cannot be applied, what came before is committed and that record
-        is handled alone (retries, then the DLQ); the batch then resumes after it, in order.
+        A commit per event caps catch-up at the disk's fsync rate, so a batch shares one, and
+        its inbox and cursor reads and writes are one statement each. When a record cannot be
+        applied, the transaction is rolled back, the records before it are applied again in a
+        new one, and that record is handled alone (retries, then the DLQ); the batch then
+        resumes after it, in order.
         """
-        start = 0
+        decoded: list[CloudEvent | PoisonMessage] = []
+        for record in records:
+            try:
+                decoded.append(self.decode(record))
+            except PoisonMessage as exc:
+                decoded.append(exc)
+        start, stop = 0, len(records)
         while start < len(records):
-            applied: list[CloudEvent] = []
-            failed_at: int | None = None
-            async with self.db.transaction() as session:
-                for index in range(start, len(records)):
-                    try:
-                        event = self.decode(records[index])
-                    except PoisonMessage:
-                        failed_at = index
-                        break
-                    handler = self.handlers.get(event.type)
-                    if handler is None:
-                        metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
-                        continue
-                    token = event_id_var.set(str(event.id))
-                    try:
-                        async with session.begin_nested():
-                            outcome = await self._apply_in(session, event, handler)
-                    except Exception:
-                        failed_at = index
-                        break
-                    finally:
-                        event_id_var.reset(token)
-                    metrics.EVENTS_CONSUMED.labels(self.name, outcome).inc()
-                    if outcome == "applied":
-                        applied.append(event)
-            if self.after_commit is not None:
-                for event in applied:
-                    self.after_commit(event)
-            if failed_at is None:
-                return
-            await self.process(records[failed_at])
-            start = failed_at + 1
+            try:
+                await self._apply_batch(decoded[start:stop])
+            except _RecordFailed as failed:
+                if failed.index > 0:
+                    stop = start + failed.index  # what came before it applies cleanly
+                    continue
+            except Exception as exc:  # at commit: which record is unknown, so go one by one
+                log.warning("consumer %s batch failed at commit (%r); applying one by one",
+                            self.name, exc)
+            else:
+                start, stop = stop, len(records)
+                continue
+            await self.process(records[start])
+            start, stop = start + 1, len(records)
+
+    async def _apply_batch(self, events: list[CloudEvent | PoisonMessage]) -> None:
+        """Apply ``events`` in one transaction; raise ``_RecordFailed`` at the first that
+        cannot be applied (nothing of the batch is then committed)."""
+        outcomes: list[str] = []
+        applied: list[CloudEvent] = []
+        async with self.db.transaction() as session:
+            known = [e for e in events if isinstance(e, CloudEvent) and e.type in self.handlers]
+            seen: set[Any] = set()
+            cursors: dict[str, int] = {}
+            if known:
+                seen = set(await session.scalars(
+                    select(InboxEntry.event_id).where(
+                        InboxEntry.consumer == self.name,
+                        InboxEntry.event_id.in_({e.id for e in known}))))  # type: ignore[attr-defined]
+                cursors = dict((await session.execute(
+                    select(SubjectCursor.subject, SubjectCursor.last_sequence).where(
+                        SubjectCursor.consumer == self.name,
+                        SubjectCursor.subject.in_({e.subject for e in known})))).all())  # type: ignore[attr-defined]
+            created: set[str] = set()
+            moved: set[str] = set()
+            inbox: list[dict[str, Any]] = []
+            for index, event in enumerate(events):
+                if isinstance(event, PoisonMessage):
+                    raise _RecordFailed(index)
+                handler = self.handlers.get(event.type)
+                if handler is None:
+                    outcomes.append("ignored")
+                    continue
+                if event.id in seen:
+                    outcomes.append("duplicate")
+                    continue
+                last = cursors.get(event.subject)
+                if last is not None and event.sequence <= last:
+                    outcomes.append("stale")
+                    continue
+                token = event_id_var.set(str(event.id))
+                try:
+                    await handler(session, event)
+                except Exception as exc:
+                    raise _RecordFailed(index) from exc
+                finally:
+                    event_id_var.reset(token)
+                seen.add(event.id)
+                (moved if last is not None or event.subject in created else created).add(
+                    event.subject)
+                cursors[event.subject] = event.sequence
+                inbox.append({"consumer": self.name, "event_id": event.id,
+                              "event_type": event.type, "subject": event.subject,
+                              "sequence": event.sequence, "processed_at": utcnow()})
+                outcomes.append("applied")
+                applied.append(event)
+            if inbox:
+                await session.execute(insert(InboxEntry.__table__), inbox)  # type: ignore[arg-type]
+            if created:
+                await session.execute(insert(SubjectCursor.__table__), [  # type: ignore[arg-type]
+                    {"consumer": self.name, "subject": subject, "last_sequence": cursors[subject]}
+                    for subject in created])
+            if moved - created:
+                await session.execute(_MOVE_CURSOR, [
+                    {"b_consumer": self.name, "b_subject": subject, "b_last": cursors[subject]}
+                    for subject in moved - created])
+        for outcome in outcomes:
+            metrics.EVENTS_CONSUMED.labels(self.name, outcome).inc()
+        if self.after_commit is not None:
+            for event in applied:
+                self.after_commit(event)
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Apply one record, retrying in place, else dead-letter it. Never raises for data."""

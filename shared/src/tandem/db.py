@@ -26,6 +26,8 @@ from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
+from tandem.sqlite_inline import inline_url
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -81,7 +83,9 @@ def _sqlite_begin(conn: Any) -> None:
 class Database:
     """One service's engine, session factory and the signal that wakes its outbox relay."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_inline: bool = True) -> None:
+        # SQLite is driven on the event loop unless told otherwise (see ``sqlite_inline``).
+        url = inline_url(url) if sqlite_inline else url
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):

@@ -39,6 +39,8 @@ class PlatformSettings(BaseSettings):
     auth_secret: str | None = None
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
+    #: Drive SQLite on the event loop instead of aiosqlite's thread (``tandem.sqlite_inline``).
+    sqlite_inline: bool = True
 
     def topic(self, name: str) -> str:
         """The full topic name for ``name`` (``incidents`` -> ``tandem.incidents``)."""

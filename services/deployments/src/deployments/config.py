@@ -9,7 +9,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deployments.dora import BucketTable
 from deployments.gate import GateMode
-from deployments.sqlite_inline import inline_url
 from tandem.settings import PlatformSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -33,10 +32,7 @@ class DeploymentsSettings(BaseSettings):
     max_gate_wait_s: float = Field(default=60.0, gt=0, le=300)
     #: While a gate read waits: re-read that often in case another replica decided it.
     gate_recheck_s: float = Field(default=5.0, gt=0, le=60)
-    #: Drive SQLite on the event loop instead of aiosqlite's thread (see ``sqlite_inline``).
-    sqlite_inline: bool = True
 
     def resolved_database_url(self, platform: PlatformSettings | None = None) -> str:
-        url = self.database_url or (platform or PlatformSettings()).default_database_url(
+        return self.database_url or (platform or PlatformSettings()).default_database_url(
             "deployments")
-        return inline_url(url) if self.sqlite_inline else url

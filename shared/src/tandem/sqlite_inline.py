@@ -3,7 +3,8 @@
 aiosqlite runs every cursor call in a worker thread: about four thread round trips a statement
 (open cursor, execute, fetch, close), each a queue hand-off, a wake-up of the loop through its
 self-pipe and a GIL switch. On these machines one round trip cost 0.1-0.2 ms of CPU, more than
-the SQLite work itself, and a create made about fifty of them. This driver keeps the aiosqlite
+the SQLite work itself; a deployment create made about fifty of them and a consumed event
+about as many. This driver keeps the aiosqlite
 dialect (SQL, types, pool) and swaps only the module it drives for a shim with the same
 surface whose coroutines call ``sqlite3`` directly and never suspend.
 
@@ -12,7 +13,7 @@ statement on a local WAL database takes microseconds. The one long wait, for ano
 transaction's write lock, must not happen on the loop's thread (the holder could never
 finish), so SQLite's busy timeout is set to zero and a busy statement is retried after a
 short ``asyncio.sleep`` instead, up to the configured busy timeout.
-``TANDEM_DEPLOYMENTS_SQLITE_INLINE=false`` returns to aiosqlite.
+``Database`` uses it for every SQLite URL; ``TANDEM_SQLITE_INLINE=false`` returns to aiosqlite.
 """
 
 from __future__ import annotations
