@@ -4,8 +4,8 @@ visible over HTTP, p50 and p99 at a steady ``--rate`` (50) per second (aim p99 <
 Runs the deployments and incidents services as uvicorn processes on SQLite with an embedded
 broker. Prepares one in-progress production deployment per sample (each on its own service,
 not timed), then, at the steady rate, moves each to ``failed`` and watches for the incident
-opened by S2, with one reader of the newest 200 incidents every ``--poll-ms``
-(so the measuring load is constant). The figure runs from the transition's answer to the first
+opened by S2, with one reader of the newest incidents every ``--poll-ms``
+(so the measuring load is constant; ``--list-limit`` sets how many). The figure runs from the transition's answer to the first
 read that sees the incident (over-stated by up to one poll interval and one list read):
 outbox, relay, broker, consumer, commit.
 """
@@ -43,10 +43,11 @@ async def prepare(client: httpx.AsyncClient, services: Services, n: int, tag: st
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-async def run(rate: float, seconds: float, poll_ms: float,
-              drain: float = 15.0) -> tuple[float, float]:
+async def run(rate: float, seconds: float, poll_ms: float, drain: float = 15.0,
+              list_limit: int = 50) -> tuple[float, float]:
     n = int(rate * seconds)
-    print(f"propagation: {machine()}; {n} failures at {rate:.0f}/s, polled every {poll_ms} ms")
+    print(f"propagation: {machine()}; {n} failures at {rate:.0f}/s, newest {list_limit} "
+          f"incidents read every {poll_ms} ms")
     with broker() as b, tempfile.TemporaryDirectory() as tmp, \
             Services(b.bootstrap, Path(tmp), ["incidents", "deployments"],
                      env={"TANDEM_GATE_MODE": "receipt"}) as services:
@@ -63,11 +64,13 @@ async def run(rate: float, seconds: float, poll_ms: float,
             done = asyncio.Event()
 
             async def watch() -> None:
-                """One reader of the newest 200 incidents (the list is newest first) every
-                poll interval, so the measuring load stays constant whatever the latency."""
+                """One reader of the newest incidents (the list is newest first) every poll
+                interval, so the measuring load stays constant whatever the latency. An
+                incident that more than ``list_limit`` newer ones pass before a read is missed,
+                and counted as such."""
                 while not done.is_set():
                     r = await client.get(f"{services.url('incidents')}/api/v1/incidents",
-                                         headers=viewer, params={"limit": 200})
+                                         headers=viewer, params={"limit": list_limit})
                     now = time.perf_counter()
                     for item in r.json()["items"]:
                         seen.setdefault(item["service"], now)
@@ -110,10 +113,12 @@ def main(argv: list[str] | None = None) -> tuple[float, float]:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--poll-ms", type=float, default=20.0)
+    parser.add_argument("--list-limit", type=int, default=50,
+                        help="how many of the newest incidents each read lists (1-200)")
     parser.add_argument("--drain", type=float, default=15.0,
                         help="seconds left for the preparation's events before the clock starts")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.rate, args.seconds, args.poll_ms, args.drain))
+    return asyncio.run(run(args.rate, args.seconds, args.poll_ms, args.drain, args.list_limit))
 
 
 if __name__ == "__main__":

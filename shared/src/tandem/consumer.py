@@ -93,9 +93,12 @@ class EventConsumer:
                 delay = 0.2
                 while True:
                     batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                    offsets: dict[Any, OffsetAndMetadata] = {}
                     for tp, records in batches.items():
                         await self.process_batch(records)
-                        await consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")})
+                        offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+                    if offsets:  # one round trip for every partition of the fetch
+                        await consumer.commit(offsets)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
