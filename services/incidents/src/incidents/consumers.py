@@ -19,6 +19,7 @@ from incidents.config import IncidentsSettings
 from incidents.models import ChangeView, DeploymentView, Incident, IncidentCreate, Source
 from incidents.policy import FINAL_STATES
 from tandem.consumer import Handler
+from tandem.db import upsert
 from tandem.events import CloudEvent
 from tandem.settings import PlatformSettings
 
@@ -54,34 +55,29 @@ IMPLEMENTED = ("implement", "review", "closed")
 DEPLOYMENT_FAILED = ("failed", "rolled_back")
 
 
-async def project_deployment(session: AsyncSession, event: CloudEvent) -> DeploymentView:
+async def project_deployment(session: AsyncSession, event: CloudEvent) -> DeploymentSnapshot:
     """Keep this service's view of a deployment current (events arrive in order per id)."""
     d = DeploymentSnapshot.model_validate(event.data["deployment"])
-    view = await session.get(DeploymentView, d.id)
-    if view is None:
-        view = DeploymentView(id=d.id, number=d.number, service=d.service,
-                              environment=d.environment, status=d.status)
-        session.add(view)
-    view.number, view.service, view.environment = d.number, d.service, d.environment
-    view.version = d.version[:200] if d.version else None
-    view.change_id, view.status, view.updated_at = d.change_id, d.status, event.time
-    if view.deployed_at is None and d.status not in ("requested", "canceled"):
-        view.deployed_at = d.started_at or d.finished_at or event.time
-    return view
+    ran = d.status not in ("requested", "canceled")
+    await upsert(session, DeploymentView.__table__, {  # type: ignore[attr-defined]
+        "id": d.id, "number": d.number, "service": d.service, "environment": d.environment,
+        "version": d.version[:200] if d.version else None, "change_id": d.change_id,
+        "status": d.status, "updated_at": event.time,
+        # When it first ran: kept once known.
+        "deployed_at": (d.started_at or d.finished_at or event.time) if ran else None,
+    }, keep=("deployed_at",))
+    return d
 
 
 async def project_change(session: AsyncSession, event: CloudEvent) -> None:
     c = ChangeSnapshot.model_validate(event.data["change"])
-    view = await session.get(ChangeView, c.id)
-    if view is None:
-        view = ChangeView(id=c.id, number=c.number, type=c.type, service=c.service,
-                          environment=c.environment, status=c.status)
-        session.add(view)
-    view.number, view.type, view.title = c.number, c.type, c.title[:200]
-    view.service, view.environment, view.status = c.service, c.environment, c.status
-    view.updated_at = event.time
-    if view.implemented_at is None and c.status in IMPLEMENTED:
-        view.implemented_at = event.time
+    await upsert(session, ChangeView.__table__, {  # type: ignore[attr-defined]
+        "id": c.id, "number": c.number, "type": c.type, "title": c.title[:200],
+        "service": c.service, "environment": c.environment, "status": c.status,
+        "updated_at": event.time,
+        # When it first reached implement (or later): kept once known.
+        "implemented_at": event.time if c.status in IMPLEMENTED else None,
+    }, keep=("implemented_at",))
 
 
 def reactions(platform: PlatformSettings, settings: IncidentsSettings) -> Mapping[str, Handler]:
@@ -93,7 +89,7 @@ def reactions(platform: PlatformSettings, settings: IncidentsSettings) -> Mappin
             await deployment_failed(session, event, view)
 
     async def deployment_failed(session: AsyncSession, event: CloudEvent,
-                                view: DeploymentView) -> None:
+                                view: DeploymentSnapshot) -> None:
         """S2: a failed or rolled-back production deployment opens one incident, with the
         deployment as its declared cause; a later move annotates that incident."""
         to = event.data.get("to", view.status)

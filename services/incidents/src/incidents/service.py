@@ -340,14 +340,16 @@ async def find_suspects(session: AsyncSession, settings: IncidentsSettings,
     window before the incident was reported, newest first."""
     start = incident.reported_at - settings.suspect_window_delta
     end = incident.reported_at
-    deployments = await session.scalars(select(DeploymentView).where(
+    # The projections are written by statements, not the ORM: read them afresh.
+    fresh = {"populate_existing": True}
+    deployments = await session.scalars(select(DeploymentView).execution_options(**fresh).where(
         DeploymentView.service == incident.service,
         DeploymentView.environment == "production",
         DeploymentView.status.in_(RAN),  # type: ignore[attr-defined]
         DeploymentView.deployed_at >= start,  # type: ignore[operator]
         DeploymentView.deployed_at <= end,  # type: ignore[operator]
     ))
-    changes = await session.scalars(select(ChangeView).where(
+    changes = await session.scalars(select(ChangeView).execution_options(**fresh).where(
         ChangeView.service == incident.service,
         ChangeView.environment == "production",
         ChangeView.implemented_at >= start,  # type: ignore[operator]
