@@ -87,6 +87,7 @@ class EventConsumer:
         delay = 0.2
         while True:
             consumer = self.kafka.consumer(*self.topics, group_id=self.group_id)
+            committing: asyncio.Task[None] | None = None
             try:
                 await consumer.start()
                 self.started.set()
@@ -97,8 +98,12 @@ class EventConsumer:
                     for tp, records in batches.items():
                         await self.process_batch(records)
                         offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
-                    if offsets:  # one round trip for every partition of the fetch
-                        await consumer.commit(offsets)
+                    if offsets:
+                        # One round trip for every partition of the fetch, while the next fetch
+                        # is applied; one in flight, in order, its failure seen here.
+                        if committing is not None:
+                            await committing
+                        committing = asyncio.create_task(consumer.commit(offsets))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -107,6 +112,11 @@ class EventConsumer:
                 delay = min(delay * 2, 5.0)
             finally:
                 self.started.clear()
+                if committing is not None:
+                    # Only offsets of committed work are in it; cancelled or failed, the
+                    # events are read again and the inbox skips them.
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait_for(asyncio.shield(committing), 5)
                 with contextlib.suppress(Exception):
                     await consumer.stop()
 
