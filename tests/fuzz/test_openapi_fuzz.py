@@ -10,7 +10,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+)
 from served import served
 
 from tandem.auth import mint_token
@@ -35,9 +38,10 @@ def errors_are_problems(ctx: object, response: schemathesis.Response,
     return None
 
 
-#: The documents declare errors as application/json (FastAPI's default) while the services
-#: answer application/problem+json, so schemathesis' content-type check is replaced by ours.
-CHECKS = [not_a_server_error, response_schema_conformance, errors_are_problems]
+#: The documents declare every error as application/problem+json, so the answers must match
+#: the documented media type as well as the schema.
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance,
+          errors_are_problems]
 pytestmark = pytest.mark.filterwarnings(
     # schemathesis draws from `random` inside its strategies; harmless for these runs.
     "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning")

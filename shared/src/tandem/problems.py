@@ -112,8 +112,82 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+#: The body of every error under ``/api/`` (RFC 9457, with Tandem's members), for OpenAPI.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details. Members beyond these name what a client can do "
+                   "next, such as `allowed` (legal transitions) or `current`.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "`urn:tandem:problem:<kind>` or about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            "additionalProperties": True}},
+    },
+    "additionalProperties": True,
+}
+
+_WHEN = {
+    400: "The body is not JSON, or not the shape this operation takes.",
+    401: "No valid bearer token.",
+    403: "The token's role may not do this.",
+    404: "No such resource.",
+    409: "The resource's state does not allow it (see `allowed`), or it already exists.",
+    412: "`If-Match` names another version than the stored one.",
+    413: "The body is larger than the service accepts.",
+    422: "A field is invalid (see `errors`).",
+    503: "The database is unavailable; retry later.",
+}
+
+
+def _problem_codes(path: str, method: str) -> list[int]:
+    codes = [401, 403, 422, 503]
+    if "{" in path:
+        codes.append(404)
+    if method in ("post", "put", "patch"):
+        codes += [400, 409, 413]
+    if method == "patch" or path.endswith("/transitions"):
+        codes.append(412)
+    return sorted(codes)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Declare the problem responses of every ``/api/`` operation in the OpenAPI document, as
+    ``application/problem+json`` (FastAPI's default declares its own 422 shape as JSON)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        reference = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for code in _problem_codes(path, method):
+                    responses[str(code)] = {"description": _WHEN[code], "content": reference}
+        if "schemas/HTTPValidationError'" not in str(schema.get("paths")):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Render every error as a problem; an unexpected error becomes a bare 500, no trace."""
+    """Render every error as a problem; an unexpected error becomes a bare 500, no trace.
+    The OpenAPI document declares them so."""
+    document_problems(app)
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
