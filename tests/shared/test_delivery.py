@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import prometheus_client as metrics
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy.exc import OperationalError
 from tests.shared.probe_service import HANDLERS, create_probe_app, create_schema, effects, signal
 
 from tandem.broker import EmbeddedBroker, free_port
-from tandem.consumer import EventConsumer
+from tandem.consumer import DatabaseUnavailable, EventConsumer
 from tandem.db import Database
 from tandem.events import CloudEvent
 from tandem.kafka import KafkaLink, ensure_topics
@@ -227,6 +229,50 @@ async def test_a_batch_with_a_failing_event_applies_every_other_event_once_in_or
         await consumer.process_batch([as_record(i, e.to_bytes()) for i, e in enumerate(batch)])
         assert len(await effects(url)) == 4
         assert committed == [str(e.id) for e in (a1, b1, a2, a3)]
+    finally:
+        await kafka.close()
+        await db.dispose()
+
+
+async def test_events_are_not_dead_lettered_while_the_database_is_away(
+    platform: PlatformSettings, new_database
+) -> None:
+    url = await new_database("notes")
+    await create_schema(url)
+    a1, a2 = signal("a", 1), signal("a", 2)
+    database = {"away": True}
+
+    async def needs_the_database(session, event: CloudEvent) -> None:  # type: ignore[no-untyped-def]
+        if database["away"]:
+            raise OperationalError("INSERT ...", {}, ConnectionRefusedError("database is away"))
+        await HANDLERS["tandem.signal.sent"](session, event)
+
+    db = Database(url)
+    kafka = KafkaLink(platform)
+    consumer = EventConsumer(name="notes-reactions", topics=["t"],
+                             handlers={"tandem.signal.sent": needs_the_database}, db=db,
+                             kafka=kafka, dlq_topic=platform.dlq_topic("notes"))
+    dead: list[object] = []
+
+    async def dead_letter(record, exc, attempts) -> None:  # type: ignore[no-untyped-def]
+        dead.append(exc)
+
+    consumer.dead_letter = dead_letter  # type: ignore[method-assign]
+    records = [as_record(i, e.to_bytes()) for i, e in enumerate((a1, a2))]
+    try:
+        # The run loop backs off and reads the batch again when this raises.
+        with pytest.raises(DatabaseUnavailable):
+            await consumer.process_batch(records)
+        assert dead == [] and await effects(url) == []
+        # Alone, an event retries in place, then the database counts as away, not the event.
+        with pytest.raises(DatabaseUnavailable):
+            await consumer.process(records[0])
+        assert dead == [] and await effects(url) == []
+        database["away"] = False
+        await consumer.process_batch(records)
+        assert dead == []
+        assert sorted(str(e.event_id) for e in await effects(url)) == sorted(
+            str(e.id) for e in (a1, a2))
     finally:
         await kafka.close()
         await db.dispose()

@@ -4,7 +4,8 @@ For each message: decode the envelope, skip an event already in the inbox or who
 ``sequence`` is not above the last applied for its subject, else run the handler and record
 the inbox row in one transaction. Offsets are committed only after the database commit. A
 handler that keeps failing, or a message that cannot be decoded, goes to the dead-letter
-topic with the error in its headers, so it never blocks the partition.
+topic with the error in its headers, so it never blocks the partition. An event is never
+dead-lettered because the database is away: the consumer backs off and reads it again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem import metrics
@@ -35,6 +37,17 @@ Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 class PoisonMessage(Exception):
     """A message that can never be applied (undecodable or invalid)."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached (or was busy past its timeout) while applying events:
+    nothing of the batch is committed, and the consumer reads it again later. Never a reason
+    to dead-letter an event."""
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return (isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
+            or (isinstance(exc, DBAPIError) and exc.connection_invalidated))
 
 
 class _RecordFailed(Exception):
@@ -107,6 +120,8 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # The broker or the database is away: read again from the last committed
+                # offsets once it is back (the inbox skips what was applied).
                 log.warning("consumer %s lost its connection (%s); reconnecting", self.name, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -140,10 +155,14 @@ class EventConsumer:
             try:
                 await self._apply_batch(decoded[start:stop])
             except _RecordFailed as failed:
+                if failed.__cause__ is not None and _unavailable(failed.__cause__):
+                    raise DatabaseUnavailable(repr(failed.__cause__)) from failed.__cause__
                 if failed.index > 0:
                     stop = start + failed.index  # what came before it applies cleanly
                     continue
             except Exception as exc:  # at commit: which record is unknown, so go one by one
+                if _unavailable(exc):
+                    raise DatabaseUnavailable(repr(exc)) from exc
                 log.warning("consumer %s batch failed at commit (%r); applying one by one",
                             self.name, exc)
             else:
@@ -220,7 +239,8 @@ class EventConsumer:
                 self.after_commit(event)
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """Apply one record, retrying in place, else dead-letter it. Never raises for data."""
+        """Apply one record, retrying in place, else dead-letter it. Never raises for data; raises
+        ``DatabaseUnavailable`` when the database stays away through the retries."""
         try:
             event = self.decode(record)
         except PoisonMessage as exc:
@@ -240,6 +260,8 @@ class EventConsumer:
                         self.after_commit(event)
                     return
                 except Exception as exc:
+                    if attempt == self.max_attempts and _unavailable(exc):
+                        raise DatabaseUnavailable(repr(exc)) from exc
                     if attempt == self.max_attempts:
                         log.error(
                             "event %s failed %d times; dead-lettered: %r", event.id, attempt, exc
