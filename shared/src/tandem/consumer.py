@@ -246,32 +246,24 @@ class EventConsumer:
         except PoisonMessage as exc:
             await self.dead_letter(record, exc, attempts=1)
             return
-        handler = self.handlers.get(event.type)
-        if handler is None:
+        if event.type not in self.handlers:
             metrics.EVENTS_CONSUMED.labels(self.name, "ignored").inc()
             return
-        token = event_id_var.set(str(event.id))
-        try:
-            for attempt in range(1, self.max_attempts + 1):
-                try:
-                    outcome = await self.apply(event, handler)
-                    metrics.EVENTS_CONSUMED.labels(self.name, outcome).inc()
-                    if outcome == "applied" and self.after_commit is not None:
-                        self.after_commit(event)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._apply_batch([event])  # a batch of one: the same inbox rules
+                return
+            except Exception as raised:
+                exc = raised.__cause__ if isinstance(raised, _RecordFailed) else raised
+                assert exc is not None
+                if attempt == self.max_attempts and _unavailable(exc):
+                    raise DatabaseUnavailable(repr(exc)) from exc
+                if attempt == self.max_attempts:
+                    log.error("event %s failed %d times; dead-lettered: %r", event.id, attempt, exc)
+                    await self.dead_letter(record, exc, attempts=attempt)
                     return
-                except Exception as exc:
-                    if attempt == self.max_attempts and _unavailable(exc):
-                        raise DatabaseUnavailable(repr(exc)) from exc
-                    if attempt == self.max_attempts:
-                        log.error(
-                            "event %s failed %d times; dead-lettered: %r", event.id, attempt, exc
-                        )
-                        await self.dead_letter(record, exc, attempts=attempt)
-                        return
-                    log.warning("event %s failed (attempt %d): %r", event.id, attempt, exc)
-                    await asyncio.sleep(0.05 * 2**attempt)
-        finally:
-            event_id_var.reset(token)
+                log.warning("event %s failed (attempt %d): %r", event.id, attempt, exc)
+                await asyncio.sleep(0.05 * 2**attempt)
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
         if record.value is None:
@@ -280,38 +272,6 @@ class EventConsumer:
             return CloudEvent.from_bytes(record.value)
         except (ValidationError, ValueError) as exc:
             raise PoisonMessage(f"not a valid Tandem CloudEvent: {exc}") from exc
-
-    async def apply(self, event: CloudEvent, handler: Handler) -> str:
-        async with self.db.transaction() as session:
-            return await self._apply_in(session, event, handler)
-
-    async def _apply_in(self, session: AsyncSession, event: CloudEvent, handler: Handler) -> str:
-        """Apply ``event`` in ``session`` unless the inbox or the subject's sequence says done."""
-        seen = await session.get(InboxEntry, (self.name, event.id))
-        if seen is not None:
-            return "duplicate"
-        cursor = await session.get(SubjectCursor, (self.name, event.subject))
-        if cursor is not None and event.sequence <= cursor.last_sequence:
-            return "stale"
-        await handler(session, event)
-        session.add(
-            InboxEntry(
-                consumer=self.name,
-                event_id=event.id,
-                event_type=event.type,
-                subject=event.subject,
-                sequence=event.sequence,
-            )
-        )
-        if cursor is None:
-            session.add(
-                SubjectCursor(
-                    consumer=self.name, subject=event.subject, last_sequence=event.sequence
-                )
-            )
-        else:
-            cursor.last_sequence = event.sequence
-        return "applied"
 
     async def dead_letter(
         self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int
