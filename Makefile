@@ -5,15 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 SERVICES := $(wildcard services/*)
+#: The runtime library, the CLI and the test support, beside the services.
+PACKAGES := shared cli testing $(SERVICES)
 STAMP := $(VENV)/.installed
 
 .PHONY: install browser run test scaleout faults lint bench lock clean
 
-$(STAMP): requirements.lock shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+$(STAMP): requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e shared $(addprefix -e ,$(SERVICES))
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps $(addprefix -e ,$(PACKAGES))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,7 +41,7 @@ faults: install
 	$(BIN)/python -m pytest tests/faults -q -rA
 
 lint: install
-	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff check shared cli testing services tests
 	$(BIN)/lint-imports
 
 bench: install

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tandem.broker import EmbeddedBroker, free_port
+from tandem_cli.broker import EmbeddedBroker, free_port
 from tandem.settings import PlatformSettings
-from tandem.testing import create_pg_database, drop_pg_database
+from tandem_testing import drop_pg_database, isolated_platform, new_database_url
 
 
 @pytest.fixture(scope="session")
@@ -25,16 +24,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture
 def platform(broker: EmbeddedBroker, tmp_path: Path) -> PlatformSettings:
     """Settings for one test: its own topics (unique prefix), files and secret."""
-    return PlatformSettings(
-        var_dir=tmp_path,
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        auth_secret="test-secret-" + uuid.uuid4().hex,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=500,
-        kafka_request_timeout_ms=5000,
-        relay_poll_interval_s=0.2,
-    )
+    return isolated_platform(broker.bootstrap, tmp_path)
 
 
 NewDatabase = Callable[[str], Awaitable[str]]
@@ -48,11 +38,10 @@ async def new_database(
     created: list[str] = []
 
     async def make(service: str) -> str:
-        if request.param == "sqlite":
-            return f"sqlite+aiosqlite:///{tmp_path / f'{service}-{uuid.uuid4().hex[:6]}.db'}"
-        name = await create_pg_database()
-        created.append(name)
-        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        url, name = await new_database_url(request.param, tmp_path, service)
+        if name is not None:
+            created.append(name)
+        return url
 
     yield make
     for name in created:

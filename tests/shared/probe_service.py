@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,16 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field as Column
 from sqlmodel import SQLModel
 
-from tandem.app import Reaction, Runtime, ServiceSpec, Session, create_service_app
+from tandem.aggregate import Aggregate, AggregateColumns, EventData
+from tandem.app import Reaction, ServiceSpec, Session, create_service_app
 from tandem.auth import Reader, Worker
-from tandem.db import Database, UTCDateTime, new_id, utcnow
+from tandem.db import Database
 from tandem.events import CloudEvent, new_event
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
-from tandem.numbers import next_number
-from tandem.outbox import add_event
 from tandem.pagination import page
-from tandem.problems import not_found
-from tandem.settings import PlatformSettings
+from tandem.settings import PlatformSettings, ServiceSettings
 from tandem.tables import (
     IdempotencyRecord,
     InboxEntry,
@@ -40,16 +38,15 @@ from tandem.transitions import StateMachine
 NOTE_LIFECYCLE = StateMachine("note", {"draft": {"published"}, "published": {"archived"}})
 
 
-class ProbeNote(SQLModel, table=True):
+class NotesSettings(ServiceSettings):
+    service: ClassVar[str] = "notes"
+
+
+class ProbeNote(AggregateColumns, table=True):
     __tablename__ = "probe_note"
 
-    id: uuid.UUID = Column(default_factory=new_id, primary_key=True)
-    number: str = Column(unique=True)
     text: str
     status: str = "draft"
-    version: int = 1
-    created_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
-    updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ProbeEffect(SQLModel, table=True):
@@ -89,37 +86,44 @@ class Move(BaseModel):
     reason: str = ""
 
 
+class NoteCreated(EventData):
+    event_type: ClassVar[str] = "tandem.note.created"
+    note: NotePublic
+
+
+class NoteTransitioned(EventData):
+    event_type: ClassVar[str] = "tandem.note.transitioned"
+    note: NotePublic
+    from_: str = Field(alias="from")
+    to: str
+    reason: str
+
+
 def public(note: ProbeNote) -> NotePublic:
     return NotePublic.model_validate(
         {**note.model_dump(), "allowed_transitions": NOTE_LIFECYCLE.allowed(note.status)}
     )
 
 
-def emit(session: AsyncSession, rt: Runtime, note: ProbeNote, verb: str, actor: str) -> None:
-    event = new_event(
-        service="notes",
-        type=f"tandem.note.{verb}",
-        subject=note.id,
-        sequence=note.version,
-        actor=actor,
-        data={"note": public(note).model_dump(mode="json")},
-    )
-    add_event(session, topic=rt.platform.topic("notes"), event=event)
+class NoteAggregate(Aggregate[ProbeNote, NotePublic]):
+    async def snapshot(self, session: AsyncSession, row: ProbeNote) -> NotePublic:
+        return public(row)
 
+
+notes = NoteAggregate(ProbeNote, name="note", service="notes", number_prefix="NTE")
 
 router = APIRouter(prefix="/api/v1/notes")
 
 
 @router.post("", status_code=201)
 async def create(
-    body: NoteCreate, session: Session, rt: Runtime, actor: Worker, idem: Idempotency
+    body: NoteCreate, session: Session, actor: Worker, idem: Idempotency
 ) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
-    note = ProbeNote(number=await next_number(session, "NTE"), text=body.text)
-    session.add(note)
-    emit(session, rt, note, "created", actor.sub)
-    return idem.respond(session, public(note), location=f"/api/v1/notes/{note.id}")
+    note = await notes.new(session, text=body.text)
+    snapshot = await notes.record(session, note, NoteCreated, actor=actor.sub)
+    return await idem.respond(session, snapshot, location=f"/api/v1/notes/{note.id}")
 
 
 @router.get("")
@@ -133,36 +137,26 @@ async def list_notes(
     return NotesPage(items=[public(n) for n in items], next_cursor=nxt)
 
 
-async def _get(session: AsyncSession, ref: str) -> ProbeNote:
-    try:
-        note = await session.get(ProbeNote, uuid.UUID(ref))
-    except ValueError:
-        note = (await session.scalars(select(ProbeNote).where(ProbeNote.number == ref))).first()
-    if note is None:
-        raise not_found("note", ref)
-    return note
-
-
 @router.get("/{ref}")
 async def get(ref: str, session: Session, _: Reader) -> JSONBody:
-    return resource_response(public(await _get(session, ref)))
+    return resource_response(public(await notes.get(session, ref)))
 
 
 @router.post("/{ref}/transitions")
 async def move(
-    ref: str, body: Move, request: Request, session: Session, rt: Runtime, actor: Worker
+    ref: str, body: Move, request: Request, session: Session, actor: Worker
 ) -> JSONBody:
-    note = await _get(session, ref)
+    note = await notes.get(session, ref, for_update=True)
     check_if_match(request, note.version)
     NOTE_LIFECYCLE.check(note.status, body.to)
-    note.status = body.to
-    note.version += 1
-    note.updated_at = utcnow()
-    emit(session, rt, note, "transitioned", actor.sub)
-    return resource_response(public(note))
+    before, note.status = note.status, body.to
+    snapshot = await notes.record(session, note, NoteTransitioned, actor=actor.sub,
+                                  from_=before, to=body.to, reason=body.reason)
+    return resource_response(snapshot)
 
 
-async def record_signal(session: AsyncSession, event: CloudEvent) -> None:
+async def record_signal(session: AsyncSession, event: CloudEvent,
+                        settings: NotesSettings | None = None) -> None:
     if event.data.get("fail"):
         raise RuntimeError("this signal always fails")
     session.add(ProbeEffect(event_id=event.id, subject=event.subject))
@@ -183,9 +177,8 @@ async def create_schema(url: str) -> None:
 
 def create_probe_app(platform: PlatformSettings, url: str):  # type: ignore[no-untyped-def]
     spec = ServiceSpec(
-        name="notes",
         title="probe",
-        database_url=url,
+        settings=NotesSettings(database_url=url),
         routers=[router],
         reactions=[Reaction(topics=["signals"], handlers=HANDLERS)],
     )

@@ -10,7 +10,7 @@ from tests.shared.probe_service import create_probe_app, create_schema
 
 from tandem.auth import mint_token
 from tandem.settings import PlatformSettings
-from tandem.testing import TopicWatcher, auth_headers, running_service
+from tandem_testing import TopicWatcher, auth_headers, running_service
 
 PROBLEM = "application/problem+json"
 

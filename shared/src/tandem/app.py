@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -32,25 +33,38 @@ from tandem.kafka import KafkaLink, ensure_topics_with_retry
 from tandem.logs import configure_logging, request_id_var
 from tandem.outbox import OutboxRelay
 from tandem.problems import Problem, install_problem_handlers, problem_response
-from tandem.settings import PlatformSettings
+from tandem.settings import PlatformSettings, ServiceSettings
 
 log = logging.getLogger("tandem.app")
 
 
+#: A service's reaction to one event type: a named function in its ``consumers.py`` that
+#: gets the consumer's session, the event and the service's own settings.
+ReactionHandler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+
+
 @dataclass
 class Reaction:
-    """A consumer of other services' topics (logical names such as ``deployments``)."""
+    """A consumer of other services' topics (logical names such as ``deployments``), with its
+    handlers by event type."""
 
     topics: list[str]
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, ReactionHandler]
     name: str = "reactions"
+
+    def bound(self, settings: ServiceSettings) -> dict[str, Handler]:
+        """The handlers as the consumer loop calls them, each given ``settings``."""
+        return {type_: functools.partial(handler, settings=settings)
+                for type_, handler in self.handlers.items()}
 
 
 @dataclass
 class ServiceSpec:
-    name: str
+    """What a service is made of; :func:`create_service_app` runs it."""
+
     title: str
-    database_url: str
+    #: The service's own settings (its name and database among them).
+    settings: ServiceSettings
     routers: list[APIRouter]
     reactions: list[Reaction] = field(default_factory=list)
     #: Long-running jobs (such as an SLA check), each given the running service.
@@ -58,6 +72,11 @@ class ServiceSpec:
     description: str = ""
     #: Called after a consumed event's transaction commits (to wake long-polls).
     on_event_applied: Callable[[FastAPI, CloudEvent], Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The service's name (``incidents``): its topic, its database, its consumers."""
+        return self.settings.service
 
 
 @dataclass
@@ -73,6 +92,10 @@ class ServiceRuntime:
     def topic(self) -> str:
         """The topic this service owns."""
         return self.platform.topic(self.spec.name)
+
+    @property
+    def settings(self) -> ServiceSettings:
+        return self.spec.settings
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -90,6 +113,14 @@ def runtime_of(request: Request) -> ServiceRuntime:
 
 
 Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
+
+
+def service_settings(request: Request) -> Any:
+    """The running service's own settings; each service names its type in one alias::
+
+        Settings = Annotated[IncidentsSettings, Depends(service_settings)]
+    """
+    return request.app.state.runtime.spec.settings
 
 
 class RequestContext:
@@ -201,7 +232,8 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, platform.log_level)
-        db = Database(spec.database_url, sqlite_inline=platform.sqlite_inline)
+        db = Database(spec.settings.database_url_for(platform), topic=platform.topic(spec.name),
+                      sqlite_inline=platform.sqlite_inline)
         kafka = KafkaLink(platform)
         relay = OutboxRelay(
             service=spec.name,
@@ -223,11 +255,11 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                 EventConsumer(
                     name=f"{spec.name}-{reaction.name}",
                     topics=[platform.topic(t) for t in reaction.topics],
-                    handlers=reaction.handlers,
+                    handlers=reaction.bound(spec.settings),
                     db=db,
                     kafka=kafka,
                     dlq_topic=platform.dlq_topic(spec.name),
-                group_id=platform.group_id(f"{spec.name}-{reaction.name}"),
+                    group_id=platform.group_id(f"{spec.name}-{reaction.name}"),
                     max_attempts=platform.consumer_max_attempts,
                     after_commit=after,
                 )

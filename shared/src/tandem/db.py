@@ -31,6 +31,8 @@ from sqlmodel import SQLModel
 from tandem.sqlite_inline import inline_url
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+#: ``session.info`` key: the topic this database's outbox relays to (its service's own).
+OUTBOX_TOPIC = "tandem.outbox_topic"
 
 
 def utcnow() -> datetime:
@@ -85,7 +87,8 @@ def _sqlite_begin(conn: Any) -> None:
 class Database:
     """One service's engine, session factory and the signal that wakes its outbox relay."""
 
-    def __init__(self, url: str, *, echo: bool = False, sqlite_inline: bool = True) -> None:
+    def __init__(self, url: str, *, topic: str | None = None, echo: bool = False,
+                 sqlite_inline: bool = True) -> None:
         # SQLite is driven on the event loop unless told otherwise (see ``sqlite_inline``).
         url = inline_url(url) if sqlite_inline else url
         self.url = url
@@ -98,10 +101,14 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: The service's topic: events written in these sessions go there (``add_event``).
+        self.topic = topic
+        info = {OUTBOX_TOPIC: topic}
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         #: Sessions that only read (GET requests, the relay's scan).
         self.reader = async_sessionmaker(
-            self.engine.execution_options(tandem_read_only=True), expire_on_commit=False
+            self.engine.execution_options(tandem_read_only=True), expire_on_commit=False,
+            info=info,
         )
         self.outbox_written = asyncio.Event()
 

@@ -8,11 +8,16 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem.auth import Actor, authenticate
+from tandem.db import utcnow
+from tandem.errors import StaleVersion
 from tandem.problems import Problem
 from tandem.tables import IdempotencyRecord
+
+_idempotency = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 
 
 class JSONBody(Response):
@@ -37,19 +42,15 @@ def resource_response(
 
 
 def check_if_match(request: Request, version: int) -> None:
-    """412 when the client's ``If-Match`` names another version than the stored one."""
+    """:class:`StaleVersion` (412) when the client's ``If-Match`` names another version than
+    the stored one. Called on the row read under the write lock (``tandem.aggregate``), so of
+    two writers holding the same ``If-Match`` exactly one passes."""
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return
     tags = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
     if str(version) not in tags:
-        raise Problem(
-            412,
-            f"The resource is at version {version}, not {header.strip()}; "
-            "fetch it again and retry.",
-            type_="urn:tandem:problem:version-mismatch",
-            current_version=version,
-        )
+        raise StaleVersion(version, header.strip()[:40])
 
 
 class IdempotentCreate:
@@ -80,7 +81,7 @@ class IdempotentCreate:
             headers["ETag"] = f'"{version}"'
         return JSONBody(record.response, status_code=record.status_code, headers=headers)
 
-    def respond(
+    async def respond(
         self,
         session: AsyncSession,
         model: BaseModel,
@@ -88,19 +89,14 @@ class IdempotentCreate:
         status: int = 201,
         location: str | None = None,
     ) -> JSONBody:
-        """The answer for the first request, remembered with the key in the same transaction."""
+        """The answer for the first request, remembered with the key in the same transaction
+        (one Core insert: no unit-of-work flush on the create path)."""
         if self.key is not None:
-            session.add(
-                IdempotencyRecord(
-                    key=self.key,
-                    actor=self.actor,
-                    route=self.route,
-                    fingerprint=self.fingerprint,
-                    status_code=status,
-                    response=model.model_dump(mode="json"),
-                    location=location,
-                )
-            )
+            await session.execute(insert(_idempotency), [{
+                "key": self.key, "actor": self.actor, "route": self.route,
+                "fingerprint": self.fingerprint, "status_code": status,
+                "response": model.model_dump(mode="json"), "location": location,
+                "created_at": utcnow()}])
         return resource_response(model, status=status, location=location)
 
 

@@ -7,6 +7,7 @@ calls :func:`run_env` and its first revision calls :func:`create_platform_tables
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tandem.db import JSONType, UTCDateTime
+from tandem.settings import PlatformSettings, ServiceSettings
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -83,6 +85,20 @@ def create_platform_tables(number_prefix: str) -> None:
     )
 
 
+def add_outbox_sequence() -> None:
+    """Platform revision 2: the outbox keeps each event's ``sequence``, unique per aggregate
+    (the backstop of the aggregate locking policy, ``tandem.aggregate``)."""
+    op.add_column("outbox", sa.Column("sequence", sa.Integer(), nullable=True))
+    op.create_index("uq_outbox_aggregate_sequence", "outbox", ["aggregate_id", "sequence"],
+                    unique=True)
+
+
+def drop_outbox_sequence() -> None:
+    op.drop_index("uq_outbox_aggregate_sequence", "outbox")
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("sequence")
+
+
 def drop_platform_tables() -> None:
     for name in ("number_sequence", "idempotency_key", "subject_cursor", "inbox", "outbox"):
         op.drop_table(name)
@@ -112,6 +128,14 @@ def run_env(target_metadata: sa.MetaData | None = None) -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def migrate_command(migrations_dir: Path, settings: ServiceSettings) -> None:
+    """The body of a service's ``__main__``: ``python -m <service> migrate`` applies its
+    migrations to the database its settings name."""
+    if sys.argv[1:] != ["migrate"]:
+        sys.exit(f"usage: python -m {settings.service} migrate")
+    upgrade(migrations_dir, settings.database_url_for(PlatformSettings()))
 
 
 def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:

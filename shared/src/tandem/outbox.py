@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tandem import metrics
-from tandem.db import Database, utcnow
+from tandem.db import OUTBOX_TOPIC, Database, utcnow
 from tandem.events import CONTENT_TYPE, CloudEvent
 from tandem.kafka import KafkaLink
 from tandem.tables import OutboxMessage
@@ -27,14 +27,21 @@ from tandem.tables import OutboxMessage
 log = logging.getLogger("tandem.outbox")
 
 
-def add_event(session: AsyncSession, *, topic: str, event: CloudEvent) -> None:
-    """Queue ``event`` for ``topic`` in the session's transaction (commits with the change)."""
+def add_event(session: AsyncSession, event: CloudEvent) -> None:
+    """Queue ``event`` in the session's transaction (it commits with the change it describes).
+
+    It goes to the topic of the service whose database this is (``Database(topic=...)``).
+    """
+    topic = session.info.get(OUTBOX_TOPIC)
+    if topic is None:
+        raise RuntimeError("this session's database has no outbox topic (Database(topic=...))")
     session.add(
         OutboxMessage(
             id=event.id,
             topic=topic,
             aggregate_type=event.aggregate,
             aggregate_id=event.subject,
+            sequence=event.sequence,
             event_type=event.type,
             payload=event.to_bytes(),
         )

@@ -1,4 +1,9 @@
-"""RFC 9457 problem details: the one error type every service raises, and its renderers."""
+"""RFC 9457 problem details: how every error reaches a client, and the one place that maps
+domain errors (:mod:`tandem.errors`) to them.
+
+``Problem`` is raised by the HTTP layer itself (authentication, a malformed cursor or body);
+rules and operations raise domain errors, rendered here by kind.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tandem.errors import DomainError
 
 log = logging.getLogger("tandem.problems")
 
@@ -70,8 +77,10 @@ class Problem(Exception):
         return body
 
 
-def not_found(kind: str, ref: object) -> Problem:
-    return Problem(404, f"No {kind} {ref!s} exists.", type_="urn:tandem:problem:not-found")
+def domain_problem(error: DomainError) -> Problem:
+    """The problem a domain error is answered with: its kind's status, its code, its members."""
+    return Problem(error.status, error.detail, type_=f"urn:tandem:problem:{error.code}",
+                   errors=error.errors, **error.members)
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -192,6 +201,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc)
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return problem_response(domain_problem(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

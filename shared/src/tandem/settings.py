@@ -8,9 +8,11 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Every service and its default port (contract section 1).
 SERVICES: dict[str, int] = {"incidents": 8001, "changes": 8002, "deployments": 8003,
                             "dashboard": 8004}
 
@@ -70,3 +72,25 @@ class PlatformSettings(BaseSettings):
 
     def default_database_url(self, service: str) -> str:
         return f"sqlite+aiosqlite:///{self.var_dir / f'{service}.db'}"
+
+
+class ServiceSettings(BaseSettings):
+    """The base of every service's own settings (``TANDEM_<SERVICE>_*``).
+
+    A subclass sets ``service`` and its ``model_config`` (the env prefix) and adds its fields::
+
+        class IncidentsSettings(ServiceSettings):
+            service: ClassVar[str] = "incidents"
+            model_config = SettingsConfigDict(env_prefix="TANDEM_INCIDENTS_", extra="ignore")
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    #: The service these settings belong to (``incidents``).
+    service: ClassVar[str]
+    #: ``TANDEM_<SERVICE>_DATABASE_URL``; unset, the embedded default's SQLite file in ``var/``.
+    database_url: str | None = None
+
+    def database_url_for(self, platform: PlatformSettings) -> str:
+        """The database this service uses under ``platform``."""
+        return self.database_url or platform.default_database_url(self.service)

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from tandem.db import JSONType, UTCDateTime, utcnow
@@ -25,6 +25,9 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
+    # No two events about one aggregate share a sequence: the backstop of the locking policy.
+    __table_args__ = (Index("uq_outbox_aggregate_sequence", "aggregate_id", "sequence",
+                            unique=True),)
 
     seq: int | None = Field(
         default=None, sa_column=Column(_BigId, primary_key=True, autoincrement=True)
@@ -33,6 +36,8 @@ class OutboxMessage(SQLModel, table=True):
     topic: str = Field(max_length=255)
     aggregate_type: str = Field(max_length=64)
     aggregate_id: str = Field(max_length=64)
+    #: The aggregate's version after the change (the event's ``sequence``).
+    sequence: int | None = None
     event_type: str = Field(max_length=128)
     payload: bytes
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tandem.problems import Problem
+from tandem.errors import IllegalTransition, Invalid
 
 
 class TransitionRequest(BaseModel):
@@ -50,21 +50,17 @@ class StateMachine:
         return to in self._moves.get(state, ())
 
     def check(self, state: str, to: str) -> None:
-        """Raise a 409 problem listing the allowed moves unless ``state -> to`` is legal."""
+        """Raise :class:`IllegalTransition` (listing the allowed moves) unless ``state -> to``
+        is legal; a target that is no state at all is :class:`Invalid` on the field ``to``."""
         if to not in self._moves:
-            raise Problem(
-                422,
-                f"{to!r} is not a {self.name} state; states are: {', '.join(self.states)}.",
-                type_="urn:tandem:problem:unknown-state",
-                allowed=self.allowed(state),
-            )
+            raise Invalid("to", f"{to!r} is not a {self.name} state; states are: "
+                          f"{', '.join(self.states)}", code="unknown-state",
+                          detail=f"{to!r} is not a {self.name} state; states are: "
+                                 f"{', '.join(self.states)}.",
+                          allowed=self.allowed(state))
         if not self.can(state, to):
             allowed = self.allowed(state)
-            raise Problem(
-                409,
+            raise IllegalTransition(
                 f"A {self.name} cannot move from {state} to {to}; allowed: "
                 f"{', '.join(allowed) if allowed else 'none (final state)'}.",
-                type_="urn:tandem:problem:illegal-transition",
-                allowed=allowed,
-                current=state,
-            )
+                allowed=allowed, current=state)

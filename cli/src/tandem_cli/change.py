@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tandem.cli.api import (
+from tandem_cli.api import (
     Api,
     JsonOption,
     details,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tandem.cli.api import fail
+from tandem_cli.api import fail
 from tandem.settings import PlatformSettings
 
 events_app = typer.Typer(help="The event stream.", no_args_is_help=True)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tandem.cli.api import Api, JsonOption, details, emit, list_all, reporting, table, transition
+from tandem_cli.api import Api, JsonOption, details, emit, list_all, reporting, table, transition
 
 incident_app = typer.Typer(help="Incidents: list, create, acknowledge, resolve, annotate.",
                            no_args_is_help=True)

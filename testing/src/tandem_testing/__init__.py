@@ -1,6 +1,8 @@
-"""Test support: run a service app in-process, mint tokens, watch topics, make databases.
+"""Tandem's test support: the test platform, services in-process, tokens, topic watchers and
+fresh databases.
 
-Used by the suite only; everything here talks to the real broker and real databases.
+Used by the suite and the benchmarks only (no service image installs it); everything here talks
+to the real broker and real databases.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -23,6 +27,32 @@ from tandem.kafka import ensure_topics
 from tandem.settings import PlatformSettings
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def isolated_platform(bootstrap: str, var_dir: Path, **overrides: Any) -> PlatformSettings:
+    """Platform settings for one test (or module): its own topics (a unique prefix), files and
+    secret on the given broker, and the short group timings the embedded broker needs in tests
+    (broker notes: a join waits half the session timeout)."""
+    settings: dict[str, Any] = {
+        "var_dir": var_dir,
+        "kafka_bootstrap": bootstrap,
+        "topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
+        "auth_secret": "test-secret-" + uuid.uuid4().hex,
+        "kafka_session_timeout_ms": 2000,
+        "kafka_heartbeat_interval_ms": 500,
+        "kafka_request_timeout_ms": 5000,
+        "relay_poll_interval_s": 0.2,
+    }
+    return PlatformSettings(**{**settings, **overrides})
+
+
+async def new_database_url(kind: str, var_dir: Path, service: str) -> tuple[str, str | None]:
+    """A fresh, empty database for ``service``: a SQLite file under ``var_dir``, or a new
+    PostgreSQL database (its name is returned too, for :func:`drop_pg_database`)."""
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{var_dir / f'{service}-{uuid.uuid4().hex[:6]}.db'}", None
+    name = await create_pg_database()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", name
 
 
 def auth_headers(

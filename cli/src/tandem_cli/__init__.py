@@ -16,12 +16,12 @@ HELP = "Tandem: incidents, changes and deployments in step."
 DEV_HELP = "Run the whole stack on the embedded defaults (broker, migrations, services)."
 
 
-#: One module per noun under ``tandem.cli``, each with its ``<noun>_app``.
+#: One module per noun of ``tandem_cli``, each with its ``<noun>_app``.
 LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "events")
 
 
 def _group(name: str) -> typer.Typer:
-    module = importlib.import_module(f"tandem.cli.{name}")
+    module = importlib.import_module(f"tandem_cli.{name}")
     return getattr(module, f"{name}_app")  # type: ignore[no-any-return]
 
 
@@ -29,8 +29,8 @@ def build_app(only: str | None = None) -> typer.Typer:
     """The whole CLI, or just the group ``only`` (what ``main`` runs for a pipeline command)."""
     app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
     if only is None:
-        from tandem.cli.dev import dev
-        from tandem.cli.token import token_app
+        from tandem_cli.dev import dev
+        from tandem_cli.token import token_app
 
         app.command(help=DEV_HELP)(dev)
         app.add_typer(token_app, name="token")
@@ -41,7 +41,7 @@ def build_app(only: str | None = None) -> typer.Typer:
 
 
 def __getattr__(name: str) -> Any:
-    # ``tandem.cli.app``: the whole CLI, built on first use.
+    # ``tandem_cli.app``: the whole CLI, built on first use.
     if name == "app":
         return build_app()
     raise AttributeError(name)

@@ -16,7 +16,7 @@ import httpx
 import typer
 
 from tandem.auth import Role, mint_token
-from tandem.broker import EmbeddedBroker
+from tandem_cli.broker import EmbeddedBroker
 from tandem.kafka import ensure_topics
 from tandem.settings import SERVICES, PlatformSettings
 
