@@ -1,8 +1,15 @@
-"""``tandem dev``: the whole embedded stack in one command, stopped cleanly by Ctrl-C."""
+"""``tandem dev``: the whole embedded stack in one command, supervised, stopped cleanly by Ctrl-C.
+
+A service (or the embedded broker) that dies is started again with a growing back-off and a
+line saying so; the rest keep running. What a dead process had accepted is in its database's
+outbox and is relayed once it is back; a restarted broker starts empty and every service
+publishes its retained history to it again (``tandem.outbox``), so nothing is lost.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -10,34 +17,66 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 import typer
 
 from tandem.auth import Role, mint_token
-from tandem_cli.broker import EmbeddedBroker
 from tandem.kafka import ensure_topics
 from tandem.settings import SERVICES, PlatformSettings
+from tandem_cli.broker import EmbeddedBroker, port_open
+
+#: Back-off before restarting a process that died: doubles per quick death, up to this.
+MAX_BACKOFF_S = 30.0
+#: A process that stayed up this long is healthy again: its back-off starts over.
+HEALTHY_AFTER_S = 60.0
+BROKER_PORT = 9092
 
 
 def _die_with_parent() -> None:
     # The services end with tandem dev even if it is killed outright (PR_SET_PDEATHSIG).
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def _installed(service: str) -> bool:
     return importlib.util.find_spec(service) is not None
 
 
+class StartupError(Exception):
+    """The stack cannot start; the message is the one line the user reads."""
+
+
+@dataclass
+class Supervised:
+    """One process of the stack and its restart bookkeeping."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff_s: float = 1.0
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, env=self.env,
+                                        preexec_fn=_die_with_parent, start_new_session=True)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for p in processes:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     for p in processes:
         try:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -46,13 +85,45 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+def _taken_ports(services: dict[str, int], embedded: bool) -> list[tuple[str, int]]:
+    ports = dict(services)
+    if embedded:
+        ports["broker"] = BROKER_PORT
+    return [(name, port) for name, port in ports.items() if port_open("127.0.0.1", port)]
+
+
+def _tandem_answers(port: int) -> bool:
+    """Whether a Tandem service already answers on ``port`` (a second ``tandem dev``)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).json() == {"status": "ok"}
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def check_ports(services: dict[str, int], embedded: bool) -> None:
+    """One clear line, before anything starts, when a port of the stack is taken."""
+    taken = _taken_ports(services, embedded)
+    if not taken:
+        return
+    listed = ", ".join(f"{port} ({name})" for name, port in taken)
+    if any(name != "broker" and _tandem_answers(port) for name, port in taken):
+        raise StartupError(f"Tandem is already running here (ports {listed} answer); stop that "
+                           "one first (Ctrl-C in its terminal)")
+    raise StartupError(f"port{'s' if len(taken) > 1 else ''} {listed} already in use by another "
+                       "program; free them, or run this stack in its own network namespace")
+
+
+def _secure_var_dir(platform: PlatformSettings) -> None:
+    platform.var_dir.mkdir(parents=True, exist_ok=True)
+    platform.var_dir.chmod(0o700)
+
+
 def dev() -> None:
     platform = PlatformSettings()
-    platform.var_dir.mkdir(parents=True, exist_ok=True)
-    secret = platform.jwt_secret
     services = {name: port for name, port in SERVICES.items() if _installed(name)}
+    embedded = "TANDEM_KAFKA_BOOTSTRAP" not in os.environ
     broker: EmbeddedBroker | None = None
-    processes: list[subprocess.Popen[bytes]] = []
+    supervised: list[Supervised] = []
     stopping = False
 
     def on_signal(signum: int, _: object) -> None:
@@ -66,9 +137,16 @@ def dev() -> None:
     signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
     try:
-        if "TANDEM_KAFKA_BOOTSTRAP" not in os.environ:
-            broker = EmbeddedBroker(9092, log_path=platform.var_dir / "broker.log")
-            broker.start()
+        check_ports(services, embedded)
+        _secure_var_dir(platform)
+        secret = platform.jwt_secret
+        if embedded:
+            broker = EmbeddedBroker(BROKER_PORT, log_path=platform.var_dir / "broker.log")
+            try:
+                broker.start()
+            except RuntimeError as exc:
+                broker = None
+                raise StartupError(f"the embedded broker did not start: {exc}") from None
             typer.echo(f"broker    embedded Tansu on {broker.bootstrap}")
         else:
             typer.echo(f"broker    {platform.kafka_bootstrap} (TANDEM_KAFKA_BOOTSTRAP)")
@@ -76,43 +154,81 @@ def dev() -> None:
         migrations = [subprocess.Popen([sys.executable, "-m", name, "migrate"])
                       for name in services]
         if any(m.wait() != 0 for m in migrations):
-            typer.echo("error: a migration failed (see above)", err=True)
-            raise typer.Exit(1)
+            raise StartupError("a migration failed (see above)")
         env = {**os.environ, "TANDEM_AUTH_SECRET": secret}
         for name, port in services.items():
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", f"{name}.main:create_app", "--factory",
-                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                 "--log-level", "warning"],
-                env=env, preexec_fn=_die_with_parent, start_new_session=True,
-            ))
-        _wait_ready(services, processes)
+            process = Supervised(name, [
+                sys.executable, "-m", "uvicorn", f"{name}.main:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                "--log-level", "warning", "--timeout-graceful-shutdown", "10"], env)
+            process.start()
+            supervised.append(process)
+        _wait_ready(services, supervised)
         typer.echo(f"ready in {time.monotonic() - started:.1f}s")
-        for name, port in services.items():
-            typer.echo(f"{name:<12} http://127.0.0.1:{port}  (docs: /docs)")
-        typer.echo("tokens (30 days):")
-        for role in Role:
-            token = mint_token(secret, sub=f"dev-{role.value}", role=role, ttl=timedelta(days=30))
-            typer.echo(f"  {role.value:<12} {token}")
-        if "dashboard" in services:
-            board_token = mint_token(secret, sub="dev-board", role=Role.viewer,
-                                     ttl=timedelta(days=30))
-            typer.echo(f"board        http://127.0.0.1:{services['dashboard']}/"
-                       f"?access_token={board_token}")
-        typer.echo("Ctrl-C stops everything.")
+        _print_welcome(services, secret)
         while True:
-            for p in processes:
-                if p.poll() is not None:
-                    typer.echo(f"error: a service exited with {p.returncode}; stopping", err=True)
-                    raise typer.Exit(1)
+            broker = _supervise(supervised, broker, platform)
             time.sleep(0.5)
+    except StartupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo("stopping")
     finally:
-        _stop(processes)
+        _stop([s.process for s in supervised if s.process is not None])
         if broker is not None:
             broker.stop()
-        typer.echo("stopped")
+        if supervised or broker is not None:
+            typer.echo("stopped")
+
+
+def _print_welcome(services: dict[str, int], secret: str) -> None:
+    for name, port in services.items():
+        typer.echo(f"{name:<12} http://127.0.0.1:{port}  (docs: /docs)")
+    typer.echo("tokens (30 days):")
+    for role in Role:
+        token = mint_token(secret, sub=f"dev-{role.value}", role=role, ttl=timedelta(days=30))
+        typer.echo(f"  {role.value:<12} {token}")
+    if "dashboard" in services:
+        board_token = mint_token(secret, sub="dev-board", role=Role.viewer,
+                                 ttl=timedelta(days=30))
+        typer.echo(f"board        http://127.0.0.1:{services['dashboard']}/"
+                   f"?access_token={board_token}")
+    typer.echo("Ctrl-C stops everything.")
+
+
+def _supervise(supervised: list[Supervised], broker: EmbeddedBroker | None,
+               platform: PlatformSettings) -> EmbeddedBroker | None:
+    """One round: restart what died (after its back-off); returns the broker in use."""
+    now = time.monotonic()
+    if broker is not None and broker.process is not None and broker.process.poll() is not None:
+        code = broker.process.returncode
+        typer.echo(f"the embedded broker exited with {code}; starting a new one (the services "
+                   "publish their retained events to it again)", err=True)
+        broker.process = None
+        try:
+            broker.start()
+            asyncio.run(_create_topics(platform))
+        except RuntimeError as exc:
+            typer.echo(f"error: the embedded broker did not start again: {exc}", err=True)
+    for process in supervised:
+        code = process.exited()
+        if code is None:
+            if now - process.started_at > HEALTHY_AFTER_S:
+                process.backoff_s = 1.0
+            continue
+        if process.restart_at is None:
+            if now - process.started_at > HEALTHY_AFTER_S:
+                process.backoff_s = 1.0
+            process.restart_at = now + process.backoff_s
+            typer.echo(f"{process.name} exited with {code}; restarting it in "
+                       f"{process.backoff_s:.0f}s", err=True)
+            process.backoff_s = min(process.backoff_s * 2, MAX_BACKOFF_S)
+        elif now >= process.restart_at:
+            process.restarts += 1
+            process.start()
+            typer.echo(f"{process.name} restarted (restart {process.restarts})", err=True)
+    return broker
 
 
 async def _create_topics(platform: PlatformSettings) -> None:
@@ -123,17 +239,17 @@ async def _create_topics(platform: PlatformSettings) -> None:
             return
         except Exception as exc:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"could not create topics: {exc}") from exc
+                raise StartupError(f"could not create topics: {exc}") from exc
             await asyncio.sleep(0.5)
 
 
-def _wait_ready(services: dict[str, int], processes: list[subprocess.Popen[bytes]]) -> None:
+def _wait_ready(services: dict[str, int], supervised: list[Supervised]) -> None:
     deadline = time.monotonic() + 60
     pending = dict(services)
     while pending:
-        for p in processes:
-            if p.poll() is not None:
-                raise RuntimeError("a service exited while starting")
+        for process in supervised:
+            if process.exited() is not None:
+                raise StartupError(f"{process.name} exited while starting (see above)")
         for name, port in list(pending.items()):
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
@@ -141,5 +257,5 @@ def _wait_ready(services: dict[str, int], processes: list[subprocess.Popen[bytes
             except httpx.HTTPError:
                 pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"not ready in 60s: {', '.join(pending)}")
+            raise StartupError(f"not ready in 60s: {', '.join(pending)}")
         time.sleep(0.2)

@@ -17,7 +17,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tandem.db import JSONType, UTCDateTime
-from tandem.settings import PlatformSettings, ServiceSettings
+from tandem.settings import PlatformSettings, ServiceSettings, private_file
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -143,7 +143,7 @@ def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
     if url.startswith("sqlite") and ":///" in url:
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -5,6 +5,8 @@ Service-specific settings live in each service's ``config.py`` under ``TANDEM_<S
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +20,21 @@ SERVICES: dict[str, int] = {"incidents": 8001, "changes": 8002, "deployments": 8
 
 #: The services that own a topic (the dashboard only reads).
 TOPIC_OWNERS = ("incidents", "changes", "deployments")
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) if missing; the directory itself only its owner may enter."""
+    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        path.chmod(0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and readable by its owner alone, unless it exists (SQLite keeps
+    the mode for its -wal and -shm files)."""
+    private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class PlatformSettings(BaseSettings):
@@ -60,14 +77,17 @@ class PlatformSettings(BaseSettings):
 
     @cached_property
     def jwt_secret(self) -> str:
-        """``TANDEM_AUTH_SECRET``, else the embedded default's generated file under ``var/``."""
+        """``TANDEM_AUTH_SECRET``, else the embedded default's generated file under ``var/``
+        (created readable by its owner alone, in a ``var/`` only its owner may enter)."""
         if self.auth_secret:
             return self.auth_secret
         path = self.var_dir / "auth-secret"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            private_dir(self.var_dir)
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
     def default_database_url(self, service: str) -> str:
