@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from incidents_support import Running, incidents_service
 
-from tandem.broker import EmbeddedBroker
+from tandem_cli.broker import EmbeddedBroker
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])

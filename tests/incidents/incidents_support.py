@@ -14,42 +14,22 @@ from aiokafka import AIOKafkaProducer
 
 from incidents.config import MIGRATIONS_DIR, IncidentsSettings
 from incidents.main import create_app
-from tandem.broker import EmbeddedBroker
 from tandem.events import CloudEvent, new_event
 from tandem.migrations import upgrade
 from tandem.settings import PlatformSettings
-from tandem.testing import (
+from tandem_cli.broker import EmbeddedBroker
+from tandem_testing import (
     TopicWatcher,
     auth_headers,
-    create_pg_database,
     drop_pg_database,
+    isolated_platform,
+    new_database_url,
     running_service,
 )
 
 ROUTING_KEY = "e93facc04764012d7bfb002500d5d1a6"
 #: The routing keys in PagerDuty's documentation examples, mapped to Tandem services.
 ROUTING_KEYS = f"{ROUTING_KEY}=checkout,samplekeyhere=checkout,stagingkey=search@staging"
-
-
-def platform_settings(broker: EmbeddedBroker, var_dir: Path) -> PlatformSettings:
-    return PlatformSettings(
-        var_dir=var_dir,
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        auth_secret="test-secret-" + uuid.uuid4().hex,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=500,
-        kafka_request_timeout_ms=5000,
-        relay_poll_interval_s=0.2,
-    )
-
-
-async def database_url(backend: str, directory: Path, created: list[str]) -> str:
-    if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{directory / f'incidents-{uuid.uuid4().hex[:6]}.db'}"
-    name = await create_pg_database()
-    created.append(name)
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
 
 def unique_service() -> str:
@@ -116,16 +96,15 @@ def change_event(type_: str, *, sequence: int, change: dict[str, Any],
 async def incidents_service(broker: EmbeddedBroker, directory: Path, backend: str,
                             **settings: Any) -> AsyncIterator[Running]:
     """A migrated database and the running service over it, on ``backend``."""
-    created: list[str] = []
+    url, created = await new_database_url(backend, directory, "incidents")
     try:
-        url = await database_url(backend, directory, created)
         upgrade(MIGRATIONS_DIR, url)
-        async with replica(broker, platform_settings(broker, directory), url,
+        async with replica(broker, isolated_platform(broker.bootstrap, directory), url,
                            **settings) as running:
             yield running
     finally:
-        for name in created:
-            await drop_pg_database(name)
+        if created is not None:
+            await drop_pg_database(created)
 
 
 @asynccontextmanager

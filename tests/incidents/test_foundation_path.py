@@ -6,7 +6,7 @@ from incidents.config import MIGRATIONS_DIR, IncidentsSettings
 from incidents.main import create_app
 from tandem.migrations import upgrade
 from tandem.settings import PlatformSettings
-from tandem.testing import TopicWatcher, auth_headers, running_service
+from tandem_testing import TopicWatcher, auth_headers, running_service
 
 
 async def test_created_incident_is_published_once_with_its_snapshot(platform: PlatformSettings,

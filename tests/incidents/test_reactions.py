@@ -9,20 +9,26 @@ from typing import Any
 import pytest
 from incidents_support import Running, change_event, deployment_event, unique_service
 
-from tandem.testing import TopicWatcher, eventually
+from tandem_testing import TopicWatcher, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def deployment(service: str, *, environment: str = "production", status: str = "requested",
-               started: datetime | None = None, change_id: str | None = None) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "number": f"DEP{uuid.uuid4().int % 10**7:07d}",
-            "service": service, "environment": environment, "version": "1.4.2",
-            "commits": [{"sha": "a" * 40, "committed_at": "2026-01-01T00:00:00Z"}],
-            "change_id": change_id, "status": status,
-            "gate": {"decision": "allowed", "reasons": [], "change_id": change_id,
-                     "mode": "receipt"},
-            "started_at": started.isoformat() if started else None, "finished_at": None}
+               started: datetime | None = None, change_id: str | None = None,
+               software_version: str | None = "1.4.2") -> dict[str, Any]:
+    """A deployment snapshot as ``tandem.deployments`` publishes it: ``version`` is its
+    counter, ``software_version`` what it deploys (absent from events that predate it)."""
+    snapshot = {"id": str(uuid.uuid4()), "number": f"DEP{uuid.uuid4().int % 10**7:07d}",
+                "service": service, "environment": environment, "version": 1,
+                "commits": [{"sha": "a" * 40, "committed_at": "2026-01-01T00:00:00Z"}],
+                "change_id": change_id, "status": status,
+                "gate": {"decision": "allowed", "reasons": [], "change_id": change_id,
+                         "mode": "receipt"},
+                "started_at": started.isoformat() if started else None, "finished_at": None}
+    if software_version is not None:
+        snapshot["software_version"] = software_version
+    return snapshot
 
 
 def change(service: str, status: str, environment: str = "production") -> dict[str, Any]:
@@ -38,7 +44,7 @@ async def run_deployment(svc: Running, d: dict[str, Any], *moves: str) -> None:
                                                       deployment=d))
     before = d["status"]
     for n, to in enumerate(moves, start=2):
-        d = {**d, "status": to}
+        d = {**d, "status": to, "version": n}
         await svc.publish("deployments", deployment_event(
             "tandem.deployment.transitioned", sequence=n, deployment=d,
             **{"from": before, "to": to, "reason": f"pipeline says {to}"}))
@@ -69,15 +75,17 @@ async def test_failed_production_deployment_opens_one_incident(svc: Running) -> 
     assert incident["cause_status"] == "declared"
     assert incident["environment"] == "production"
     assert d["number"] in incident["title"] and "failed" in incident["title"]
+    assert incident["description"].startswith(f"Version 1.4.2 of {service} failed")
 
     # A redelivered event and a later move of the same deployment open nothing new.
     failed = deployment_event("tandem.deployment.transitioned", sequence=3,
-                              deployment={**d, "status": "failed"},
+                              deployment={**d, "status": "failed", "version": 3},
                               **{"from": "in_progress", "to": "failed", "reason": ""})
     await svc.publish("deployments", failed)
     await svc.publish("deployments", failed)
     await svc.publish("deployments", deployment_event(
-        "tandem.deployment.transitioned", sequence=4, deployment={**d, "status": "rolled_back"},
+        "tandem.deployment.transitioned", sequence=4,
+        deployment={**d, "status": "rolled_back", "version": 4},
         **{"from": "failed", "to": "rolled_back", "reason": "reverted"}))
 
     async def annotated() -> list[Any]:
@@ -100,7 +108,8 @@ async def test_suspects_newest_first_and_a_manager_confirms_the_cause(svc: Runni
     service = unique_service()
     now = datetime.now(UTC)
     change_id = str(uuid.uuid4())
-    older = deployment(service, started=now - timedelta(hours=2))
+    # Published before deployments carried software_version: projected with none.
+    older = deployment(service, started=now - timedelta(hours=2), software_version=None)
     newer = deployment(service, started=now - timedelta(minutes=30), change_id=change_id)
     too_old = deployment(service, started=now - timedelta(days=2))
     staging = deployment(service, environment="staging", started=now - timedelta(minutes=10))
@@ -130,6 +139,7 @@ async def test_suspects_newest_first_and_a_manager_confirms_the_cause(svc: Runni
     found = await eventually(suspects)
     assert [s["id"] for s in found] == [implemented["id"], newer["id"], older["id"]]  # type: ignore[index]
     assert [s["kind"] for s in found] == ["change", "deployment", "deployment"]  # type: ignore[union-attr]
+    assert [s["version"] for s in found] == [None, "1.4.2", None]  # type: ignore[union-attr]
 
     # A later incident on the service finds them at once and says so in an event.
     later = await svc.create(service=service)

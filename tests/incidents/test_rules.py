@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -16,11 +17,13 @@ from incidents.config import (
     parse_routing_keys,
     parse_sla_targets,
 )
+from incidents.errors import MoveFieldInvalid
 from incidents.events import EVENT_DATA
+from incidents.rules.lifecycle import LIFECYCLE, OnHoldReason, ResolutionCode, apply_move, check_move
 from incidents.models import Incident
-from incidents.policy import LIFECYCLE, derive_priority, is_major, sla_due
-from incidents.service import apply_transition
-from incidents.stats import percentile, summarize
+from incidents.rules.policy import derive_priority, is_major, sla_due
+from incidents.rules.stats import percentile, summarize
+from tandem.errors import IllegalTransition
 
 DOMAIN_MOVES = {
     "new": ["acknowledged", "canceled", "in_progress", "resolved"],
@@ -60,10 +63,10 @@ def test_random_walks_keep_the_incident_consistent(choices: list[int]) -> None:
         acknowledged = incident.acknowledged_at
         reopens += incident.status == "resolved" and to == "in_progress"
         clock += timedelta(minutes=1)
-        apply_transition(incident, to, on_hold_reason=_Reason("awaiting_vendor"),
-                         resolution_code=_Reason("solution_provided"), resolution_notes="n",
-                         now=clock)
-        incident.status = to
+        apply_move(incident, to, on_hold_reason=_Reason("awaiting_vendor"),  # type: ignore[arg-type]
+                   resolution_code=_Reason("solution_provided"),  # type: ignore[arg-type]
+                   resolution_notes="n", now=clock)
+        assert incident.status == to
         assert incident.reopen_count == reopens
         assert (incident.resolved_at is not None) == (to in ("resolved", "closed"))
         assert (incident.on_hold_reason is not None) == (to == "on_hold")
@@ -73,6 +76,33 @@ def test_random_walks_keep_the_incident_consistent(choices: list[int]) -> None:
         if incident.resolved_at is not None:
             assert incident.mitigated_at is not None
             assert incident.mitigated_at <= incident.resolved_at
+
+
+@pytest.mark.parametrize(("status", "to", "fields", "field"), [
+    ("in_progress", "on_hold", {}, "on_hold_reason"),
+    ("new", "acknowledged", {"on_hold_reason": OnHoldReason.awaiting_vendor}, "on_hold_reason"),
+    ("new", "resolved", {"resolution_notes": "fixed"}, "resolution_code"),
+    ("new", "resolved", {"resolution_code": ResolutionCode.duplicate}, "resolution_notes"),
+    ("new", "canceled", {"resolution_code": ResolutionCode.duplicate}, "resolution_code"),
+    ("on_hold", "in_progress", {"resolution_notes": "x"}, "resolution_notes"),
+])
+def test_a_move_refuses_missing_or_misplaced_fields(status: str, to: str, fields: dict[str, Any],
+                                                    field: str) -> None:
+    given: dict[str, Any] = {"on_hold_reason": None, "resolution_code": None,
+                             "resolution_notes": None, **fields}
+    with pytest.raises(MoveFieldInvalid) as refused:
+        check_move(status, to, **given)
+    assert refused.value.field == field and refused.value.status == 422
+    assert [e["field"] for e in refused.value.errors or []] == [field]
+
+
+def test_an_illegal_move_names_the_allowed_ones() -> None:
+    with pytest.raises(IllegalTransition) as refused:
+        check_move("on_hold", "resolved", on_hold_reason=None,
+                   resolution_code=ResolutionCode.duplicate, resolution_notes="x")
+    assert refused.value.members["allowed"] == ["canceled", "in_progress"]
+    check_move("on_hold", "in_progress", on_hold_reason=None, resolution_code=None,
+               resolution_notes=None)
 
 
 class _Reason:

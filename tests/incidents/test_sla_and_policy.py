@@ -11,12 +11,12 @@ from incidents_support import Running, replica
 
 from incidents.config import MIGRATIONS_DIR
 from incidents.sla import check_once
-from tandem.broker import EmbeddedBroker
 from tandem.db import Database
 from tandem.events import CloudEvent
 from tandem.migrations import upgrade
 from tandem.settings import PlatformSettings
-from tandem.testing import TopicWatcher
+from tandem_cli.broker import EmbeddedBroker
+from tandem_testing import TopicWatcher
 
 #: P4 and P5 incidents get tiny targets, so breaches come due within the test (P4's response
 #: target leaves a slow machine time to acknowledge).
@@ -74,9 +74,9 @@ async def test_breach_fires_once_with_two_replicas_and_after_a_restart(
             assert await timeline_breaches(c, acked) == {"resolution": 1}
 
             # Checks racing on one database (as replicas do) record each breach once.
-            racers = [Database(url) for _ in range(4)]
+            racers = [Database(url, topic=platform.topic("incidents")) for _ in range(4)]
             try:
-                results = await asyncio.gather(*(check_once(db, platform) for db in racers))
+                results = await asyncio.gather(*(check_once(db) for db in racers))
             finally:
                 for db in racers:
                     await db.dispose()
@@ -96,12 +96,10 @@ async def test_concurrent_checks_record_each_due_breach_once(
         # The job's first pass runs at start-up, before any incident exists.
         incidents = [await svc.create(impact=3, urgency=3) for _ in range(3)]
         deadline = max(datetime.fromisoformat(i["resolution_due_at"]) for i in incidents)
-        racers = [Database(url) for _ in range(4)]
+        racers = [Database(url, topic=platform.topic("incidents")) for _ in range(4)]
         try:
-            results = await asyncio.gather(*(check_once(db, platform, now=deadline)
-                                             for db in racers))
-            again = await asyncio.gather(*(check_once(db, platform, now=deadline)
-                                           for db in racers))
+            results = await asyncio.gather(*(check_once(db, now=deadline) for db in racers))
+            again = await asyncio.gather(*(check_once(db, now=deadline) for db in racers))
         finally:
             for db in racers:
                 await db.dispose()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, ClassVar
 
+from fastapi import Depends
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from tandem.app import service_settings
 from tandem.auth import parse_ttl
-from tandem.settings import PlatformSettings
+from tandem.settings import ServiceSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -20,10 +23,12 @@ DEFAULT_PRIORITY_MATRIX = [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
 DEFAULT_SLA_TARGETS = "1=15m/4h,2=30m/8h,3=4h/3d,4=1d/5d"
 
 
-class IncidentsSettings(BaseSettings):
+class IncidentsSettings(ServiceSettings):
+    """The incidents service's own settings; ``database_url`` comes from the base."""
+
+    service: ClassVar[str] = "incidents"
     model_config = SettingsConfigDict(env_prefix="TANDEM_INCIDENTS_", extra="ignore")
 
-    database_url: str | None = None
     #: ``key=service`` pairs, comma-separated; ``key=service@staging`` names the environment.
     routing_keys: str = ""
     #: JSON rows of priorities by impact (rows) and urgency (columns); the seed of the policy.
@@ -64,10 +69,6 @@ class IncidentsSettings(BaseSettings):
         parse_sla_targets(value)
         return value
 
-    def resolved_database_url(self, platform: PlatformSettings | None = None) -> str:
-        platform = platform or PlatformSettings()
-        return self.database_url or platform.default_database_url("incidents")
-
     @property
     def suspect_window_delta(self) -> timedelta:
         return parse_ttl(self.suspect_window)
@@ -78,6 +79,10 @@ class IncidentsSettings(BaseSettings):
 
     def sla_target_seconds(self) -> dict[int, tuple[int | None, int | None]]:
         return parse_sla_targets(self.sla_targets)
+
+
+#: The running service's settings, as a route dependency.
+Settings = Annotated[IncidentsSettings, Depends(service_settings)]
 
 
 def parse_routing_keys(value: str) -> dict[str, tuple[str, str]]:

@@ -14,14 +14,17 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from incidents import service
-from incidents.config import IncidentsSettings
-from incidents.models import Environment, Incident, IncidentCreate, Source, TransitionRequest
-from incidents.policy import LIFECYCLE, SEVERITY_IMPACT_URGENCY, ResolutionCode, Status
-from tandem.app import Runtime, ServiceRuntime, Session
+from incidents.config import IncidentsSettings, Settings
+from incidents.incident import incidents, move_incident, open_incident
+from incidents.rules.lifecycle import LIFECYCLE, OPEN_STATES, ResolutionCode, Status
+from incidents.models import Incident
+from incidents.notes import add_note
+from incidents.rules.policy import SEVERITY_IMPACT_URGENCY
+from incidents.schemas import Environment, IncidentCreate, Source, TransitionRequest
+from tandem.app import Session
 from tandem.tables import NumberSequence
 
 router = APIRouter(tags=["monitor ingest"])
@@ -99,10 +102,9 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
         "application/json": {"schema": _inline_schema(MonitorEvent)}}}},
     responses={400: {"description": "Invalid event, in PagerDuty's shape"}},
 )
-async def enqueue(request: Request, session: Session, rt: Runtime) -> JSONResponse:
+async def enqueue(request: Request, session: Session, settings: Settings) -> JSONResponse:
     """Trigger opens an incident or appends to the open one with the same dedup key;
     acknowledge and resolve move the open incident with that key."""
-    settings: IncidentsSettings = request.app.state.incidents_settings
     body = await request.body()
     try:
         raw = orjson.loads(body)
@@ -126,26 +128,36 @@ async def enqueue(request: Request, session: Session, rt: Runtime) -> JSONRespon
         if event.payload is None:
             return invalid(["'payload' is required for a trigger"])
         dedup_key = event.dedup_key or uuid.uuid4().hex
-        await trigger(session, rt, settings, event, event.payload, service_name, environment,
+        await trigger(session, settings, event, event.payload, service_name, environment,
                       dedup_key, actor)
         return accepted(dedup_key)
     if event.dedup_key is None:
         return invalid([f"'dedup_key' is required for {event.event_action}"])
-    incident = await service.open_incident_for_dedup_key(session, service_name, event.dedup_key)
+    incident = await open_incident_with_key(session, service_name, event.dedup_key)
     if incident is not None:
         to = "acknowledged" if event.event_action == "acknowledge" else "resolved"
         if to == "resolved" and incident.status == "on_hold":
             # The condition cleared: whatever the incident waited for no longer matters.
-            await monitor_move(session, rt, incident, "in_progress", event, actor)
+            await monitor_move(session, incident, "in_progress", event, actor)
         # An incident someone already works on stays where it is on a late acknowledge.
         if LIFECYCLE.can(incident.status, to):
-            await monitor_move(session, rt, incident, to, event, actor)
+            await monitor_move(session, incident, to, event, actor)
     return accepted(event.dedup_key)
 
 
-async def trigger(session: AsyncSession, rt: ServiceRuntime, settings: IncidentsSettings,
-                  event: MonitorEvent, payload: AlertPayload, service_name: str,
-                  environment: str, dedup_key: str, actor: str) -> Incident:
+async def open_incident_with_key(session: AsyncSession, service: str,
+                                 dedup_key: str) -> Incident | None:
+    """The open incident of ``service`` with the monitor's ``dedup_key``, read for update."""
+    return (await session.scalars(incidents.locked(select(Incident).where(
+        Incident.service == service, Incident.dedup_key == dedup_key,
+        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
+    )))).first()
+
+
+async def trigger(session: AsyncSession, settings: IncidentsSettings, event: MonitorEvent,
+                  payload: AlertPayload, service_name: str, environment: str, dedup_key: str,
+                  actor: str) -> Incident:
+    """Open an incident for the alert, or count and note it on the open one with its key."""
     alert = {
         "summary": payload.summary, "source": payload.source, "severity": payload.severity,
         "timestamp": payload.timestamp, "component": payload.component, "group": payload.group,
@@ -157,36 +169,36 @@ async def trigger(session: AsyncSession, rt: ServiceRuntime, settings: Incidents
     # Triggers queue here, so two monitors racing on one key open one incident; the unique
     # index on open dedup keys is the backstop.
     await lock_numbers(session)
-    existing = await service.open_incident_for_dedup_key(session, service_name, dedup_key)
+    existing = await open_incident_with_key(session, service_name, dedup_key)
     if existing is not None:
-        return await _append(session, rt, existing, payload, alert, actor)
+        return await _append(session, existing, payload, alert, actor)
     impact, urgency = SEVERITY_IMPACT_URGENCY[payload.severity]
     body = IncidentCreate(
         title=payload.summary.strip()[:200] or payload.source[:200],
         description=_describe_alert(alert), service=service_name,
         environment=Environment(environment), impact=impact, urgency=urgency,
     )
-    incident = await service.create_incident(session, rt.platform, settings, body, actor=actor,
-                                             source=Source.monitor, dedup_key=dedup_key)
-    await service.add_note(session, rt.platform, incident,
-                           f"Alert from {payload.source}: {payload.summary}"[:10000],
-                           actor=actor, kind="alert", details=alert)
+    incident, _ = await open_incident(session, settings, body, actor=actor,
+                                      source=Source.monitor, dedup_key=dedup_key)
+    await add_note(session, incident, f"Alert from {payload.source}: {payload.summary}"[:10000],
+                   actor=actor, kind="alert", details=alert)
     return incident
 
 
 async def lock_numbers(session: AsyncSession) -> None:
     """Take the incident number counter's row lock (SQLite: the write lock) first thing."""
-    await session.execute(update(NumberSequence).where(NumberSequence.prefix == "INC")
-                           .values(last_value=NumberSequence.last_value))
+    await session.execute(update(NumberSequence)
+                          .where(NumberSequence.prefix == incidents.number_prefix)
+                          .values(last_value=NumberSequence.last_value))
 
 
-async def _append(session: AsyncSession, rt: ServiceRuntime, incident: Incident,
-                  payload: AlertPayload, alert: dict[str, Any], actor: str) -> Incident:
+async def _append(session: AsyncSession, incident: Incident, payload: AlertPayload,
+                  alert: dict[str, Any], actor: str) -> Incident:
     """A repeated trigger: counted and noted on the open incident, no new incident."""
     incident.alert_count += 1
-    await service.add_note(session, rt.platform, incident,
-                           f"Alert again from {payload.source}: {payload.summary}"[:10000],
-                           actor=actor, kind="alert", details=alert)
+    await add_note(session, incident,
+                   f"Alert again from {payload.source}: {payload.summary}"[:10000],
+                   actor=actor, kind="alert", details=alert)
     return incident
 
 
@@ -201,12 +213,13 @@ def _describe_alert(alert: dict[str, Any]) -> str:
     return "\n".join(lines)[:10000]
 
 
-async def monitor_move(session: AsyncSession, rt: ServiceRuntime, incident: Incident, to: str,
+async def monitor_move(session: AsyncSession, incident: Incident, to: str,
                        event: MonitorEvent, actor: str) -> None:
+    """Move the monitor's incident (read for update) as its acknowledge or resolve asks."""
     body = TransitionRequest(
         to=Status(to), reason=f"{event.event_action} from monitor",
         resolution_code=ResolutionCode.resolved_by_caller if to == "resolved" else None,
         resolution_notes="The monitor reported the condition cleared." if to == "resolved"
         else None,
     )
-    await service.transition(session, rt.platform, incident, body, actor=actor)
+    await move_incident(session, incident, body, actor=actor)

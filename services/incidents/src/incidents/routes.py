@@ -1,4 +1,6 @@
-"""The incidents HTTP API."""
+"""The incidents HTTP API: incidents (with notes, timeline, suspects, cause), the policy and
+the metrics. Each route reads what it changes under the locking policy and leaves the rules
+to the modules named after their nouns."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
-from incidents import service
-from incidents.config import IncidentsSettings
-from incidents.models import (
+from incidents import causes, notes, policy_store
+from incidents.config import Settings
+from incidents.incident import edit_incident, incidents, move_incident, open_incident, public
+from incidents.rules.lifecycle import Status
+from incidents.models import Incident
+from incidents.schemas import (
     SERVICE_PATTERN,
     CauseRequest,
     Environment,
-    Incident,
     IncidentCreate,
     IncidentPublic,
     IncidentsPage,
@@ -31,10 +35,12 @@ from incidents.models import (
     TimelineEntry,
     TransitionRequest,
 )
-from incidents.policy import Status
-from incidents.stats import summarize
-from tandem.app import Runtime, Session
+from incidents.rules.stats import summarize
+from incidents.suspects import find_suspects, window_seconds
+from incidents.timeline import entries
+from tandem.app import Session
 from tandem.auth import Manager, Owner, Reader, Worker
+from tandem.errors import Invalid
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
 from tandem.problems import Problem
@@ -46,19 +52,13 @@ policy_router = APIRouter(prefix="/api/v1/incident-policy", tags=["policy"])
 metrics_router = APIRouter(prefix="/api/v1/incident-metrics", tags=["metrics"])
 
 
-def settings_of(request: Request) -> IncidentsSettings:
-    return request.app.state.incidents_settings  # type: ignore[no-any-return]
-
-
 @router.post("", status_code=201, response_model=IncidentPublic)
-async def create_incident(body: IncidentCreate, request: Request, session: Session, rt: Runtime,
+async def create_incident(body: IncidentCreate, session: Session, settings: Settings,
                           actor: Worker, idem: Idempotency) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
-    incident = await service.create_incident(session, rt.platform, settings_of(request), body,
-                                             actor=actor.sub)
-    return idem.respond(session, service.public(incident),
-                        location=f"/api/v1/incidents/{incident.id}")
+    incident, snapshot = await open_incident(session, settings, body, actor=actor.sub)
+    return await idem.respond(session, snapshot, location=f"/api/v1/incidents/{incident.id}")
 
 
 @router.get("", response_model=IncidentsPage)
@@ -84,58 +84,50 @@ async def list_incidents(
         if value is not None:
             stmt = stmt.where(getattr(Incident, name) == getattr(value, "value", value))
     items, next_cursor = await page(session, stmt, Incident, limit=limit, cursor=cursor)
-    return IncidentsPage(items=[service.public(i) for i in items], next_cursor=next_cursor)
+    return IncidentsPage(items=[public(i) for i in items], next_cursor=next_cursor)
 
 
 @router.get("/{ref}", response_model=IncidentPublic)
 async def get_incident(ref: str, session: Session, _: Reader) -> JSONBody:
-    return resource_response(service.public(await service.get_incident(session, ref)))
+    return resource_response(public(await incidents.get(session, ref)))
 
 
 @router.patch("/{ref}", response_model=IncidentPublic)
 async def update_incident(ref: str, body: IncidentUpdate, request: Request, session: Session,
-                          rt: Runtime, actor: Worker) -> JSONBody:
-    incident = await service.get_incident(session, ref)
+                          settings: Settings, actor: Worker) -> JSONBody:
+    incident = await incidents.get(session, ref, for_update=True)
     check_if_match(request, incident.version)
-    await service.update_incident(session, rt.platform, settings_of(request), incident, body,
-                                  actor=actor)
-    return resource_response(service.public(incident))
+    return resource_response(await edit_incident(session, settings, incident, body,
+                                                 actor=actor))
 
 
 @router.post("/{ref}/transitions", response_model=IncidentPublic)
 async def transition_incident(ref: str, body: TransitionRequest, request: Request,
-                              session: Session, rt: Runtime, actor: Worker) -> JSONBody:
-    incident = await service.get_incident(session, ref)
+                              session: Session, actor: Worker) -> JSONBody:
+    incident = await incidents.get(session, ref, for_update=True)
     check_if_match(request, incident.version)
-    await service.transition(session, rt.platform, incident, body, actor=actor.sub)
-    return resource_response(service.public(incident))
+    return resource_response(await move_incident(session, incident, body, actor=actor.sub))
 
 
 @router.post("/{ref}/notes", status_code=201, response_model=Note)
-async def add_note(ref: str, body: NoteCreate, session: Session, rt: Runtime, actor: Worker,
-                   idem: Idempotency) -> JSONBody:
+async def add_note(ref: str, body: NoteCreate, session: Session, actor: Worker,
+                      idem: Idempotency) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
-    incident = await service.get_incident(session, ref)
-    note = await service.add_note(session, rt.platform, incident, body.text, actor=actor.sub)
-    return idem.respond(session, note,
-                        location=f"/api/v1/incidents/{incident.id}/notes/{note.id}")
+    incident = await incidents.get(session, ref, for_update=True)
+    note = await notes.add_note(session, incident, body.text, actor=actor.sub)
+    return await idem.respond(session, note,
+                              location=f"/api/v1/incidents/{incident.id}/notes/{note.id}")
 
 
 @router.get("/{ref}/notes", response_model=NotesPage)
 async def list_notes(ref: str, session: Session, _: Reader) -> NotesPage:
-    incident = await service.get_incident(session, ref)
-    return NotesPage(items=await service.notes(session, incident))
+    return NotesPage(items=await notes.notes_of(session, await incidents.get(session, ref)))
 
 
 @router.get("/{ref}/notes/{note_id}", response_model=Note)
 async def get_note(ref: str, note_id: str, session: Session, _: Reader) -> Note:
-    incident = await service.get_incident(session, ref)
-    for note in await service.notes(session, incident):
-        if str(note.id) == note_id:
-            return note
-    raise Problem(404, f"Incident {incident.number} has no note {note_id}.",
-                  type_="urn:tandem:problem:not-found")
+    return await notes.note_of(session, await incidents.get(session, ref), note_id)
 
 
 @router.get("/{ref}/timeline", response_model=Timeline)
@@ -145,14 +137,14 @@ async def get_timeline(
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Timeline:
     """Every event about the incident, oldest first; ``next_cursor`` pages on."""
-    incident = await service.get_incident(session, ref)
+    incident = await incidents.get(session, ref)
     after = 0
     if cursor is not None:
         if not cursor.isdigit() or int(cursor) >= 2**31:
             raise Problem(400, "The cursor is not one this service issued.",
                           type_="urn:tandem:problem:bad-cursor")
         after = int(cursor)
-    rows = await service.timeline(session, incident, after=after, limit=limit + 1)
+    rows = await entries(session, incident.id, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return Timeline(
@@ -163,39 +155,36 @@ async def get_timeline(
 
 
 @router.get("/{ref}/suspects", response_model=Suspects)
-async def get_suspects(ref: str, request: Request, session: Session, _: Reader) -> Suspects:
+async def get_suspects(ref: str, session: Session, settings: Settings, _: Reader) -> Suspects:
     """S3: deployments and implemented changes of the service shortly before, newest first."""
-    settings = settings_of(request)
-    incident = await service.get_incident(session, ref)
-    return Suspects(incident_id=incident.id,
-                    window_seconds=int(settings.suspect_window_delta.total_seconds()),
-                    items=await service.find_suspects(session, settings, incident))
+    incident = await incidents.get(session, ref)
+    return Suspects(incident_id=incident.id, window_seconds=window_seconds(settings),
+                    items=await find_suspects(session, settings, incident))
 
 
 @router.post("/{ref}/cause", response_model=IncidentPublic)
 async def confirm_cause(ref: str, body: CauseRequest, request: Request, session: Session,
-                        rt: Runtime, actor: Manager) -> JSONBody:
-    incident = await service.get_incident(session, ref)
+                     actor: Manager) -> JSONBody:
+    incident = await incidents.get(session, ref, for_update=True)
     check_if_match(request, incident.version)
-    await service.confirm_cause(session, rt.platform, incident, deployment_id=body.deployment_id,
-                                change_id=body.change_id, actor=actor.sub)
-    return resource_response(service.public(incident))
+    return resource_response(await causes.confirm_cause(
+        session, incident, deployment_id=body.deployment_id, change_id=body.change_id,
+        actor=actor.sub))
 
 
 @policy_router.get("", response_model=PolicyPublic)
-async def get_policy(request: Request, session: Session, _: Reader) -> PolicyPublic:
+async def get_policy(session: Session, settings: Settings, _: Reader) -> PolicyPublic:
     """The priority matrix and SLA targets in force."""
-    return (await service.load_policy(session, settings_of(request))).public()
+    return (await policy_store.load_policy(session, settings)).public()
 
 
 @policy_router.patch("", response_model=PolicyPublic)
 async def update_policy(body: PolicyUpdate, request: Request, session: Session,
-                        actor: Owner) -> JSONBody:
+                       settings: Settings, actor: Owner) -> JSONBody:
     """An owner edits the matrix or SLA targets; new and re-prioritized incidents use them."""
-    settings = settings_of(request)
-    current = await service.load_policy(session, settings)
+    current = await policy_store.load_policy(session, settings, for_update=True)
     check_if_match(request, current.version)
-    updated = await service.update_policy(session, settings, body, actor=actor.sub)
+    updated = await policy_store.update_policy(session, settings, current, body, actor=actor.sub)
     return resource_response(updated.public())
 
 
@@ -209,9 +198,8 @@ async def incident_metrics(
 ) -> Metrics:
     """MTTA (reported -> first acknowledged) and MTTR (reported -> resolved), in seconds."""
     if since is not None and since.tzinfo is None:
-        raise Problem(422, "since needs a time zone (RFC 3339, such as 2026-01-01T00:00:00Z).",
-                      type_="urn:tandem:problem:validation",
-                      errors=[{"field": "since", "message": "needs a time zone"}])
+        raise Invalid("since", "needs a time zone",
+                      detail="since needs a time zone (RFC 3339, such as 2026-01-01T00:00:00Z).")
     stmt = select(Incident.reported_at, Incident.acknowledged_at, Incident.resolved_at)
     if service_name:
         stmt = stmt.where(Incident.service == service_name)

@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from incidents import events, service
+from incidents import events
 from incidents.config import IncidentsSettings
+from incidents.incident import SYSTEM_ACTOR, incidents
+from incidents.rules.lifecycle import OPEN_STATES
 from incidents.models import Incident, SlaBreach
-from incidents.policy import OPEN_STATES
 from tandem.app import ServiceRuntime
 from tandem.db import Database, utcnow
-from tandem.settings import PlatformSettings
 
 log = logging.getLogger("incidents.sla")
 
@@ -42,24 +41,24 @@ async def due_breaches(db: Database, now: datetime) -> list[tuple[uuid.UUID, str
                 + [(i, "resolution", d) for i, d in resolution.all()])
 
 
-async def record_breach(db: Database, platform: PlatformSettings, incident_id: uuid.UUID,
-                        kind: str, due_at: datetime, now: datetime) -> bool:
-    """Record one breach and its event; False when another check got there first."""
+async def record_breach(db: Database, incident_id: uuid.UUID, kind: str, due_at: datetime,
+                        now: datetime) -> bool:
+    """Record one breach and its event; False when another check got there first (or the
+    incident met its target meanwhile)."""
     try:
         async with db.transaction() as session:
             # The guard row first: the losing replica stops here, before touching the incident.
             session.add(SlaBreach(incident_id=incident_id, kind=kind, due_at=due_at,
                                   detected_at=now))
             await session.flush()
-            incident = await session.get(Incident, incident_id)
+            incident = await incidents.find(session, incident_id, for_update=True)
             if incident is None or not _still_due(incident, kind, now):
                 raise _Gone
             setattr(incident, f"{kind}_breached_at", now)
-            service.bump(incident, now)
-            service.record(session, platform, incident, events.IncidentSlaBreached,
-                           actor=service.SYSTEM_ACTOR,
-                           breach={"kind": kind, "priority": incident.priority, "due_at": due_at,
-                                   "detected_at": now})
+            await incidents.record(session, incident, events.IncidentSlaBreached,
+                                   actor=SYSTEM_ACTOR, now=now,
+                                   breach={"kind": kind, "priority": incident.priority,
+                                           "due_at": due_at, "detected_at": now})
         return True
     except (IntegrityError, _Gone):
         return False
@@ -75,30 +74,29 @@ def _still_due(incident: Incident, kind: str, now: datetime) -> bool:
             and (kind == "resolution" or incident.acknowledged_at is None))
 
 
-async def check_once(db: Database, platform: PlatformSettings, now: datetime | None = None) -> int:
-    """Record every due breach; returns how many this call recorded."""
+async def check_once(db: Database, now: datetime | None = None) -> int:
+    """Record every due breach; returns how many this call recorded. ``db`` is the service's
+    (its outbox topic set)."""
     recorded = 0
     now = now or utcnow()
     for incident_id, kind, due_at in await due_breaches(db, now):
         try:
-            recorded += await record_breach(db, platform, incident_id, kind, due_at, now)
+            recorded += await record_breach(db, incident_id, kind, due_at, now)
         except OperationalError as exc:
             # A busy database (SQLite's writer lock): the next check retries.
             log.info("SLA breach of %s not recorded yet: %s", incident_id, exc)
     return recorded
 
 
-def sla_check_job(settings: IncidentsSettings) -> Callable[[ServiceRuntime], Awaitable[None]]:
+async def sla_check_job(rt: ServiceRuntime) -> None:
     """The job for ``ServiceSpec.jobs``: check every ``sla_check_interval_s`` seconds."""
-
-    async def run(rt: ServiceRuntime) -> None:
-        while True:
-            try:
-                await check_once(rt.db, rt.platform)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("SLA check failed, retrying: %s", exc)
-            await asyncio.sleep(settings.sla_check_interval_s)
-
-    return run
+    settings = rt.settings
+    assert isinstance(settings, IncidentsSettings)
+    while True:
+        try:
+            await check_once(rt.db)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("SLA check failed, retrying: %s", exc)
+        await asyncio.sleep(settings.sla_check_interval_s)

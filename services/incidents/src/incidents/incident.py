@@ -1,0 +1,160 @@
+"""The incident aggregate on the shared core, and its writes: open, edit, move.
+
+``incidents`` is the aggregate (``INC`` numbers, snapshots, events); every event about an
+incident goes through ``incidents.record``, whose ``recorded`` hook appends it to the
+incident's timeline in the same transaction. Callers read the incident they change with
+``incidents.get(..., for_update=True)`` (the locking policy).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from incidents import events, timeline
+from incidents.config import IncidentsSettings
+from incidents.errors import IncidentFinal, ManagerDecision, MitigationOutOfRange
+from incidents.rules.lifecycle import FINAL_STATES, LIFECYCLE, apply_move, check_move
+from incidents.models import Incident
+from incidents.rules.policy import derive_priority, is_major, set_due_times
+from incidents.policy_store import load_policy
+from incidents.schemas import (
+    IncidentCreate,
+    IncidentPublic,
+    IncidentUpdate,
+    Source,
+    TransitionRequest,
+)
+from incidents.suspects import find_suspects, window_seconds
+from tandem.aggregate import Aggregate
+from tandem.auth import MANAGE, Actor
+from tandem.db import utcnow
+from tandem.events import CloudEvent
+
+#: The actor of facts the service records by itself (SLA breaches).
+SYSTEM_ACTOR = "tandem-incidents"
+
+
+def public(incident: Incident) -> IncidentPublic:
+    """The incident as the API returns it and every event carries it."""
+    return IncidentPublic.model_validate(
+        {**incident.model_dump(), "allowed_transitions": LIFECYCLE.allowed(incident.status)}
+    )
+
+
+class IncidentAggregate(Aggregate[Incident, IncidentPublic]):
+    """Incidents on the core: the snapshot is :func:`public`; each event joins the timeline."""
+
+    async def snapshot(self, session: AsyncSession, row: Incident) -> IncidentPublic:
+        return public(row)
+
+    async def recorded(self, session: AsyncSession, row: Incident, event: CloudEvent) -> None:
+        timeline.append(session, row.id, event)
+
+
+incidents = IncidentAggregate(Incident, name="incident", service="incidents",
+                              number_prefix="INC")
+
+
+async def open_incident(
+    session: AsyncSession, settings: IncidentsSettings, body: IncidentCreate, *, actor: str,
+    source: Source = Source.manual, dedup_key: str | None = None,
+    opened_by_deployment_id: uuid.UUID | None = None,
+    cause_deployment_id: uuid.UUID | None = None, cause_change_id: uuid.UUID | None = None,
+) -> tuple[Incident, IncidentPublic]:
+    """Open an incident (priority from the policy's matrix, SLA due times) and look for
+    suspects: the ``created`` event, then ``suspects_found`` when there are any. Returns the
+    new row and its snapshot after the last event."""
+    policy = await load_policy(session, settings)
+    priority = derive_priority(policy.priority_matrix, body.impact, body.urgency)
+    now = utcnow()
+    incident = await incidents.new(
+        session, now=now, **body.model_dump(mode="json"),
+        priority=priority, major=is_major(priority, False), status="new",
+        source=source.value, dedup_key=dedup_key, alert_count=1 if dedup_key else 0,
+        opened_by_deployment_id=opened_by_deployment_id,
+        cause_deployment_id=cause_deployment_id, cause_change_id=cause_change_id,
+        cause_status="declared" if cause_deployment_id or cause_change_id else None,
+        reported_by=actor, reported_at=now,
+    )
+    set_due_times(incident, policy.sla_targets)
+    snapshot = await incidents.record(session, incident, events.IncidentCreated, actor=actor,
+                                      now=now)
+    suspects = await find_suspects(session, settings, incident)
+    if suspects:
+        snapshot = await incidents.record(
+            session, incident, events.IncidentSuspectsFound, actor=actor, now=now,
+            window_seconds=window_seconds(settings), suspects=suspects)
+    return incident, snapshot
+
+
+def _snapshot_fields(incident: Incident) -> dict[str, Any]:
+    data = public(incident).model_dump(mode="json")
+    for volatile in ("version", "updated_at", "allowed_transitions"):
+        data.pop(volatile)
+    return data
+
+
+#: Fields a PATCH sets as given (priority, major and mitigated_at have rules of their own).
+_PLAIN_FIELDS = ("title", "description", "service", "environment", "impact", "urgency",
+                 "assignment_group", "assignee")
+
+
+async def edit_incident(session: AsyncSession, settings: IncidentsSettings, incident: Incident,
+                        body: IncidentUpdate, *, actor: Actor) -> IncidentPublic:
+    """Apply a PATCH to ``incident`` (read for update); ``updated`` carries
+    ``{field: [old, new]}``. No change, no event."""
+    given = body.model_fields_set
+    if {"priority", "major"} & given and actor.role not in MANAGE:
+        raise ManagerDecision
+    if incident.status in FINAL_STATES:
+        raise IncidentFinal(f"A {incident.status} incident cannot be edited.")
+    policy = await load_policy(session, settings)
+    before = _snapshot_fields(incident)
+    now = utcnow()
+    for name in _PLAIN_FIELDS:
+        if name in given:
+            value = getattr(body, name)
+            setattr(incident, name, value.value if hasattr(value, "value") else value)
+    if "mitigated_at" in given:
+        at = body.mitigated_at
+        if at is not None and (at > now + timedelta(minutes=1) or at < incident.reported_at):
+            raise MitigationOutOfRange
+        incident.mitigated_at = at
+    if "priority" in given:
+        incident.priority_overridden = body.priority is not None
+        if body.priority is not None:
+            incident.priority = body.priority
+    # Re-derived only when its inputs are edited: a policy change never moves old incidents.
+    if not incident.priority_overridden and {"impact", "urgency", "priority"} & given:
+        incident.priority = derive_priority(policy.priority_matrix, incident.impact,
+                                            incident.urgency)
+    if "major" in given:
+        incident.major_declared = bool(body.major)
+    incident.major = is_major(incident.priority, incident.major_declared)
+    if incident.priority != before["priority"]:
+        set_due_times(incident, policy.sla_targets)
+    after = _snapshot_fields(incident)
+    changes = {k: (before[k], after[k]) for k in after if before[k] != after[k]}
+    if not changes:
+        return public(incident)
+    return await incidents.record(session, incident, events.IncidentUpdated, actor=actor.sub,
+                                  now=now, changes=changes)
+
+
+async def move_incident(session: AsyncSession, incident: Incident, body: TransitionRequest, *,
+                        actor: str) -> IncidentPublic:
+    """Move ``incident`` (read for update) along its lifecycle, with each state's facts."""
+    to = body.to.value
+    check_move(incident.status, to, on_hold_reason=body.on_hold_reason,
+               resolution_code=body.resolution_code, resolution_notes=body.resolution_notes)
+    before = incident.status
+    now = utcnow()
+    apply_move(incident, to, on_hold_reason=body.on_hold_reason,
+               resolution_code=body.resolution_code, resolution_notes=body.resolution_notes,
+               now=now)
+    return await incidents.record(session, incident, events.IncidentTransitioned, actor=actor,
+                                  now=now, from_=before, to=to, reason=body.reason)

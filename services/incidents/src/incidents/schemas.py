@@ -1,0 +1,263 @@
+"""The incidents API's shapes: request bodies (``Input``: unknown fields, NUL characters and
+over-long text refused), the incident as every answer and event carries it, and the shapes of
+notes, the timeline, suspects, the policy and the metrics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from incidents.rules.lifecycle import OnHoldReason, ResolutionCode, Status
+from incidents.rules.stats import DurationSummary
+from tandem.pagination import Page
+from tandem.vocabulary import Environment
+
+# Names: lower-case service names, as the other services use them.
+SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+class Source(StrEnum):
+    """How an incident was opened."""
+
+    manual = "manual"
+    monitor = "monitor"
+    deployment = "deployment"
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in ``value`` (PostgreSQL text cannot hold one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+class Input(BaseModel):
+    """A request body: unknown fields refused, text trimmed, NUL characters refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+
+class IncidentCreate(Input):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10000)
+    service: str = Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)
+    environment: Environment
+    impact: int = Field(ge=1, le=3)
+    urgency: int = Field(ge=1, le=3)
+    assignment_group: str | None = Field(default=None, min_length=1, max_length=100)
+    assignee: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class IncidentUpdate(Input):
+    """A PATCH: only the fields given change. ``priority`` and ``major`` need a manager."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10000)
+    service: str | None = Field(default=None, min_length=1, max_length=100,
+                                pattern=SERVICE_PATTERN)
+    environment: Environment | None = None
+    impact: int | None = Field(default=None, ge=1, le=3)
+    urgency: int | None = Field(default=None, ge=1, le=3)
+    assignment_group: str | None = Field(default=None, min_length=1, max_length=100)
+    assignee: str | None = Field(default=None, min_length=1, max_length=255)
+    #: A manager's override; null returns to the derived priority.
+    priority: int | None = Field(default=None, ge=1, le=5)
+    #: A manager's declaration of a major incident (false withdraws the declaration).
+    major: bool | None = None
+    mitigated_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> IncidentUpdate:
+        for name in ("title", "service", "environment", "impact", "urgency", "major"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if self.mitigated_at is not None and self.mitigated_at.tzinfo is None:
+            raise ValueError("mitigated_at needs a time zone (RFC 3339)")
+        return self
+
+
+class IncidentPublic(BaseModel):
+    """An incident as the API returns it and every event carries it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: str
+    title: str
+    description: str
+    service: str
+    environment: Environment
+    impact: int
+    urgency: int
+    priority: int
+    priority_overridden: bool
+    major: bool
+    major_declared: bool
+    status: Status
+    allowed_transitions: list[str]
+    assignment_group: str | None
+    assignee: str | None
+    on_hold_reason: OnHoldReason | None
+    resolution_code: ResolutionCode | None
+    resolution_notes: str | None
+    reopen_count: int
+    source: Source
+    dedup_key: str | None
+    alert_count: int
+    cause_deployment_id: uuid.UUID | None
+    cause_change_id: uuid.UUID | None
+    cause_status: Literal["declared", "confirmed"] | None
+    cause_confirmed_at: datetime | None
+    cause_confirmed_by: str | None
+    reported_by: str
+    reported_at: datetime
+    acknowledged_at: datetime | None
+    mitigated_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    response_breached_at: datetime | None
+    resolution_breached_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+IncidentsPage = Page[IncidentPublic]
+
+
+class TransitionRequest(Input):
+    to: Status
+    reason: str = Field(default="", max_length=2000)
+    on_hold_reason: OnHoldReason | None = None
+    resolution_code: ResolutionCode | None = None
+    resolution_notes: str | None = Field(default=None, min_length=1, max_length=4000)
+
+
+class NoteCreate(Input):
+    text: str = Field(min_length=1, max_length=10000)
+
+
+class Note(BaseModel):
+    id: uuid.UUID
+    incident_id: uuid.UUID
+    kind: Literal["note", "alert", "deployment"]
+    text: str
+    author: str
+    created_at: datetime
+    details: dict[str, Any] | None = None
+
+
+class NotesPage(BaseModel):
+    items: list[Note]
+
+
+class TimelineEntry(BaseModel):
+    id: uuid.UUID
+    type: str
+    sequence: int
+    time: datetime
+    actor: str
+    data: dict[str, Any]
+
+
+class Timeline(BaseModel):
+    items: list[TimelineEntry]
+    next_cursor: str | None
+
+
+class Suspect(BaseModel):
+    kind: Literal["deployment", "change"]
+    id: uuid.UUID
+    number: str
+    service: str
+    environment: str
+    status: str
+    #: When the deployment ran or the change was implemented.
+    at: datetime
+    #: A deployment's software version (its snapshot's ``software_version``).
+    version: str | None = None
+    change_id: uuid.UUID | None = None
+    type: str | None = None
+    title: str | None = None
+
+
+class Suspects(BaseModel):
+    incident_id: uuid.UUID
+    window_seconds: int
+    items: list[Suspect]
+
+
+class CauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deployment_id: uuid.UUID | None = None
+    change_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_named(self) -> CauseRequest:
+        if self.deployment_id is None and self.change_id is None:
+            raise ValueError("name the cause: deployment_id or change_id")
+        return self
+
+
+class SlaTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Seconds from reported to acknowledged; null = no target.
+    response_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+    #: Seconds from reported to resolved; null = no target.
+    resolution_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+
+
+Matrix = list[list[int]]
+
+
+class PolicyPublic(BaseModel):
+    priority_matrix: Matrix
+    sla_targets: dict[str, SlaTarget]
+    version: int
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class PolicyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority_matrix: Matrix | None = None
+    sla_targets: dict[Literal["1", "2", "3", "4", "5"], SlaTarget] | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> PolicyUpdate:
+        m = self.priority_matrix
+        if m is not None and (len(m) != 3 or any(len(row) != 3 for row in m)
+                              or any(not 1 <= p <= 5 for row in m for p in row)):
+            raise ValueError("priority_matrix is 3 rows (impact 1..3) of 3 priorities "
+                             "(urgency 1..3), each 1 to 5")
+        if m is None and self.sla_targets is None:
+            raise ValueError("give priority_matrix, sla_targets or both")
+        return self
+
+
+class Metrics(BaseModel):
+    service: str | None
+    environment: Environment | None
+    since: datetime | None
+    mtta: DurationSummary
+    mttr: DurationSummary
