@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from tandem.events import CONTENT_TYPE, CloudEvent, new_event
 from tandem.settings import PlatformSettings
-from tandem.testing import TopicWatcher, auth_headers
+from tandem_testing import TopicWatcher, auth_headers
 
 #: The change model of domain.md, written out independently of the service's own tables.
 MODEL = {

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from changes_support import ChangesService, unique_service
 
-from tandem.testing import eventually
+from tandem_testing import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

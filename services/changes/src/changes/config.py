@@ -1,57 +1,27 @@
-"""Settings of the changes service (``TANDEM_CHANGES_*``)."""
+"""Settings of the changes service (``TANDEM_CHANGES_*``), and the ``Settings`` dependency."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from fastapi import Depends
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from tandem.settings import PlatformSettings
+from changes.rules.risk import DEFAULT_RISK_RULES, Risk, RiskRule
+from tandem.app import service_settings
+from tandem.settings import ServiceSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
-Risk = Literal["low", "moderate", "high", "very_high"]
 
+class ChangesSettings(ServiceSettings):
+    """The changes service's own settings; ``database_url`` comes from the base."""
 
-class RiskRule(BaseModel):
-    """One ordered risk rule: every condition it names must hold; the first match sets risk."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    risk: Risk
-    environments: list[str] | None = None
-    types: list[Literal["standard", "normal", "emergency"]] | None = None
-    #: The planned window is at least this long.
-    min_window_hours: float | None = None
-    #: The service's change success score is at most this.
-    max_success_score: int | None = None
-    #: The service has at least this many open incidents in the change's environment.
-    min_open_incidents: int | None = None
-    #: ... of which at least this many are major (P1/P2 or declared).
-    min_open_major_incidents: int | None = None
-
-
-DEFAULT_RISK_RULES = [
-    RiskRule(name="production change while the service has an open major incident",
-             risk="very_high", environments=["production"], min_open_major_incidents=1),
-    RiskRule(name="production change of a service with a poor change success score",
-             risk="high", environments=["production"], max_success_score=-10),
-    RiskRule(name="emergency change", risk="high", types=["emergency"]),
-    RiskRule(name="production window of 4 hours or more", risk="moderate",
-             environments=["production"], min_window_hours=4),
-    RiskRule(name="normal change in production", risk="moderate", environments=["production"],
-             types=["normal"]),
-    RiskRule(name="the service has open incidents", risk="moderate", min_open_incidents=1),
-]
-
-
-class ChangesSettings(BaseSettings):
+    service: ClassVar[str] = "changes"
     model_config = SettingsConfigDict(env_prefix="TANDEM_CHANGES_", extra="ignore")
 
-    database_url: str | None = None
     #: Approvals a normal change needs before authorize -> scheduled.
     required_approvals: int = Field(default=1, ge=1)
     #: Approvals an emergency change needs (its expedited authority).
@@ -64,5 +34,6 @@ class ChangesSettings(BaseSettings):
     #: How often freezes are moved from scheduled to active to ended at their times.
     freeze_clock_interval_s: float = Field(default=5.0, gt=0)
 
-    def resolved_database_url(self, platform: PlatformSettings | None = None) -> str:
-        return self.database_url or (platform or PlatformSettings()).default_database_url("changes")
+
+#: The running service's settings, as a route dependency.
+Settings = Annotated[ChangesSettings, Depends(service_settings)]

@@ -1,36 +1,32 @@
 """The events the changes service publishes on ``tandem.changes``: each type's ``data`` model.
 
-The service builds every event's ``data`` from these models, so :data:`EVENT_DATA` (read by
-the event documentation generator) is the schema of what is actually published.
+Every event is written by ``Aggregate.record`` from one of these models, so :data:`EVENT_DATA`
+(read by the event documentation generator) is the schema of what is actually published.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from changes.models import ApprovalPublic, ChangePublic, Conflict, FreezePublic
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+from changes.schemas import ApprovalPublic, ChangePublic, Conflict, FreezePublic
+from tandem.aggregate import EventData, event_catalog
 
 
-class ChangeCreated(_Data):
+class ChangeCreated(EventData):
+    event_type: ClassVar[str] = "tandem.change.created"
     change: ChangePublic
 
 
-class ChangeUpdated(_Data):
+class ChangeUpdated(EventData):
+    event_type: ClassVar[str] = "tandem.change.updated"
     change: ChangePublic
     changes: dict[str, list[Any]] = Field(description="Edited fields: {field: [old, new]}.")
 
 
-class ChangeTransitioned(_Data):
+class ChangeTransitioned(EventData):
+    event_type: ClassVar[str] = "tandem.change.transitioned"
     change: ChangePublic
     from_: str = Field(alias="from")
     to: str
@@ -41,7 +37,8 @@ class ChangeTransitioned(_Data):
                                       description="Conflicts known when it was scheduled.")
 
 
-class ChangeApprovalRecorded(_Data):
+class ChangeApprovalRecorded(EventData):
+    event_type: ClassVar[str] = "tandem.change.approval_recorded"
     change: ChangePublic
     approval: ApprovalPublic
     decision: Literal["approve", "reject"] = Field(description="The approval's decision.")
@@ -49,22 +46,18 @@ class ChangeApprovalRecorded(_Data):
     approvals_required: int
 
 
-class FreezeCreated(_Data):
+class FreezeCreated(EventData):
+    event_type: ClassVar[str] = "tandem.freeze.created"
     freeze: FreezePublic
 
 
-class FreezeTransitioned(_Data):
+class FreezeTransitioned(EventData):
+    event_type: ClassVar[str] = "tandem.freeze.transitioned"
     freeze: FreezePublic
     from_: str = Field(alias="from")
     to: str
     reason: str
 
 
-EVENT_DATA: dict[str, type[pydantic.BaseModel]] = {
-    "tandem.change.created": ChangeCreated,
-    "tandem.change.updated": ChangeUpdated,
-    "tandem.change.transitioned": ChangeTransitioned,
-    "tandem.change.approval_recorded": ChangeApprovalRecorded,
-    "tandem.freeze.created": FreezeCreated,
-    "tandem.freeze.transitioned": FreezeTransitioned,
-}
+EVENT_DATA = event_catalog(ChangeCreated, ChangeUpdated, ChangeTransitioned,
+                           ChangeApprovalRecorded, FreezeCreated, FreezeTransitioned)

@@ -1,0 +1,139 @@
+"""The change requests HTTP API: changes, their approvals and conflicts, success scores."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from changes import approvals, change_requests, success_scores
+from changes.change_requests import ChangeAggregate
+from changes.config import Settings
+from changes.conflicts import conflicts_of
+from changes.errors import StandardChangesOnly
+from changes.models import Change
+from changes.schemas import (
+    ApprovalRequest,
+    ChangeCreate,
+    ChangePublic,
+    ChangesPage,
+    ChangeTransitionRequest,
+    ChangeType,
+    ChangeUpdate,
+    ConflictsPublic,
+    SuccessScorePublic,
+)
+from tandem.app import Session
+from tandem.auth import MANAGE, Actor, ChangeRecorder, Manager, Reader, Role
+from tandem.errors import Invalid
+from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
+from tandem.pagination import page
+from tandem.vocabulary import Environment
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+router = APIRouter(prefix="/api/v1/changes", tags=["changes"])
+scores_router = APIRouter(prefix="/api/v1/change-success-scores", tags=["changes"])
+
+
+def _pipeline_records_standard_only(actor: Actor, change_type: str) -> None:
+    if actor.role == Role.pipeline and change_type != ChangeType.standard:
+        raise StandardChangesOnly()
+
+
+@router.post("", status_code=201, response_model=ChangePublic)
+async def create_change(body: ChangeCreate, session: Session, settings: Settings,
+                        actor: ChangeRecorder, idem: Idempotency) -> JSONBody:
+    _pipeline_records_standard_only(actor, body.type)
+    if (replay := await idem.replay(session)) is not None:
+        return replay
+    change, snapshot = await change_requests.create(session, settings, body, actor=actor.sub)
+    return await idem.respond(session, snapshot, location=f"/api/v1/changes/{change.id}")
+
+
+@router.get("", response_model=ChangesPage)
+async def list_changes(
+    session: Session, settings: Settings, _: Reader,
+    status: Annotated[str | None, Query(description="One state or several, comma-separated")]
+    = None,
+    service_name: Annotated[str | None, Query(alias="service")] = None,
+    environment: Environment | None = None, type: ChangeType | None = None,
+    deployment_id: str | None = None, incident_id: str | None = None,
+    limit: Limit = 50, cursor: str | None = None,
+) -> ChangesPage:
+    stmt = select(Change)
+    if status:
+        stmt = stmt.where(Change.status.in_(status.split(",")))  # type: ignore[attr-defined]
+    if service_name:
+        stmt = stmt.where(Change.service == service_name)
+    if environment:
+        stmt = stmt.where(Change.environment == environment.value)
+    if type:
+        stmt = stmt.where(Change.type == type.value)
+    for name, value in (("deployment_id", deployment_id), ("incident_id", incident_id)):
+        if value:
+            stmt = stmt.where(getattr(Change, name) == _uuid(value, name))
+    items, next_cursor = await page(session, stmt, Change, limit=limit, cursor=cursor)
+    return ChangesPage(items=await ChangeAggregate(settings).snapshots(session, items),
+                       next_cursor=next_cursor)
+
+
+@router.get("/{ref}", response_model=ChangePublic)
+async def get_change(ref: str, session: Session, settings: Settings, _: Reader) -> JSONBody:
+    changes = ChangeAggregate(settings)
+    return resource_response(await changes.snapshot(session, await changes.get(session, ref)))
+
+
+@router.patch("/{ref}", response_model=ChangePublic)
+async def update_change(ref: str, body: ChangeUpdate, request: Request, session: Session,
+                        settings: Settings, actor: ChangeRecorder) -> JSONBody:
+    change = await ChangeAggregate(settings).get(session, ref, for_update=True)
+    _pipeline_records_standard_only(actor, change.type)
+    check_if_match(request, change.version)
+    return resource_response(
+        await change_requests.edit(session, settings, change, body, actor=actor.sub))
+
+
+@router.post("/{ref}/transitions", response_model=ChangePublic)
+async def transition_change(ref: str, body: ChangeTransitionRequest, request: Request,
+                            session: Session, settings: Settings,
+                            actor: ChangeRecorder) -> JSONBody:
+    change = await ChangeAggregate(settings).get(session, ref, for_update=True)
+    _pipeline_records_standard_only(actor, change.type)
+    check_if_match(request, change.version)
+    return resource_response(await change_requests.transition(
+        session, settings, change, body, actor=actor.sub, may_force=actor.role in MANAGE))
+
+
+@router.post("/{ref}/approvals", status_code=201, response_model=ChangePublic)
+async def record_approval(ref: str, body: ApprovalRequest, session: Session,
+                          settings: Settings, actor: Manager, idem: Idempotency) -> JSONBody:
+    if (replay := await idem.replay(session)) is not None:
+        return replay
+    change = await ChangeAggregate(settings).get(session, ref, for_update=True)
+    snapshot = await approvals.record_approval(session, settings, change, body, actor=actor.sub)
+    return await idem.respond(session, snapshot, location=f"/api/v1/changes/{change.id}")
+
+
+@router.get("/{ref}/conflicts", response_model=ConflictsPublic)
+async def get_conflicts(ref: str, session: Session, settings: Settings,
+                        _: Reader) -> ConflictsPublic:
+    change = await ChangeAggregate(settings).get(session, ref)
+    return ConflictsPublic(change_id=change.id, items=await conflicts_of(session, change))
+
+
+@scores_router.get("/{service_name}", response_model=SuccessScorePublic)
+async def get_success_score(service_name: str, session: Session,
+                            _: Reader) -> SuccessScorePublic:
+    """A service's change success score: +3 successful, -2 with issues, -5 unsuccessful,
+    -10/-5/-2 for a confirmed P1/P2/P3 cause."""
+    return await success_scores.score_of(session, service_name)
+
+
+def _uuid(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Invalid(field, "not a UUID", detail=f"{field} must be a UUID.") from None

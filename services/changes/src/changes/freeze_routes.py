@@ -1,0 +1,69 @@
+"""The freeze windows HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from changes import freezes
+from changes.freezes import freeze_public, freeze_windows
+from changes.models import Freeze
+from changes.rules.freezes import FREEZE_API_MOVES, freeze_covers
+from changes.schemas import FreezeCreate, FreezePublic, FreezesPage, FreezeTransitionRequest
+from tandem.app import Session
+from tandem.auth import Manager, Reader
+from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
+from tandem.pagination import page
+
+router = APIRouter(prefix="/api/v1/freezes", tags=["freezes"])
+
+
+@router.post("", status_code=201, response_model=FreezePublic)
+async def create_freeze(body: FreezeCreate, session: Session, actor: Manager,
+                        idem: Idempotency) -> JSONBody:
+    if (replay := await idem.replay(session)) is not None:
+        return replay
+    snapshot = await freezes.create(session, body, actor=actor.sub)
+    return await idem.respond(session, snapshot, location=f"/api/v1/freezes/{snapshot.id}")
+
+
+@router.get("", response_model=FreezesPage)
+async def list_freezes(
+    session: Session, _: Reader,
+    status: Annotated[str | None, Query(
+        description="scheduled, active or ended; default: active and upcoming")] = None,
+    source: str | None = None,
+    service_name: Annotated[str | None, Query(
+        alias="service", description="Freezes covering this service (named or all)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+) -> FreezesPage:
+    stmt = select(Freeze)
+    if status:
+        stmt = stmt.where(Freeze.status.in_(status.split(",")))  # type: ignore[attr-defined]
+    else:
+        stmt = stmt.where(Freeze.status.in_(("scheduled", "active")))  # type: ignore[attr-defined]
+    if source:
+        stmt = stmt.where(Freeze.source == source)
+    items, next_cursor = await page(session, stmt, Freeze, limit=limit, cursor=cursor)
+    if service_name:
+        # Coverage lives in a JSON list; filtering the page keeps the cursor valid.
+        items = [f for f in items if freeze_covers(f.services, service_name)]
+    return FreezesPage(items=[freeze_public(f) for f in items], next_cursor=next_cursor)
+
+
+@router.get("/{ref}", response_model=FreezePublic)
+async def get_freeze(ref: str, session: Session, _: Reader) -> JSONBody:
+    return resource_response(freeze_public(await freeze_windows.get(session, ref)))
+
+
+@router.post("/{ref}/transitions", response_model=FreezePublic)
+async def transition_freeze(ref: str, body: FreezeTransitionRequest, request: Request,
+                            session: Session, actor: Manager) -> JSONBody:
+    # Ending early is the only move a client makes; the freeze clock makes the others.
+    freeze = await freeze_windows.get(session, ref, for_update=True)
+    check_if_match(request, freeze.version)
+    FREEZE_API_MOVES.check(freeze.status, body.to)
+    return resource_response(await freezes.end(
+        session, freeze, actor=actor.sub, reason=body.reason or f"ended early by {actor.sub}"))

@@ -1,0 +1,192 @@
+"""The API schemas: what clients send and what the changes service answers (and its events
+carry)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from changes.rules.risk import Risk
+from tandem.pagination import Page
+from tandem.transitions import TransitionRequest
+from tandem.vocabulary import Environment
+
+
+class ChangeType(StrEnum):
+    standard = "standard"
+    normal = "normal"
+    emergency = "emergency"
+
+
+class CloseCode(StrEnum):
+    successful = "successful"
+    successful_with_issues = "successful_with_issues"
+    unsuccessful = "unsuccessful"
+
+
+SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+#: A client's time with its offset, kept in UTC.
+UTCTime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+ServiceName = Annotated[str, Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)]
+
+
+class ChangeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: ChangeType
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10000)
+    service: str = Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)
+    environment: Environment
+    planned_start: UTCTime | None = None
+    planned_end: UTCTime | None = None
+    risk: Risk | None = None
+    incident_id: uuid.UUID | None = None
+
+
+class ChangeUpdate(BaseModel):
+    """A PATCH: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10000)
+    planned_start: UTCTime | None = None
+    planned_end: UTCTime | None = None
+    risk: Risk | None = None
+    incident_id: uuid.UUID | None = None
+
+
+class ApprovalPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    approver: str
+    decision: Literal["approve", "reject"]
+    comment: str
+    created_at: datetime
+
+
+class ChangePublic(BaseModel):
+    id: uuid.UUID
+    number: str
+    type: ChangeType
+    title: str
+    description: str
+    service: str
+    environment: Environment
+    status: str
+    risk: Risk
+    risk_rule: str | None = Field(description="The risk rule that set the risk, or null.")
+    planned_start: datetime | None
+    planned_end: datetime | None
+    incident_id: uuid.UUID | None = Field(description="The incident an emergency change fixes.")
+    deployment_id: uuid.UUID | None = Field(description="The deployment that asked for it.")
+    requested_by: str
+    close_code: CloseCode | None
+    close_notes: str | None
+    marked_unsuccessful: bool = Field(
+        description="Its deployment failed or was rolled back: it closes as unsuccessful.")
+    caused_incidents: list[uuid.UUID] = Field(
+        description="Incidents a manager confirmed this change caused.")
+    forced: bool = Field(description="Scheduled despite conflicts by a manager's force.")
+    forced_by: str | None
+    approvals: list[ApprovalPublic] = Field(description="Decisions since the last revert to new.")
+    approvals_required: int
+    approvals_received: int
+    allowed_transitions: list[str]
+    closed_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+ChangesPage = Page[ChangePublic]
+
+
+class ChangeTransitionRequest(TransitionRequest):
+    #: A manager's override of conflicts when moving to scheduled.
+    force: bool = False
+    close_code: CloseCode | None = None
+    close_notes: str | None = Field(default=None, max_length=10000)
+
+
+class ApprovalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    comment: str = Field(default="", max_length=2000)
+    #: With the approval that completes authorization, schedule despite conflicts.
+    force: bool = False
+
+
+class Conflict(BaseModel):
+    kind: Literal["change", "freeze"]
+    id: uuid.UUID
+    number: str
+    detail: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    status: str
+
+
+class ConflictsPublic(BaseModel):
+    change_id: uuid.UUID
+    items: list[Conflict]
+
+
+class FreezeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[ServiceName] = Field(default_factory=list, max_length=200,
+                                        description="The services frozen; empty for every "
+                                                    "service.")
+    starts_at: UTCTime
+    ends_at: UTCTime
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class FreezePublic(BaseModel):
+    id: uuid.UUID
+    number: str
+    services: list[str] = Field(description="The services frozen; empty for every service.")
+    starts_at: datetime
+    ends_at: datetime | None = Field(
+        description="Null for an incident's freeze: it lasts until the incident is resolved.")
+    status: Literal["scheduled", "active", "ended"]
+    source: Literal["manual", "incident"]
+    incident_id: uuid.UUID | None
+    reason: str
+    created_by: str
+    ended_at: datetime | None
+    allowed_transitions: list[str]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+FreezesPage = Page[FreezePublic]
+
+
+class FreezeTransitionRequest(TransitionRequest):
+    pass
+
+
+class CalendarPublic(BaseModel):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    changes: list[ChangePublic]
+    freezes: list[FreezePublic]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class SuccessScorePublic(BaseModel):
+    service: str
+    score: int
+    closed_changes: int
+    caused_incidents: int
