@@ -16,6 +16,6 @@ def create_app() -> FastAPI:
 
     @app.post("/api/v1/deployments", status_code=201)
     async def create(body: DeploymentCreate) -> dict[str, str]:
-        return {"service": body.service, "version": body.version}
+        return {"service": body.service, "software_version": body.software_version}
 
     return app

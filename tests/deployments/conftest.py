@@ -13,19 +13,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
-from deployments_support import Stack, module_platform
+from deployments_support import Stack
 
 from deployments.config import MIGRATIONS_DIR, DeploymentsSettings
-from deployments.gate import GateMode
+from deployments.rules.gate import GateMode
 from deployments.main import create_app
-from tandem.broker import EmbeddedBroker
 from tandem.kafka import ensure_topics
 from tandem.migrations import upgrade
-from tandem.testing import (
+from tandem_cli.broker import EmbeddedBroker
+from tandem_testing import (
     TopicWatcher,
-    create_pg_database,
     drop_pg_database,
     eventually,
+    isolated_platform,
+    new_database_url,
     running_service,
 )
 
@@ -39,13 +40,8 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 async def stack(broker: EmbeddedBroker, db_kind: str,
                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     var_dir = tmp_path_factory.mktemp("deployments")
-    platform = module_platform(broker, var_dir)
-    pg_name = None
-    if db_kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{var_dir / 'deployments.db'}"
-    else:
-        pg_name = await create_pg_database()
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+    platform = isolated_platform(broker.bootstrap, var_dir)
+    url, pg_name = await new_database_url(db_kind, var_dir, "deployments")
     try:
         upgrade(MIGRATIONS_DIR, url)
         await ensure_topics(platform, [platform.topic(t)

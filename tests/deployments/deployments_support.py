@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,28 +12,14 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from deployments.config import DeploymentsSettings
-from tandem.broker import EmbeddedBroker
+from tandem.db import utcnow
 from tandem.events import new_event
 from tandem.settings import PlatformSettings
-from tandem.testing import (
+from tandem_testing import (
     TopicWatcher,
     auth_headers,
     eventually,
 )
-
-
-def module_platform(broker: EmbeddedBroker, var_dir: Path) -> PlatformSettings:
-    """Settings like the shared ``platform`` fixture's, for a module-scoped service."""
-    return PlatformSettings(
-        var_dir=var_dir,
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        auth_secret="test-secret-" + uuid.uuid4().hex,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=500,
-        kafka_request_timeout_ms=5000,
-        relay_poll_interval_s=0.2,
-    )
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -105,6 +90,32 @@ class Stack:
                 row = await session.get(table, id_)
                 return row if row is not None and (check is None or check(row)) else None
         return await eventually(seen)
+
+
+def change_of(svc: str, status: str, *, type_: str = "normal", deployment_id: Any = None,
+              incident_id: Any = None, hours: float = 1) -> dict[str, Any]:
+    now = utcnow()
+    return {"id": uuid.uuid4(), "number": f"CHG{uuid.uuid4().int % 10**7:07d}", "type": type_,
+            "title": f"Deploy {svc}", "service": svc, "environment": "production",
+            "status": status, "planned_start": now - timedelta(hours=hours),
+            "planned_end": now + timedelta(hours=hours), "incident_id": incident_id,
+            "deployment_id": deployment_id, "close_code": None}
+
+
+def incident_of(svc: str, priority: int, status: str = "new") -> dict[str, Any]:
+    return {"id": uuid.uuid4(), "number": f"INC{uuid.uuid4().int % 10**7:07d}",
+            "title": "Errors", "service": svc, "environment": "production",
+            "priority": priority, "major": priority <= 2, "status": status,
+            "cause_deployment_id": None, "cause_change_id": None, "reported_at": utcnow(),
+            "acknowledged_at": None, "resolved_at": None, "closed_at": None}
+
+
+def freeze_of(services: list[str], **kw: Any) -> dict[str, Any]:
+    now = utcnow()
+    return {"id": uuid.uuid4(), "number": f"FRZ{uuid.uuid4().int % 10**7:07d}",
+            "services": services, "starts_at": now - timedelta(minutes=5),
+            "ends_at": now + timedelta(hours=2), "status": "active", "source": "manual",
+            "incident_id": None, "reason": "release freeze", **kw}
 
 
 def service_name() -> str:

@@ -21,7 +21,8 @@ async def test_create_answers_201_with_its_gate_and_publishes_created_then_gate_
     assert r.headers["location"] == f"/api/v1/deployments/{body['id']}"
     assert r.headers["etag"] == '"2"'
     assert body["number"].startswith("DEP") and len(body["number"]) == 10
-    assert body["status"] == "requested" and body["version"] == "2.4.1"
+    assert body["status"] == "requested" and body["software_version"] == "2.4.1"
+    assert body["version"] == 2 and "revision" not in body
     assert body["gate"]["decision"] == "allowed"
     assert [x["code"] for x in body["gate"]["reasons"]] == ["change_receipt"]
     assert body["allowed_transitions"] == ["canceled", "in_progress"]
@@ -91,6 +92,8 @@ async def test_retried_create_with_the_same_key_returns_the_same_deployment_once
     ({"service": "api", "environment": "production", "version": "1", "change_id": "CHG1"},
      "change_id"),
     ({"service": "api", "environment": "production", "version": "1", "extra": 1}, "extra"),
+    # The create body names the software's version ``version`` only (as CI tools send it).
+    ({"service": "api", "environment": "production", "software_version": "1"}, "version"),
 ])
 async def test_bad_input_is_a_clear_problem(stack: Stack, payload: dict[str, object],
                                             field: str) -> None:
@@ -203,13 +206,24 @@ async def test_dora_answers_every_metric_and_rejects_a_bad_window(stack: Stack,
     assert bad.headers["content-type"] == "application/problem+json"
 
 
-async def test_any_software_version_is_stored_and_the_etag_is_the_revision(
+async def test_any_software_version_is_stored_and_the_etag_is_the_version(
         stack: Stack, gate_mode: object) -> None:
     headers = stack.headers(**{"Idempotency-Key": f"v-{service_name()}"})
     payload = {"service": service_name(), "environment": "staging", "version": '2026.11-東京 "b"'}
     first = await stack.client.post("/api/v1/deployments", headers=headers, json=payload)
     assert first.status_code == 201, first.text
-    assert first.json()["version"] == payload["version"]
+    assert first.json()["software_version"] == payload["version"]
+    assert first.json()["version"] == 2
     assert first.headers["etag"] == '"2"'
     retry = await stack.client.post("/api/v1/deployments", headers=headers, json=payload)
     assert retry.json() == first.json() and retry.headers["etag"] == '"2"'
+
+
+async def test_openapi_names_the_software_version_and_the_aggregate_version(
+        stack: Stack) -> None:
+    schemas = (await stack.client.get("/openapi.json")).json()["components"]["schemas"]
+    create, resource = schemas["DeploymentCreate"]["properties"], schemas["DeploymentPublic"]
+    assert "software_version" in create["version"]["description"]
+    assert "software_version" not in create and "revision" not in resource["properties"]
+    assert resource["properties"]["software_version"]["type"] == "string"
+    assert resource["properties"]["version"]["type"] == "integer"

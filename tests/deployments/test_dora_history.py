@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from deployments import service
 from deployments.config import MIGRATIONS_DIR, DeploymentsSettings
-from deployments.consumers import apply_incident
+from deployments.consumers import incident_moved
+from deployments.deployment import deployments
+from deployments.dora_facts import dora_report
+from deployments.lifecycle import record_deployment, transition
 from deployments.models import DeploymentCreate, DoraFact, Environment
 from tandem.db import Database
 from tandem.events import new_event
@@ -28,16 +30,15 @@ def at(day: int, hour: float = 0, month: int = 3) -> datetime:
 class History:
     """Drives the service's own write paths with fixed times."""
 
-    def __init__(self, db: Database, platform: PlatformSettings) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.platform = platform
         self.settings = DeploymentsSettings()
         self.incident_seq: dict[str, int] = {}
 
     async def deploy(self, created: datetime, commits: list[datetime],
                      moves: list[tuple[str, datetime]]) -> str:
         async with self.db.transaction() as s:
-            snap = await service.create_deployment(s, self.platform, self.settings,
+            snap = await record_deployment(s, self.settings,
                 DeploymentCreate(service="api", environment=Environment.production,
                                  version=created.isoformat(),
                                  commits=[{"sha": uuid.uuid4().hex[:12], "committed_at": c}
@@ -45,8 +46,8 @@ class History:
                 actor="ci", now=created)
         for to, when in moves:
             async with self.db.transaction() as s:
-                dep = await service.get_deployment(s, str(snap.id))
-                await service.transition(s, self.platform, dep, to, "", actor="ci", now=when)
+                dep = await deployments.get(s, snap.id, for_update=True)
+                await transition(s, dep, to, "", actor="ci", now=when)
         return str(snap.id)
 
     async def incident(self, incident_id: str, reported: datetime, *, status: str = "new",
@@ -62,15 +63,15 @@ class History:
                           subject=incident_id, sequence=seq, actor="ops",
                           data={"incident": snapshot, **facts})
         async with self.db.transaction() as s:
-            await apply_incident(s, event)
+            await incident_moved(s, event, self.settings)
 
 
 async def test_fixed_history_gives_the_hand_computed_metrics(new_database: Any,
                                                              tmp_path: Path) -> None:
     url = await new_database("deployments")
     upgrade(MIGRATIONS_DIR, url)
-    db = Database(url)
-    h = History(db, PlatformSettings(var_dir=tmp_path))
+    db = Database(url, topic=PlatformSettings(var_dir=tmp_path).topic("deployments"))
+    h = History(db)
     inc1, inc2, inc3, inc4 = (str(uuid.uuid4()) for _ in range(4))
     try:
         # Before the window: live 02-20 00:00, rolled back 01:00; INC-4 02-15, 1 h.
@@ -121,7 +122,7 @@ async def test_fixed_history_gives_the_hand_computed_metrics(new_database: Any,
             assert fact_d3 is not None and fact_d3.rework and not fact_d3.failed
             assert fact_d4 is not None and fact_d4.recovered_at == at(10, 11.5)
 
-            report = await service.dora_report(
+            report = await dora_report(
                 s, service="api", environment=Environment.production, window="30d",
                 span=timedelta(days=30), until=at(31), buckets=h.settings.dora_buckets)
         m = report.metrics

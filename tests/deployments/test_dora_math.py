@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployments.dora import (
+from deployments.rules.dora import (
     BucketRule,
     BucketTable,
     DeploymentFact,

@@ -6,44 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from deployments_support import Stack, service_name
+from deployments_support import Stack, change_of, freeze_of, incident_of, service_name
 
 from deployments.models import ChangeView, FreezeView, IncidentView
 from tandem.db import utcnow
-from tandem.testing import eventually
+from tandem_testing import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-def change_of(svc: str, status: str, *, type_: str = "normal", deployment_id: Any = None,
-              incident_id: Any = None, hours: float = 1) -> dict[str, Any]:
-    now = utcnow()
-    return {"id": uuid.uuid4(), "number": f"CHG{uuid.uuid4().int % 10**7:07d}", "type": type_,
-            "title": f"Deploy {svc}", "service": svc, "environment": "production",
-            "status": status, "planned_start": now - timedelta(hours=hours),
-            "planned_end": now + timedelta(hours=hours), "incident_id": incident_id,
-            "deployment_id": deployment_id, "close_code": None}
-
-
-def incident_of(svc: str, priority: int, status: str = "new") -> dict[str, Any]:
-    return {"id": uuid.uuid4(), "number": f"INC{uuid.uuid4().int % 10**7:07d}",
-            "title": "Errors", "service": svc, "environment": "production",
-            "priority": priority, "major": priority <= 2, "status": status,
-            "cause_deployment_id": None, "cause_change_id": None, "reported_at": utcnow(),
-            "acknowledged_at": None, "resolved_at": None, "closed_at": None}
-
-
-def freeze_of(services: list[str], **kw: Any) -> dict[str, Any]:
-    now = utcnow()
-    return {"id": uuid.uuid4(), "number": f"FRZ{uuid.uuid4().int % 10**7:07d}",
-            "services": services, "starts_at": now - timedelta(minutes=5),
-            "ends_at": now + timedelta(hours=2), "status": "active", "source": "manual",
-            "incident_id": None, "reason": "release freeze", **kw}
 
 
 def codes(gate: dict[str, Any]) -> list[str]:
@@ -66,7 +38,7 @@ async def gate_becomes(stack: Stack, dep: dict[str, Any], check: Any) -> dict[st
 
 def waiting_on(stack: Stack, dep: dict[str, Any]) -> Any:
     async def check() -> bool:
-        return uuid.UUID(dep["id"]) in stack.app.state.gate_signals._waiters
+        return stack.app.state.gate_signals.readers(dep["id"]) > 0
     return check
 
 

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deployments.gate import (
+from deployments.rules.gate import (
     ChangeFacts,
     Decision,
     FreezeFacts,
     GateInput,
     GateMode,
     IncidentFacts,
+    change_rejected,
     decide_gate,
     freeze_covers,
 )
@@ -244,3 +245,19 @@ def test_every_reason_reads_as_a_sentence() -> None:
     for d in map(decide_gate, inputs):
         for reason in d.reasons:
             assert reason.message[0].isupper() and reason.message.endswith(".")
+
+
+@pytest.mark.parametrize(("status", "before", "was", "recorded", "rejected"), [
+    ("new", "assess", False, False, True),  # sent back from assess: rejected
+    ("new", "authorize", False, False, True),
+    ("new", None, False, True, True),  # first seen with a recorded rejection
+    ("new", "new", True, False, True),  # stays rejected while it stays new
+    ("new", "new", False, False, False),  # a new change is not a rejected one
+    ("new", None, False, False, False),
+    ("assess", "new", True, False, False),  # moving on again clears it
+    ("scheduled", "authorize", False, True, False),
+])
+def test_a_change_stands_rejected_when_sent_back_to_new(
+        status: str, before: str | None, was: bool, recorded: bool, rejected: bool) -> None:
+    assert change_rejected(status, before=before, was_rejected=was,
+                           rejection_recorded=recorded) is rejected

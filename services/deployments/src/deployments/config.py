@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, ClassVar
 
+from fastapi import Depends
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from deployments.dora import BucketTable
-from deployments.gate import GateMode
-from tandem.settings import PlatformSettings
+from deployments.rules.dora import BucketTable
+from deployments.rules.gate import GateMode
+from tandem.app import service_settings
+from tandem.settings import ServiceSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class DeploymentsSettings(BaseSettings):
+class DeploymentsSettings(ServiceSettings):
+    """The deployments service's own settings (its database among them)."""
+
+    service: ClassVar[str] = "deployments"
     model_config = SettingsConfigDict(env_prefix="TANDEM_DEPLOYMENTS_", extra="ignore",
                                       populate_by_name=True)
 
-    database_url: str | None = None
     #: The contract names this one ``TANDEM_GATE_MODE`` (no service prefix).
     gate_mode: GateMode = Field(
         default=GateMode.receipt,
@@ -33,6 +38,6 @@ class DeploymentsSettings(BaseSettings):
     #: While a gate read waits: re-read that often in case another replica decided it.
     gate_recheck_s: float = Field(default=5.0, gt=0, le=60)
 
-    def resolved_database_url(self, platform: PlatformSettings | None = None) -> str:
-        return self.database_url or (platform or PlatformSettings()).default_database_url(
-            "deployments")
+
+#: The running service's settings, as a route dependency.
+Settings = Annotated[DeploymentsSettings, Depends(service_settings)]

@@ -1,37 +1,40 @@
-"""The ``data`` of every event the deployments service publishes, as pydantic models.
+"""The ``data`` of every event the deployments service publishes, one model per event type.
 
-``EVENT_DATA`` feeds the generated event documentation; the service builds every event's
-``data`` through these models, so the documented schema and the published bytes agree.
+``EVENT_DATA`` feeds the generated event documentation; every event is written by
+``deployments.record`` (:mod:`deployments.deployment`) from these models, so the documented
+schema and the published bytes agree.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from deployments.models import DeploymentPublic, Environment, GatePublic
+from tandem.aggregate import EventData, event_catalog
 
 
-class DeploymentCreatedData(BaseModel):
+class DeploymentCreated(EventData):
     """A deployment was recorded (its snapshot already carries the first gate decision)."""
 
+    event_type: ClassVar[str] = "tandem.deployment.created"
     deployment: DeploymentPublic
 
 
-class DeploymentUpdatedData(BaseModel):
+class DeploymentUpdated(EventData):
     """Fields of a deployment changed; ``changes`` maps each field to ``[old, new]``."""
 
+    event_type: ClassVar[str] = "tandem.deployment.updated"
     deployment: DeploymentPublic
     changes: dict[str, list[Any]]
 
 
-class DeploymentTransitionedData(BaseModel):
+class DeploymentTransitioned(EventData):
     """A deployment moved from one state to another."""
 
-    model_config = ConfigDict(populate_by_name=True)
-
+    event_type: ClassVar[str] = "tandem.deployment.transitioned"
     deployment: DeploymentPublic
     from_: str = Field(alias="from")
     to: str
@@ -50,22 +53,14 @@ class ChangeRequest(BaseModel):
     planned_end: datetime
 
 
-class GateDecidedData(BaseModel):
+class DeploymentGateDecided(EventData):
     """The gate decided (or re-decided) whether a deployment may go."""
 
+    event_type: ClassVar[str] = "tandem.deployment.gate_decided"
     deployment: DeploymentPublic
     gate: GatePublic
     change_request: ChangeRequest | None
 
 
-EVENT_DATA: dict[str, type[BaseModel]] = {
-    "tandem.deployment.created": DeploymentCreatedData,
-    "tandem.deployment.updated": DeploymentUpdatedData,
-    "tandem.deployment.transitioned": DeploymentTransitionedData,
-    "tandem.deployment.gate_decided": GateDecidedData,
-}
-
-
-def event_data(model: BaseModel) -> dict[str, Any]:
-    """The JSON ``data`` of an event from its model (``from_`` published as ``from``)."""
-    return model.model_dump(mode="json", by_alias=True)
+EVENT_DATA = event_catalog(DeploymentCreated, DeploymentUpdated, DeploymentTransitioned,
+                           DeploymentGateDecided)

@@ -5,35 +5,25 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from deployments.config import DeploymentsSettings
-from deployments.consumers import reactions
+from deployments.consumers import REACTIONS
+from deployments.gate_polls import GateSignals, wake_gate_readers
 from deployments.routes import dora_router, router
-from deployments.service import GateSignals
-from tandem.app import Reaction, ServiceSpec, create_service_app
-from tandem.events import CloudEvent
+from tandem.app import ServiceSpec, create_service_app
 from tandem.settings import PlatformSettings
 
 
 def create_app(platform: PlatformSettings | None = None,
                settings: DeploymentsSettings | None = None) -> FastAPI:
-    platform = platform or PlatformSettings()
-    settings = settings or DeploymentsSettings()
-    signals = GateSignals()
-
-    def on_event_applied(_: FastAPI, event: CloudEvent) -> None:
-        # After the consumer's commit: wake the long polls of the gates this event changed.
-        signals.fire(event.id)
-
+    """The deployments app under ``platform`` (default: from the environment) and
+    ``settings``."""
     spec = ServiceSpec(
-        name="deployments",
         title="Tandem deployments",
         description="Deployment records for pipelines, the production gate, and live DORA.",
-        database_url=settings.resolved_database_url(platform),
+        settings=settings or DeploymentsSettings(),
         routers=[router, dora_router],
-        reactions=[Reaction(topics=["changes", "incidents"],
-                            handlers=reactions(platform, settings, signals))],
-        on_event_applied=on_event_applied,
+        reactions=[REACTIONS],
+        on_event_applied=wake_gate_readers,
     )
     app = create_service_app(spec, platform)
-    app.state.deployments_settings = settings
-    app.state.gate_signals = signals
+    app.state.gate_signals = GateSignals()
     return app

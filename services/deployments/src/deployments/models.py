@@ -1,8 +1,9 @@
 """The deployment table, the projections of other services' events, DORA facts, API schemas.
 
-A note on names: the contract's create body calls the deployed software's version ``version``
-(as CI tools do), so the resource's optimistic-concurrency counter is ``revision`` here; the
-ETag and the events' ``sequence`` carry it.
+A deployment's ``version`` is its aggregate version (ETag, ``If-Match``, the events'
+``sequence``), as every Tandem resource's is; the deployed software's version is
+``software_version``. Only the create body names it ``version``, as the contract and CI tools
+send it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Column, Index
 from sqlmodel import Field as Col
 
-from tandem.db import JSONType, UTCDateTime, new_id, service_table_base, utcnow
+from tandem.aggregate import AggregateColumns
+from tandem.db import JSONType, UTCDateTime, service_table_base
 from tandem.pagination import Page
 from tandem.vocabulary import Environment
 
@@ -26,12 +28,12 @@ ServiceTable = service_table_base()
 # --- tables -----------------------------------------------------------------------------------
 
 
-class Deployment(ServiceTable, table=True):
-    id: uuid.UUID = Col(default_factory=new_id, primary_key=True)
-    number: str = Col(unique=True, max_length=16)
+class Deployment(ServiceTable, AggregateColumns, table=True):
+    """A deployment of one software version of a service to an environment, with its gate."""
+
     service: str = Col(max_length=100)
     environment: str = Col(max_length=16)
-    version: str = Col(max_length=100)
+    software_version: str = Col(max_length=100)
     artifact: str | None = Col(default=None, max_length=500)
     ref: str | None = Col(default=None, max_length=255)
     commits: list[dict[str, Any]] = Col(default_factory=list, sa_column=Column(JSONType))
@@ -50,9 +52,6 @@ class Deployment(ServiceTable, table=True):
     rework: bool = False
     started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
-    revision: int = 1
-    created_at: datetime = Col(default_factory=utcnow, sa_type=UTCDateTime)
-    updated_at: datetime = Col(default_factory=utcnow, sa_type=UTCDateTime)
 
     __table_args__ = (
         Index("ix_deployment_created", "created_at", "id"),
@@ -161,7 +160,11 @@ class DeploymentCreate(BaseModel):
 
     service: str = Field(min_length=1, max_length=100, pattern=_SERVICE)
     environment: Environment
-    version: str = Field(min_length=1, max_length=100)
+    software_version: str = Field(
+        alias="version", min_length=1, max_length=100,
+        description="The deployed software's version, any text (the resource's "
+                    "`software_version`). Named `version` in this body, as the contract and CI "
+                    "tools send it; the resource's own `version` is its aggregate version.")
     artifact: str | None = Field(default=None, max_length=500)
     ref: str | None = Field(default=None, max_length=255)
     commits: list[Commit] = Field(default_factory=list, max_length=1000)
@@ -182,12 +185,21 @@ class GatePublic(BaseModel):
     decided_at: datetime
 
 
+class GateAnswer(GatePublic):
+    """``GET /deployments/{id}/gate``: the gate, and which deployment it is of."""
+
+    deployment_id: uuid.UUID
+    deployment_number: str
+    deployment_status: str
+
+
 class DeploymentPublic(BaseModel):
     id: uuid.UUID
     number: str
     service: str
     environment: Environment
-    version: str
+    #: The deployed software's version (sent as ``version`` in the create body).
+    software_version: str
     artifact: str | None
     ref: str | None
     commits: list[Commit]
@@ -200,7 +212,8 @@ class DeploymentPublic(BaseModel):
     allowed_transitions: list[str]
     started_at: datetime | None
     finished_at: datetime | None
-    revision: int
+    #: The aggregate version: the ETag, what ``If-Match`` names, the events' ``sequence``.
+    version: int
     created_at: datetime
     updated_at: datetime
 

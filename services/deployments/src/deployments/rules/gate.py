@@ -11,8 +11,8 @@ Order of the rules (contract section 6):
    allows unless the service has an open major incident; ``approval`` asks for a normal change
    and awaits it (allowed once authorized, prevented if rejected or canceled); ``off`` allows.
 
-Everything here is plain data in, plain data out: the service loads the projections and stores
-and publishes the decision.
+Everything here is plain data in, plain data out: :mod:`deployments.gate_decisions` loads the
+projections, stores and publishes the decision, and decides again when a change moves.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class ChangeFacts:
     incident_id: uuid.UUID | None = None
     #: Sent back to ``new`` from assess/authorize: the changes service's rejection.
     rejected: bool = False
+    #: The deployment that asked for the change (the changes service's ``deployment_id``).
+    deployment_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,15 @@ class GateDecision:
     change_id: uuid.UUID | None = None
     #: ``standard`` or ``normal`` when the changes service should create a change now.
     request_change: str | None = None
+
+
+def change_rejected(status: str, *, before: str | None, was_rejected: bool,
+                    rejection_recorded: bool) -> bool:
+    """Whether a change now in ``status`` stands rejected: the changes service answers a
+    rejection by sending the change back to ``new``, so ``new`` after assess or authorize (or
+    right after a recorded rejection) is one, and it stays one while the change stays new."""
+    return status == "new" and (before in ("assess", "authorize") or rejection_recorded
+                                or (was_rejected and before == "new"))
 
 
 def freeze_covers(freeze: FreezeFacts, service: str, now: datetime) -> bool:

@@ -1,0 +1,91 @@
+"""A deployment's lifecycle: recording one (with its first gate decision) and moving it
+through its states (``deployment.LIFECYCLE``), each change published with its event in the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deployments.config import DeploymentsSettings
+from deployments.deployment import LIFECYCLE, deployments, gate_public
+from deployments.dora_facts import record_outcome
+from deployments.errors import GateNotAllowed
+from deployments.events import DeploymentCreated, DeploymentTransitioned
+from deployments.rules.gate import Decision
+from deployments.gate_decisions import first_decision, publish_decision, store_decision
+from deployments.models import Deployment, DeploymentCreate, DeploymentPublic
+from tandem.db import new_id, utcnow
+
+_deployment = Deployment.__table__  # type: ignore[attr-defined]
+
+
+async def record_deployment(session: AsyncSession, settings: DeploymentsSettings,
+                            body: DeploymentCreate, *, actor: str,
+                            now: datetime | None = None) -> DeploymentPublic:
+    """Record a deployment, decide its gate, and publish ``created`` and ``gate_decided``.
+
+    The hot path of every pipeline: one statement reads both gate projections (and one the
+    named change, when there is one), one takes the number, and the row is one Core insert;
+    the events are written by ``deployments.record`` on the plain record the row comes from.
+    """
+    now = now or utcnow()
+    production = body.environment == "production"
+    decision, change, incidents = await first_decision(
+        session, service=body.service, environment=body.environment.value,
+        mode=settings.gate_mode, change_id=body.change_id, now=now)
+    commits = [{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
+               for c in body.commits]
+    # A plain record, inserted with one Core statement: the ORM's unit of work (and pydantic's
+    # default factories on a table model) cost more than the insert itself.
+    dep: Any = SimpleNamespace(
+        id=new_id(), number=await deployments.new_number(session), service=body.service,
+        environment=body.environment.value, software_version=body.software_version,
+        artifact=body.artifact, ref=body.ref, commits=commits,
+        pipeline=body.pipeline.model_dump() if body.pipeline else None, triggered_by=actor,
+        change_id=body.change_id, status="requested", gate_decision="", gate_reasons=[],
+        gate_change_id=None, gate_mode="", gate_decided_at=now, gate_history=[],
+        change_requested=False,
+        # Unplanned work: shipped while the service has an open production incident.
+        rework=production and (bool(incidents) or (change is not None
+                                                    and change.type == "emergency")),
+        started_at=None, finished_at=None, version=0, created_at=now, updated_at=now,
+    )
+    store_decision(dep, decision, now)
+    # ``created`` makes it version 1 (its snapshot carries the decision), ``gate_decided`` 2.
+    await deployments.record(session, dep, DeploymentCreated, actor=actor, now=now)
+    snapshot = await publish_decision(session, dep, decision, settings, actor=actor, now=now)
+    await session.execute(insert(_deployment), [vars(dep)])
+    return snapshot
+
+
+def check_move(dep: Deployment, to: str) -> None:
+    """Refuse a move its state machine does not allow (``IllegalTransition``), and starting
+    a deployment whose gate is not ``allowed`` (``GateNotAllowed``)."""
+    LIFECYCLE.check(dep.status, to)
+    if to == "in_progress" and dep.gate_decision != Decision.allowed:
+        raise GateNotAllowed(dep.number, gate_public(dep).model_dump(mode="json"), allowed=[
+            s for s in LIFECYCLE.allowed(dep.status) if s != "in_progress"])
+
+
+async def transition(session: AsyncSession, dep: Deployment, to: str, reason: str, *,
+                     actor: str, now: datetime | None = None) -> DeploymentPublic:
+    """Move a deployment read under the write lock; keeps its DORA facts current."""
+    check_move(dep, to)
+    now = now or utcnow()
+    before = dep.status
+    dep.status = to
+    if to == "in_progress":
+        dep.started_at = now
+    elif to in ("succeeded", "failed", "canceled"):
+        dep.finished_at = now
+    snapshot = await deployments.record(session, dep, DeploymentTransitioned, actor=actor,
+                                        now=now, from_=before, to=to, reason=reason)
+    # After the version moved: the facts' reads flush the row once, with its new version.
+    await record_outcome(session, dep, to, now)
+    return snapshot
