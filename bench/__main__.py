@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 
 from tandem.auth import Role, mint_token
-from tandem.broker import EmbeddedBroker, free_port
 from tandem.kafka import ensure_topics
 from tandem.settings import PlatformSettings
+from tandem_cli.broker import EmbeddedBroker, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,7 +166,7 @@ async def profile_create(env: dict[str, str], n: int = 400) -> None:
 
     from deployments.config import DeploymentsSettings
     from deployments.main import create_app
-    from tandem.testing import running_service
+    from tandem_testing import running_service
 
     platform = PlatformSettings()
     settings = DeploymentsSettings()

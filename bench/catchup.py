@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from bench.harness import broker, machine
 from incidents.config import MIGRATIONS_DIR, IncidentsSettings
-from incidents.consumers import reactions
+from incidents.consumers import REACTIONS
 from tandem.consumer import EventConsumer
 from tandem.db import Database
 from tandem.events import CONTENT_TYPE, new_event
@@ -73,11 +73,11 @@ async def run(n: int) -> float:
         print(f"  backlog published in {time.perf_counter() - started:.1f} s")
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'incidents.db'}"
         upgrade(MIGRATIONS_DIR, url)
-        db = Database(url)
+        db = Database(url, topic=platform.topic("incidents"))
         kafka = KafkaLink(platform)
         settings = IncidentsSettings(database_url=url)
         consumer = EventConsumer(name="incidents-reactions", topics=[topic],
-                                 handlers=reactions(platform, settings), db=db, kafka=kafka,
+                                 handlers=REACTIONS.bound(settings), db=db, kafka=kafka,
                                  dlq_topic=platform.dlq_topic("incidents"),
                                  group_id=platform.group_id("bench-catchup"))
         target = (n // len(STEPS)) * len(STEPS)

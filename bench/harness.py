@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from tandem.auth import mint_token
-from tandem.broker import EmbeddedBroker, free_port
+from tandem_cli.broker import EmbeddedBroker, free_port
 
 
 def machine() -> str:

@@ -46,7 +46,7 @@ async def fill(db: Database, topic: str, n: int) -> list[tuple[bytes, bytes]]:
                 event = new_event(service="incidents", type="tandem.incident.created",
                                   subject=uuid.uuid4(), sequence=1, actor="bench",
                                   data=snapshot(i))
-                add_event(session, topic=topic, event=event)
+                add_event(session, event)
                 out.append((event.subject.encode(), event.to_bytes()))
     return out
 
@@ -96,7 +96,7 @@ async def run(n: int, rounds: int) -> float:
         await ensure_topics(platform, [topic])
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'outbox.db'}"
         upgrade(MIGRATIONS_DIR, url)
-        db = Database(url)
+        db = Database(url, topic=topic)
         messages = await fill(db, topic, n)
         size = sum(len(v) for _, v in messages) / n
         ratios = []

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tandem_cli.broker import EmbeddedBroker, free_port
 from tandem.settings import PlatformSettings
+from tandem_cli.broker import EmbeddedBroker, free_port
 from tandem_testing import drop_pg_database, isolated_platform, new_database_url
 
 

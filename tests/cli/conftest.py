@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from e2e.stack import Stack
-from tandem.broker import EmbeddedBroker
+from tandem_cli.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import typer
 
-from tandem.cli.api import parse_when, service_url, table
-from tandem.cli.deploy import idempotency_key
-from tandem.cli.events import event_line
+from tandem_cli.api import parse_when, service_url, table
+from tandem_cli.deploy import idempotency_key
+from tandem_cli.events import event_line
 
 
 def test_a_retried_pipeline_job_sends_the_same_key_and_another_deploy_another():

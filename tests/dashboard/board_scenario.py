@@ -37,9 +37,7 @@ class Aggregate:
 
     def __init__(self, aggregate: str, snapshot: dict[str, Any], at: datetime) -> None:
         self.aggregate = aggregate
-        # Deployments call the deployed software's version ``version``; their counter differs.
-        self.counter = "revision" if aggregate == "deployment" else "version"
-        self.snapshot = {"id": str(uuid.uuid4()), "number": _number(aggregate), self.counter: 0,
+        self.snapshot = {"id": str(uuid.uuid4()), "number": _number(aggregate), "version": 0,
                          "created_at": iso(at), "updated_at": iso(at), **snapshot}
         self.events: list[CloudEvent] = []
 
@@ -52,11 +50,11 @@ class Aggregate:
         return SERVICE_OF[self.aggregate]
 
     def event(self, verb: str, at: datetime | None = None, **facts: Any) -> CloudEvent:
-        self.snapshot[self.counter] += 1
+        self.snapshot["version"] += 1
         if at is not None:
             self.snapshot["updated_at"] = iso(at)
         event = new_event(service=self.topic, type=f"tandem.{self.aggregate}.{verb}",
-                          subject=self.id, sequence=self.snapshot[self.counter], actor="test-user",
+                          subject=self.id, sequence=self.snapshot["version"], actor="test-user",
                           data={self.aggregate: dict(self.snapshot), **facts})
         if at is not None:  # the event happened when the change did
             event = event.model_copy(update={"time": at})
@@ -111,7 +109,7 @@ def deployment(service: str, version: str, *, at: datetime | None = None,
     """A requested deployment whose commits were made ``commit_ages_h`` hours before ``at``."""
     at = at or utcnow()
     snapshot = {
-        "service": service, "environment": environment, "version": version,
+        "service": service, "environment": environment, "software_version": version,
         "commits": [{"sha": uuid.uuid4().hex + uuid.uuid4().hex[:8],
                      "committed_at": iso(at - timedelta(hours=h))} for h in commit_ages_h],
         "change_id": None, "status": "requested",

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from dashboard.config import DashboardSettings
 from dashboard.main import create_app
-from tandem.broker import free_port
 from tandem.settings import PlatformSettings
+from tandem_cli.broker import free_port
 
 
 @dataclass

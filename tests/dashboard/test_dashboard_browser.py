@@ -24,7 +24,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tandem.db import utcnow
 from tandem.settings import PlatformSettings
-from tandem.testing import eventually
+from tandem_testing import eventually
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -14,7 +14,7 @@ from board_server import RunningDashboard, serve_dashboard, stop_dashboard
 from tandem.auth import mint_token
 from tandem.db import utcnow
 from tandem.settings import PlatformSettings
-from tandem.testing import eventually
+from tandem_testing import eventually
 
 
 async def read_frames(response: httpx.Response, count: int,

@@ -8,7 +8,7 @@ import pytest
 
 from e2e.scenarios import Touched
 from e2e.stack import Stack
-from tandem.broker import EmbeddedBroker
+from tandem_cli.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

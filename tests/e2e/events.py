@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from e2e.scenarios import COLLECTION
 from e2e.stack import Stack
 from tandem.events import CloudEvent
-from tandem.testing import TopicWatcher, eventually
+from tandem_testing import TopicWatcher, eventually
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "events" / "schemas"
 

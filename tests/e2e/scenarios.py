@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from e2e.stack import Stack, cli, cli_start
-from tandem.testing import eventually
+from tandem_testing import eventually
 
 #: The (aggregate kind, id) pairs each scenario touched, by scenario number.
 Touched = dict[str, set[tuple[str, str]]]

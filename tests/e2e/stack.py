@@ -24,10 +24,10 @@ from pathlib import Path
 import httpx
 
 from tandem.auth import Role, mint_token
-from tandem.broker import free_port
 from tandem.kafka import ensure_topics
 from tandem.settings import SERVICES, PlatformSettings
-from tandem.testing import create_pg_database, drop_pg_database
+from tandem_cli.broker import free_port
+from tandem_testing import create_pg_database, drop_pg_database
 
 #: The ``tandem`` console script of this environment, so the CLI runs as users run it.
 TANDEM = shutil.which("tandem", path=str(Path(sys.executable).parent)) or "tandem"

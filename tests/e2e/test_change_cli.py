@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from e2e.stack import Stack
-from tandem.cli import build_app
+from tandem_cli import build_app
 
 pytestmark = pytest.mark.e2e
 APP = build_app()

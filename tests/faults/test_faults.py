@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaProducer
 from load import Load, new_tag, verify
 
 from e2e.stack import Stack
-from tandem.broker import EmbeddedBroker, free_port
 from tandem.events import new_event
+from tandem_cli.broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import uvicorn
 from apps_under_test import build_app, platform_for
 
-from tandem.broker import EmbeddedBroker, free_port
 from tandem.settings import PlatformSettings
+from tandem_cli.broker import EmbeddedBroker, free_port
 
 
 @contextmanager

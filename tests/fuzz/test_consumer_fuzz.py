@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from tandem.broker import EmbeddedBroker
 from tandem.events import new_event
 from tandem.kafka import ensure_topics
 from tandem.tables import InboxEntry
-from tandem.testing import TopicWatcher, eventually
+from tandem_cli.broker import EmbeddedBroker
+from tandem_testing import TopicWatcher, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 from served import served
 
 from tandem.auth import mint_token
-from tandem.broker import EmbeddedBroker
+from tandem_cli.broker import EmbeddedBroker
 
 #: The role each service's writes need, so fuzzed writes get past authorization.
 ROLE = {"incidents": "owner", "changes": "owner", "deployments": "pipeline",

@@ -21,8 +21,8 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tandem.broker import free_port
 from tandem.outbox import _lock_key
+from tandem_cli.broker import free_port
 
 
 @dataclass

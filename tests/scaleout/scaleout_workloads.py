@@ -40,8 +40,6 @@ class Workload:
     plural: str
     #: The role the load's writes are made with.
     role: str
-    #: The field that carries the aggregate's version (the event ``sequence`` and ETag).
-    revision: str
     #: A field whose value is unique per aggregate and the same in every run.
     key: str
     #: What the end states are compared on.
@@ -162,7 +160,6 @@ INCIDENTS = Workload(
     service="incidents",
     plural="incidents",
     role="practitioner",
-    revision="version",
     key="title",
     state=lambda i: (
         i["status"],
@@ -256,7 +253,6 @@ CHANGES = Workload(
     service="changes",
     plural="changes",
     role="manager",
-    revision="version",
     key="title",
     state=lambda c: (
         c["status"],
@@ -303,14 +299,13 @@ DEPLOYMENTS = Workload(
     service="deployments",
     plural="deployments",
     role="pipeline",
-    revision="revision",
     key="service",
     state=lambda d: (
         d["status"],
-        d["revision"],
+        d["version"],
         d["service"],
         d["environment"],
-        d["version"],
+        d["software_version"],
         d["gate"]["decision"],
     ),
     scripts=deployment_scripts,

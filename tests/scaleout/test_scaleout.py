@@ -39,15 +39,16 @@ from scaleout_harness import (
 )
 from scaleout_workloads import WAVE, WORKLOADS, Script, Workload
 
-from tandem.broker import EmbeddedBroker, free_port
 from tandem.events import CONTENT_TYPE, CloudEvent
 from tandem.settings import PlatformSettings
-from tandem.testing import (
+from tandem_cli.broker import EmbeddedBroker, free_port
+from tandem_testing import (
     TopicWatcher,
     auth_headers,
     create_pg_database,
     drop_pg_database,
     eventually,
+    isolated_platform,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -144,7 +145,7 @@ async def play(
         headers={"Idempotency-Key": f"create-{script.index}"},
     )
     assert r.status_code == 201, r.text
-    ref, version = r.json()["id"], r.json()[workload.revision]
+    ref, version = r.json()["id"], r.json()["version"]
     accepted.append((ref, version))
     for n, (kind, body) in enumerate(script.steps, 1):
         prefer = script.index + n
@@ -168,10 +169,10 @@ async def play(
             if r.status_code == 412:
                 # An earlier attempt committed on an instance that died before answering.
                 now = (await lb.call(prefer, "GET", f"{base}/{ref}")).json()
-                assert (now[workload.revision], now["status"]) == (version + 1, body["to"]), r.text
+                assert (now["version"], now["status"]) == (version + 1, body["to"]), r.text
             else:
                 assert r.status_code == 200, r.text
-                assert r.json()[workload.revision] == version + 1, r.text
+                assert r.json()["version"] == version + 1, r.text
         version += 1
         accepted.append((ref, version))
 
@@ -239,16 +240,7 @@ async def run(
     at: datetime,
 ) -> Outcome:
     service = workload.service
-    platform = PlatformSettings(
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"s{uuid.uuid4().hex[:8]}.",
-        auth_secret="scaleout-" + uuid.uuid4().hex,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=500,
-        kafka_request_timeout_ms=5000,
-        relay_poll_interval_s=0.2,
-        var_dir=log_dir,
-    )
+    platform = isolated_platform(broker.bootstrap, log_dir)
     database = await create_pg_database()
     env = service_env(
         {

@@ -5,7 +5,6 @@ suites: one module-scoped instance per service, each with its own topics, databa
 from __future__ import annotations
 
 import importlib
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -16,10 +15,10 @@ import httpx
 from fastapi import FastAPI
 
 from tandem.auth import Role, mint_token
-from tandem.broker import EmbeddedBroker
 from tandem.migrations import upgrade
 from tandem.settings import PlatformSettings
-from tandem.testing import create_pg_database, drop_pg_database, running_service
+from tandem_cli.broker import EmbeddedBroker
+from tandem_testing import drop_pg_database, isolated_platform, new_database_url, running_service
 
 #: The services with a database of their own (the dashboard keeps none).
 STORED = ("incidents", "changes", "deployments")
@@ -44,18 +43,7 @@ class Running:
 
 
 def platform_for(broker: EmbeddedBroker, var_dir: Path, **overrides: object) -> PlatformSettings:
-    settings: dict[str, object] = {
-        "var_dir": var_dir,
-        "kafka_bootstrap": broker.bootstrap,
-        "topic_prefix": f"s{uuid.uuid4().hex[:10]}.",
-        "auth_secret": "security-secret-" + uuid.uuid4().hex,
-        "kafka_session_timeout_ms": 2000,
-        "kafka_heartbeat_interval_ms": 500,
-        "kafka_request_timeout_ms": 5000,
-        "relay_poll_interval_s": 0.2,
-        **overrides,
-    }
-    return PlatformSettings(**settings)  # type: ignore[arg-type]
+    return isolated_platform(broker.bootstrap, var_dir, **overrides)
 
 
 def build_app(name: str, platform: PlatformSettings, database_url: str | None) -> FastAPI:
@@ -85,12 +73,9 @@ async def running(name: str, broker: EmbeddedBroker, var_dir: Path, backend: str
     async with AsyncExitStack() as stack:
         url: str | None = None
         if name != "dashboard":
-            if backend == "sqlite":
-                url = f"sqlite+aiosqlite:///{var_dir / f'{name}-{uuid.uuid4().hex[:6]}.db'}"
-            else:
-                db_name = await create_pg_database()
+            url, db_name = await new_database_url(backend, var_dir, name)
+            if db_name is not None:
                 stack.push_async_callback(drop_pg_database, db_name)
-                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db_name}"
         app = build_app(name, platform, url)
         client = await stack.enter_async_context(running_service(app))
         yield Running(name, app, client, platform)

@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 from apps_under_test import ALL, Running, running
 
-from tandem.broker import EmbeddedBroker
+from tandem_cli.broker import EmbeddedBroker
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=ALL)

@@ -88,11 +88,15 @@ async def test_a_writer_that_skips_the_lock_cannot_publish_a_taken_sequence(
         async with db.transaction() as session:
             note = await notes.new(session, text="twice")
             await notes.record(session, note, NoteCreated, actor="a")
-        with pytest.raises(IntegrityError):
+
+        async def write_from_a_stale_read() -> None:
             async with db.transaction() as session:
                 again = await notes.get(session, str(note.id))
                 again.version = 0  # as if read before the first writer committed
                 await notes.record(session, again, NoteCreated, actor="b")
+
+        with pytest.raises(IntegrityError):
+            await write_from_a_stale_read()
     finally:
         await db.dispose()
 

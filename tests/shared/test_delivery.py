@@ -11,12 +11,12 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.exc import OperationalError
 from tests.shared.probe_service import HANDLERS, create_probe_app, create_schema, effects, signal
 
-from tandem_cli.broker import EmbeddedBroker, free_port
 from tandem.consumer import DatabaseUnavailable, EventConsumer
 from tandem.db import Database
 from tandem.events import CloudEvent
 from tandem.kafka import KafkaLink, ensure_topics
 from tandem.settings import PlatformSettings
+from tandem_cli.broker import EmbeddedBroker, free_port
 from tandem_testing import TopicWatcher, auth_headers, eventually, running_service
 
 

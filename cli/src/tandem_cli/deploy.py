@@ -44,7 +44,7 @@ deploy_app = typer.Typer(help="Deployments for pipelines: start (gate), finish, 
 
 Ref = Annotated[str, typer.Argument(help="Deployment number (DEP0000042) or id")]
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("GATE", "gate.decision"),
-           ("SERVICE", "service"), ("ENV", "environment"), ("VERSION", "version"),
+           ("SERVICE", "service"), ("ENV", "environment"), ("VERSION", "software_version"),
            ("CREATED", "created_at")]
 
 
@@ -73,7 +73,7 @@ def gate_lines(gate: dict[str, Any]) -> list[str]:
 def _summary(deployment: dict[str, Any]) -> str:
     gate = deployment.get("gate") or {}
     lines = [f"{deployment.get('number')}  {deployment.get('service')} "
-             f"{deployment.get('version')} -> {deployment.get('environment')}",
+             f"{deployment.get('software_version')} -> {deployment.get('environment')}",
              f"id      {deployment.get('id')}",
              f"status  {deployment.get('status')}"]
     if gate:

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from tandem_cli.api import fail
 from tandem.settings import PlatformSettings
+from tandem_cli.api import fail
 
 events_app = typer.Typer(help="The event stream.", no_args_is_help=True)
 

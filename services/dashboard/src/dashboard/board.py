@@ -132,7 +132,8 @@ class Board:
             "subject": event.subject,
             "aggregate": event.aggregate,
             "number": snap.get("number"),
-            "title": snap.get("title") or (snap.get("version") if event.aggregate == "deployment"
+            "title": snap.get("title") or (snap.get("software_version")
+                                            if event.aggregate == "deployment"
                                             else snap.get("reason")),
             "services": sorted(event_services(event)),
             "actor": event.actor,

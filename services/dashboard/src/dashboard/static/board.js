@@ -225,7 +225,7 @@
       const gate = d.gate || {};
       row.append(el("span", "num", d.number));
       row.append(el("span", "title", d.service));
-      row.append(el("span", "mono", d.version));
+      row.append(el("span", "mono", d.software_version));
       row.append(el("span", "meta", d.environment));
       row.append(chip(d.status));
       const decision = el("div", "reasons");
@@ -329,7 +329,7 @@
     const services = snap.services ? (snap.services.length ? snap.services : ["every service"])
       : (snap.service ? [snap.service] : []);
     const item = { id, type: event.type, time: event.time, number: snap.number,
-      title: snap.title || (aggregate === "deployment" ? snap.version : snap.reason), services,
+      title: snap.title || (aggregate === "deployment" ? snap.software_version : snap.reason), services,
       summary: describe(event.type, event.data || {}) };
     const list = $("feed");
     list.prepend(feedItem(item, true));
