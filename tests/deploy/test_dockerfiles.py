@@ -137,4 +137,5 @@ def test_image_entry_points_exist_in_the_service(service: str) -> None:
     package = ROOT / "services" / service / "src" / service
     main = ast.parse((package / "main.py").read_text())
     assert "create_app" in {n.name for n in main.body if isinstance(n, ast.FunctionDef)}
-    assert "migrate_command(" in (package / "__main__.py").read_text()
+    entry = (package / "__main__.py").read_text()
+    assert "migrate_command(" in entry or '"migrate"' in entry  # the dashboard has no database
