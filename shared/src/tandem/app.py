@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem import dead_letters, metrics
+from tandem import dead_letters, history, metrics, tracing
 from tandem.consumer import EventConsumer, Handler
 from tandem.db import Database
 from tandem.dead_letters import count_open
@@ -142,6 +142,8 @@ class RequestContext:
         headers = dict(scope["headers"])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
         token = request_id_var.set(rid)
+        trace_token = tracing.traceparent_var.set(
+            tracing.valid(headers.get(b"traceparent", b"").decode("latin-1").strip().lower()))
         started = time.perf_counter()
         status = 500
         length = headers.get(b"content-length")
@@ -194,6 +196,7 @@ class RequestContext:
                     "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000
                 )
             request_id_var.reset(token)
+            tracing.traceparent_var.reset(trace_token)
 
 
 class _BodyTooLarge(Exception):
@@ -237,6 +240,7 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
         configure_logging(spec.name, platform.log_level)
         db = Database(spec.settings.database_url_for(platform), topic=platform.topic(spec.name),
                       sqlite_inline=platform.sqlite_inline)
+        tracing.instrument_engine(db.engine)
         kafka = KafkaLink(platform)
         relay = OutboxRelay(
             service=spec.name,
@@ -314,6 +318,8 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
     app = FastAPI(
         title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan
     )
+    tracing.configure(spec.name)
+    tracing.instrument_app(app)
     install_problem_handlers(app)
 
     @app.exception_handler(IntegrityError)
@@ -339,6 +345,7 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)
+    app.include_router(history.router)
     if spec.reactions:
         app.include_router(dead_letters.router)
     app.add_middleware(InputGuard)

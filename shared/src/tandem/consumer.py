@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tandem import metrics
+from tandem import metrics, tracing
 from tandem.db import Database, utcnow
 from tandem.dead_letters import record_dead_letter
 from tandem.events import CloudEvent
@@ -228,7 +228,11 @@ class EventConsumer:
                         f"{self.max_sequence_gap} beyond the last applied ({last or 0})")
                 token = event_id_var.set(str(event.id))
                 try:
-                    await handler(session, event)
+                    # The reaction belongs to the trace of the request that caused the event.
+                    with tracing.continuing(event.traceparent, f"apply {event.type}",
+                                            **{"tandem.consumer": self.name,
+                                               "tandem.event.id": str(event.id)}):
+                        await handler(session, event)
                 except Exception as exc:
                     raise _RecordFailed(index) from exc
                 finally:

@@ -24,12 +24,13 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from tandem import metrics
+from tandem import metrics, tracing
 from tandem.db import OUTBOX_TOPIC, Database, utcnow
 from tandem.events import CONTENT_TYPE, CloudEvent
 from tandem.kafka import KafkaLink, ensure_topics
@@ -170,8 +171,8 @@ class OutboxRelay:
     async def check_history(self) -> bool:
         """Republish the retained history when the broker lacks events it acknowledged; True
         when it did. A broker that cannot be asked is checked again next time."""
-        # Only marks acknowledged a while ago: a broker may answer an offset question a moment
-        # before it counts what it has just acknowledged (the embedded one does).
+        # Only marks acknowledged a moment ago or earlier: a broker's replicas may still be
+        # catching up with what it has just acknowledged.
         settled = utcnow() - timedelta(seconds=SETTLE_S)
         async with self.db.reader() as session:
             marks = dict((await session.execute(
@@ -243,14 +244,17 @@ class OutboxRelay:
         producer = await self.kafka.producer()
         futures: list[asyncio.Future[Any]] = []
         for row in rows:
-            futures.append(
-                await producer.send(
-                    row.topic,
-                    value=row.payload,
-                    key=row.aggregate_id.encode(),
-                    headers=[("content-type", CONTENT_TYPE.encode())],
+            # With tracing on, the send is a span of the trace the event belongs to.
+            with tracing.continuing(_traceparent_of(row.payload), "publish event") \
+                    if tracing.enabled() else contextlib.nullcontext():
+                futures.append(
+                    await producer.send(
+                        row.topic,
+                        value=row.payload,
+                        key=row.aggregate_id.encode(),
+                        headers=[("content-type", CONTENT_TYPE.encode())],
+                    )
                 )
-            )
         results = await asyncio.gather(*futures, return_exceptions=True)
         done: list[int] = []
         failed: list[tuple[int, str]] = []
@@ -260,8 +264,11 @@ class OutboxRelay:
                 failed.append((row.seq, repr(result)))
             else:
                 done.append(row.seq)
+                # The first offset of the partition's batch: the embedded broker numbers a
+                # batch as one offset (its end moves by 1 however many records it took), so
+                # only a batch's base offset is one it is sure to count.
                 key = (result.topic, result.partition)
-                marks[key] = max(marks.get(key, -1), result.offset)
+                marks[key] = min(marks.get(key, result.offset), result.offset)
         async with self.db.transaction() as session:
             if done:
                 now = utcnow()
@@ -309,3 +316,11 @@ async def upsert_marks(session: AsyncSession, marks: dict[tuple[str, int], int],
     await connection.execute(statement, [
         {"topic": topic, "partition": partition, "offset": offset, "acknowledged_at": now}
         for (topic, partition), offset in marks.items()])
+
+
+def _traceparent_of(payload: bytes) -> str | None:
+    try:
+        value = orjson.loads(payload).get("traceparent")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
