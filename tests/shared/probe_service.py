@@ -27,10 +27,12 @@ from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
 from tandem.settings import PlatformSettings, ServiceSettings
 from tandem.tables import (
+    DeadLetter,
     IdempotencyRecord,
     InboxEntry,
     NumberSequence,
     OutboxMessage,
+    RelayMark,
     SubjectCursor,
 )
 from tandem.transitions import StateMachine
@@ -163,7 +165,8 @@ async def record_signal(session: AsyncSession, event: CloudEvent,
 
 
 HANDLERS = {"tandem.signal.sent": record_signal}
-PLATFORM_TABLES = [OutboxMessage, InboxEntry, SubjectCursor, IdempotencyRecord, NumberSequence]
+PLATFORM_TABLES = [OutboxMessage, InboxEntry, SubjectCursor, IdempotencyRecord, NumberSequence,
+                   DeadLetter, RelayMark]
 
 
 async def create_schema(url: str) -> None:

@@ -17,7 +17,7 @@ DEV_HELP = "Run the whole stack on the embedded defaults (broker, migrations, se
 
 
 #: One module per noun of ``tandem_cli``, each with its ``<noun>_app``.
-LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "events")
+LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "events", "dlq")
 
 
 def _group(name: str) -> typer.Typer:

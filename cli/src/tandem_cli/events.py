@@ -41,6 +41,10 @@ def event_line(event: dict[str, Any]) -> str:
             f"{event.get('actor', '-'):<16} {' '.join(facts)}").rstrip()
 
 
+#: How often tail asks the broker whether it is still there (and still holds its topics).
+PROBE_S = 2.0
+
+
 async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[str],
                 from_beginning: bool, count: int | None, idle: float | None,
                 as_json: bool) -> int:
@@ -52,6 +56,7 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
                                 fetch_max_wait_ms=platform.kafka_fetch_max_wait_ms,
                                 request_timeout_ms=platform.kafka_request_timeout_ms)
     printed = 0
+    loop = asyncio.get_running_loop()
     try:
         try:
             await consumer.start()
@@ -67,16 +72,25 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)
         else:
-            await consumer.seek_to_end(*partitions)
-        quiet_since = asyncio.get_running_loop().time()
+            # Where each partition ends now, explicitly: nothing already there is printed.
+            for tp, end in (await consumer.end_offsets(partitions)).items():
+                consumer.seek(tp, end)
+        positions = {tp: await consumer.position(tp) for tp in partitions}
+        quiet_since = probed_at = loop.time()
+        lost = False
         while count is None or printed < count:
+            if loop.time() - probed_at >= PROBE_S:
+                probed_at = loop.time()
+                lost = await _probe(consumer, positions, lost, platform.kafka_bootstrap)
             batches = await consumer.getmany(timeout_ms=200)
             records = [r for rs in batches.values() for r in rs]
+            for tp, rs in batches.items():
+                positions[tp] = rs[-1].offset + 1
             if not records:
-                if idle is not None and asyncio.get_running_loop().time() - quiet_since > idle:
+                if idle is not None and loop.time() - quiet_since > idle:
                     break
                 continue
-            quiet_since = asyncio.get_running_loop().time()
+            quiet_since = loop.time()
             for record in sorted(records, key=lambda r: r.timestamp):
                 try:
                     event = json.loads(record.value or b"")
@@ -94,6 +108,28 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
     finally:
         await consumer.stop()
     return printed
+
+
+async def _probe(consumer: Any, positions: dict[Any, int], lost: bool, where: str) -> bool:
+    """Say on stderr when the broker goes away and when it is back; returns whether it is away.
+    A broker that came back without the events already read (a new embedded one) is followed
+    from the start of what it holds."""
+    try:
+        ends = await asyncio.wait_for(consumer.end_offsets(list(positions)), PROBE_S * 2)
+    except Exception:
+        if not lost:
+            typer.echo(f"tail: lost the broker at {where}; waiting for it", err=True)
+        return True
+    if lost:
+        typer.echo(f"tail: the broker at {where} is back", err=True)
+    reset = [tp for tp, end in ends.items() if end < positions.get(tp, 0)]
+    if reset:
+        typer.echo("tail: the broker no longer holds what was read (a new broker); following "
+                   "its topics from their start", err=True)
+        for tp in reset:
+            consumer.seek(tp, 0)
+            positions[tp] = 0
+    return False
 
 
 @events_app.command("tail")
@@ -131,3 +167,23 @@ def tail(
                               from_beginning, count, idle, as_json))
     finally:
         client_log.setLevel(level)
+
+
+@events_app.command("replay")
+def replay(
+    service: Annotated[str, typer.Option(help="incidents, changes or deployments")],
+    since: Annotated[str | None, typer.Option(
+        help="Only events recorded since: -2h, -7d or an RFC 3339 time (default: all retained)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines")] = False,
+) -> None:
+    """Publish a service's retained events again, in order (consumers skip what they applied)."""
+    from tandem_cli.api import Api, emit, iso, parse_when, reporting
+
+    if service not in TOPICS:
+        fail(f"unknown service {service}: use {', '.join(TOPICS)}", exit_code=2)
+    body = {"since": iso(parse_when(since)) if since else None}
+    with reporting(as_json), Api(service) as api:
+        answer = api.post("/api/v1/events/replay", body)
+    emit(answer, as_json, f"{answer['republished']} events of {service} will be published "
+                          f"again to {answer['topic']}")

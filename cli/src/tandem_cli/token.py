@@ -21,7 +21,8 @@ def mint(
     """Print a token signed with TANDEM_AUTH_SECRET (else the embedded default's secret)."""
     try:
         lifetime = parse_ttl(ttl)
+        token = mint_token(PlatformSettings().jwt_secret, sub=sub, role=role, ttl=lifetime)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(mint_token(PlatformSettings().jwt_secret, sub=sub, role=role, ttl=lifetime))
+    typer.echo(token)

@@ -47,6 +47,7 @@ from tandem.errors import NotFound
 from tandem.events import CloudEvent, new_event
 from tandem.numbers import next_number
 from tandem.outbox import add_event
+from tandem.tracing import current_traceparent
 
 
 class AggregateColumns(SQLModel):
@@ -183,7 +184,8 @@ class Aggregate(Generic[Row, Snapshot]):
         snapshot = await self.snapshot(session, row)
         data = data_type.model_validate({self.name: snapshot, **facts})
         event = new_event(service=self.service, type=data_type.event_type, subject=row.id,
-                          sequence=row.version, actor=actor, data=data.dump())
+                          sequence=row.version, actor=actor, data=data.dump(),
+                          traceparent=current_traceparent())
         add_event(session, event)
         await self.recorded(session, row, event)
         return snapshot

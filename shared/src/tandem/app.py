@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -25,10 +26,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem import metrics
+from tandem import dead_letters, history, metrics, tracing
 from tandem.consumer import EventConsumer, Handler
 from tandem.db import Database
+from tandem.dead_letters import count_open
 from tandem.events import CloudEvent
+from tandem.inputs import InputGuard
 from tandem.kafka import KafkaLink, ensure_topics_with_retry
 from tandem.logs import configure_logging, request_id_var
 from tandem.outbox import OutboxRelay
@@ -139,6 +142,8 @@ class RequestContext:
         headers = dict(scope["headers"])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
         token = request_id_var.set(rid)
+        trace_token = tracing.traceparent_var.set(
+            tracing.valid(headers.get(b"traceparent", b"").decode("latin-1").strip().lower()))
         started = time.perf_counter()
         status = 500
         length = headers.get(b"content-length")
@@ -191,6 +196,7 @@ class RequestContext:
                     "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000
                 )
             request_id_var.reset(token)
+            tracing.traceparent_var.reset(trace_token)
 
 
 class _BodyTooLarge(Exception):
@@ -234,11 +240,15 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
         configure_logging(spec.name, platform.log_level)
         db = Database(spec.settings.database_url_for(platform), topic=platform.topic(spec.name),
                       sqlite_inline=platform.sqlite_inline)
+        tracing.instrument_engine(db.engine)
         kafka = KafkaLink(platform)
         relay = OutboxRelay(
             service=spec.name,
             db=db,
             kafka=kafka,
+            topic=platform.topic(spec.name),
+            retention=timedelta(days=platform.outbox_retention_days),
+            history_check_interval_s=platform.history_check_interval_s,
             batch_size=platform.relay_batch_size,
             poll_interval_s=platform.relay_poll_interval_s,
         )
@@ -262,6 +272,9 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                     group_id=platform.group_id(f"{spec.name}-{reaction.name}"),
                     max_attempts=platform.consumer_max_attempts,
                     after_commit=after,
+                    # Only a topic's owner writes it; anything else on it is refused.
+                    sources={platform.topic(t): f"/tandem/{t}" for t in reaction.topics},
+                    max_sequence_gap=platform.consumer_max_sequence_gap,
                 )
             )
         runtime = ServiceRuntime(spec, platform, db, kafka, relay, consumers)
@@ -277,6 +290,9 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
             await topics_ready
             await run()
 
+        if consumers:
+            with contextlib.suppress(Exception):  # the database may still be coming up
+                await count_open(db, [c.name for c in consumers])
         tasks = [topics_ready, asyncio.create_task(relay.run(), name=f"{spec.name}-relay")]
         tasks += [asyncio.create_task(after_topics(c.run), name=c.name) for c in consumers]
         tasks += [asyncio.create_task(job(runtime)) for job in spec.jobs]
@@ -302,6 +318,8 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
     app = FastAPI(
         title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan
     )
+    tracing.configure(spec.name)
+    tracing.instrument_app(app)
     install_problem_handlers(app)
 
     @app.exception_handler(IntegrityError)
@@ -327,5 +345,9 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)
+    app.include_router(history.router)
+    if spec.reactions:
+        app.include_router(dead_letters.router)
+    app.add_middleware(InputGuard)
     app.add_middleware(RequestContext, service=spec.name, max_body_bytes=platform.max_body_bytes)
     return app

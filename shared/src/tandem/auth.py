@@ -50,7 +50,15 @@ def parse_ttl(ttl: str) -> timedelta:
     return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
 
 
+def valid_actor(sub: object) -> bool:
+    """Whether ``sub`` can name the actor of events: 1 to 255 printable characters."""
+    return (isinstance(sub, str) and 1 <= len(sub) <= 255 and sub.isprintable()
+            and sub.strip() == sub)
+
+
 def mint_token(secret: str, *, sub: str, role: Role | str, ttl: timedelta) -> str:
+    if not valid_actor(sub):
+        raise ValueError("sub must be 1 to 255 printable characters, with no surrounding spaces")
     now = utcnow()
     claims = {"sub": sub, "role": Role(role).value, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, secret, algorithm="HS256")
@@ -74,8 +82,11 @@ def decode_token(secret: str, token: str) -> Actor:
         raise _unauthorized("The token has expired.") from None
     except jwt.InvalidTokenError:
         raise _unauthorized("The token is not valid.") from None
+    if not valid_actor(claims["sub"]):
+        raise _unauthorized("The token's sub cannot name an actor (1 to 255 printable "
+                            "characters).")
     try:
-        return Actor(sub=str(claims["sub"]), role=Role(claims.get("role")))
+        return Actor(sub=claims["sub"], role=Role(claims.get("role")))
     except ValueError:
         raise _unauthorized("The token names no known role.") from None
 

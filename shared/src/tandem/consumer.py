@@ -23,8 +23,9 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tandem import metrics
+from tandem import metrics, tracing
 from tandem.db import Database, utcnow
+from tandem.dead_letters import record_dead_letter
 from tandem.events import CloudEvent
 from tandem.kafka import KafkaLink
 from tandem.logs import event_id_var
@@ -36,7 +37,14 @@ Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 
 class PoisonMessage(Exception):
-    """A message that can never be applied (undecodable or invalid)."""
+    """A message that can never be applied (undecodable, invalid, or from a writer that does
+    not own its topic)."""
+
+
+class HeldForReview(Exception):
+    """An event a consumer will not apply without a person's look: its ``sequence`` is far
+    beyond the last one applied for its subject (a forged or broken writer would otherwise make
+    every later real event of that aggregate stale). Kept as a held dead letter."""
 
 
 class DatabaseUnavailable(Exception):
@@ -83,6 +91,8 @@ class EventConsumer:
         group_id: str | None = None,
         max_attempts: int = 3,
         after_commit: Callable[[CloudEvent], Any] | None = None,
+        sources: Mapping[str, str] | None = None,
+        max_sequence_gap: int | None = None,
     ) -> None:
         self.name = name
         self.topics = topics
@@ -93,6 +103,9 @@ class EventConsumer:
         self.group_id = group_id or f"tandem-{name}"
         self.max_attempts = max_attempts
         self.after_commit = after_commit
+        #: topic -> the only ``source`` its events may carry (the topic's owner).
+        self.sources = dict(sources or {})
+        self.max_sequence_gap = max_sequence_gap
         self.started = asyncio.Event()
 
     async def run(self) -> None:
@@ -171,9 +184,11 @@ class EventConsumer:
             await self.process(records[start])
             start, stop = start + 1, len(records)
 
-    async def _apply_batch(self, events: list[CloudEvent | PoisonMessage]) -> None:
+    async def _apply_batch(self, events: list[CloudEvent | PoisonMessage], *,
+                           reviewed: bool = False) -> list[str]:
         """Apply ``events`` in one transaction; raise ``_RecordFailed`` at the first that
-        cannot be applied (nothing of the batch is then committed)."""
+        cannot be applied (nothing of the batch is then committed). ``reviewed``: a person
+        replays it, so no hold applies. Returns each event's outcome."""
         outcomes: list[str] = []
         applied: list[CloudEvent] = []
         async with self.db.transaction() as session:
@@ -206,9 +221,18 @@ class EventConsumer:
                 if last is not None and event.sequence <= last:
                     outcomes.append("stale")
                     continue
+                if (not reviewed and self.max_sequence_gap is not None
+                        and event.sequence > (last or 0) + self.max_sequence_gap):
+                    raise _RecordFailed(index) from HeldForReview(
+                        f"sequence {event.sequence} of {event.subject} is more than "
+                        f"{self.max_sequence_gap} beyond the last applied ({last or 0})")
                 token = event_id_var.set(str(event.id))
                 try:
-                    await handler(session, event)
+                    # The reaction belongs to the trace of the request that caused the event.
+                    with tracing.continuing(event.traceparent, f"apply {event.type}",
+                                            **{"tandem.consumer": self.name,
+                                               "tandem.event.id": str(event.id)}):
+                        await handler(session, event)
                 except Exception as exc:
                     raise _RecordFailed(index) from exc
                 finally:
@@ -237,6 +261,7 @@ class EventConsumer:
         if self.after_commit is not None:
             for event in applied:
                 self.after_commit(event)
+        return outcomes
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Apply one record, retrying in place, else dead-letter it. Never raises for data; raises
@@ -256,6 +281,10 @@ class EventConsumer:
             except Exception as raised:
                 exc = raised.__cause__ if isinstance(raised, _RecordFailed) else raised
                 assert exc is not None
+                if isinstance(exc, HeldForReview):
+                    log.warning("event %s held for review: %s", event.id, exc)
+                    await self.dead_letter(record, exc, attempts=attempt, status="held")
+                    return
                 if attempt == self.max_attempts and _unavailable(exc):
                     raise DatabaseUnavailable(repr(exc)) from exc
                 if attempt == self.max_attempts:
@@ -269,13 +298,36 @@ class EventConsumer:
         if record.value is None:
             raise PoisonMessage("empty message value")
         try:
-            return CloudEvent.from_bytes(record.value)
+            event = CloudEvent.from_bytes(record.value)
         except (ValidationError, ValueError) as exc:
             raise PoisonMessage(f"not a valid Tandem CloudEvent: {exc}") from exc
+        owner = self.sources.get(record.topic)
+        if owner is not None and event.source != owner:
+            raise PoisonMessage(f"event {event.id} claims source {event.source} on "
+                                f"{record.topic}, which only {owner} writes")
+        return event
+
+    async def replay(self, value: bytes) -> str:
+        """Apply a dead letter's message now that a person has looked at it (no hold, no
+        source check); returns its outcome (``applied``, ``duplicate``, ``stale`` or
+        ``ignored``). Raises what its handler raised when it still cannot be applied."""
+        try:
+            event = CloudEvent.from_bytes(value)
+        except (ValidationError, ValueError) as exc:
+            raise PoisonMessage(f"not a valid Tandem CloudEvent: {exc}") from exc
+        try:
+            return (await self._apply_batch([event], reviewed=True))[0]
+        except _RecordFailed as failed:
+            raise failed.__cause__ or failed from None
 
     async def dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int
+        self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int,
+        status: str = "dead",
     ) -> None:
+        """Keep the record as a dead letter people can work (``tandem.dead_letters``), then
+        copy it to the dead-letter topic with the error in its headers."""
+        await record_dead_letter(self.db, consumer=self.name, record=record, error=exc,
+                                 attempts=attempts, status=status)
         headers = list(record.headers or [])
         headers += [
             ("dlq.original.topic", record.topic.encode()),

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -26,6 +26,8 @@ class KafkaLink:
     def __init__(self, settings: PlatformSettings) -> None:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
+        #: A consumer of no group, for offset questions only.
+        self._reader: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
 
     async def producer(self) -> AIOKafkaProducer:
@@ -50,11 +52,42 @@ class KafkaLink:
                 self._producer = producer
         return self._producer
 
+    async def end_offsets(self, topic: str) -> dict[int, int] | None:
+        """The end offset of each partition of ``topic``, or None when the broker has no such
+        topic. Raises ``KafkaError`` when the broker cannot be asked."""
+        reader = await self._reader_started()
+        # All topics' metadata: asking for one by name would make the embedded broker create it.
+        if topic not in await reader.topics():
+            return None
+        partitions = [TopicPartition(topic, p) for p in sorted(
+            reader.partitions_for_topic(topic) or ())]
+        ends = await reader.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def _reader_started(self) -> AIOKafkaConsumer:
+        if self._reader is not None:
+            return self._reader
+        async with self._lock:
+            if self._reader is None:
+                reader = AIOKafkaConsumer(
+                    bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                    enable_auto_commit=False,
+                    request_timeout_ms=self.settings.kafka_request_timeout_ms)
+                try:
+                    await reader.start()
+                except BaseException:
+                    await reader.stop()
+                    raise
+                self._reader = reader
+        return self._reader
+
     async def close(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await producer.stop()
+        reader, self._reader = self._reader, None
+        for client in (producer, reader):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
 
     def consumer(self, *topics: str, group_id: str) -> AIOKafkaConsumer:
         s = self.settings

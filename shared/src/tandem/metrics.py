@@ -20,3 +20,11 @@ EVENTS_PUBLISHED = Counter("tandem_events_published_total", "Events relayed to K
 EVENTS_CONSUMED = Counter(
     "tandem_events_consumed_total", "Events seen by a consumer, by outcome", ["consumer", "outcome"]
 )
+DEAD_LETTERS = Gauge(
+    "tandem_dead_letters", "Dead letters not yet replayed or discarded (dead or held)",
+    ["consumer"]
+)
+HISTORY_REPUBLISHED = Counter(
+    "tandem_history_republished_total",
+    "Retained events published again because the broker had lost them", ["service"]
+)

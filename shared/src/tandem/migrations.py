@@ -99,6 +99,55 @@ def drop_outbox_sequence() -> None:
         batch.drop_column("sequence")
 
 
+def add_dead_letters_and_relay_marks() -> None:
+    """Platform revision 3: dead letters people can work (``tandem.dead_letters``), and the
+    relay's marks that tell when the broker lost what it had acknowledged (``tandem.outbox``);
+    the outbox's published rows are kept (retention), so an index on ``published_at`` finds
+    the old ones."""
+    op.create_table(
+        "dead_letter",
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("consumer", sa.String(64), nullable=False),
+        sa.Column("topic", sa.String(255), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", _BigId, nullable=False),
+        sa.Column("key", sa.LargeBinary(), nullable=True),
+        sa.Column("value", sa.LargeBinary(), nullable=True),
+        sa.Column("headers", JSONType, nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=True),
+        sa.Column("event_type", sa.String(128), nullable=True),
+        sa.Column("subject", sa.String(64), nullable=True),
+        sa.Column("sequence", _BigId, nullable=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("error_type", sa.String(128), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("resolved_at", UTCDateTime(), nullable=True),
+        sa.Column("resolved_by", sa.String(255), nullable=True),
+    )
+    op.create_index("uq_dead_letter_origin", "dead_letter",
+                    ["consumer", "topic", "partition", "offset"], unique=True)
+    op.create_index("ix_dead_letter_status", "dead_letter", ["status"])
+    op.create_table(
+        "relay_mark",
+        sa.Column("topic", sa.String(255), primary_key=True),
+        sa.Column("partition", sa.Integer(), primary_key=True),
+        sa.Column("offset", _BigId, nullable=False),
+        sa.Column("acknowledged_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"])
+
+
+def drop_dead_letters_and_relay_marks() -> None:
+    op.drop_index("ix_inbox_processed_at", "inbox")
+    op.drop_table("relay_mark")
+    op.drop_index("ix_dead_letter_status", "dead_letter")
+    op.drop_index("uq_dead_letter_origin", "dead_letter")
+    op.drop_table("dead_letter")
+
+
 def drop_platform_tables() -> None:
     for name in ("number_sequence", "idempotency_key", "subject_cursor", "inbox", "outbox"):
         op.drop_table(name)

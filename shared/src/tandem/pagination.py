@@ -33,7 +33,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, id_ = orjson.loads(raw)
-        return datetime.fromisoformat(created), uuid.UUID(id_)
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:  # this service never issues one without its offset
+            raise ValueError(created)
+        return moment, uuid.UUID(id_)
     except Exception:
         raise Problem(
             400, "The cursor is not one this service issued.", type_="urn:tandem:problem:bad-cursor"

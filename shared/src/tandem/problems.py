@@ -8,6 +8,7 @@ rules and operations raise domain errors, rendered here by kind.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -93,7 +94,11 @@ def problem_response(problem: Problem) -> JSONResponse:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # an echoed NaN must not break the answer that refuses it
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, int | float | bool) or value is None:
         return value
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]

@@ -53,7 +53,14 @@ class PlatformSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = 50
     kafka_request_timeout_ms: int = 10000
     consumer_max_attempts: int = 3
+    #: An event whose sequence is further than this beyond its subject's last applied one is
+    #: held for review (a dead letter) instead of making every later real event stale.
+    consumer_max_sequence_gap: int = 100_000
     relay_batch_size: int = 500
+    #: Published events are kept this long: the history replayed to a broker that lost it.
+    outbox_retention_days: float = 30
+    #: How often the relay asks the broker whether it still holds what it acknowledged.
+    history_check_interval_s: float = 5.0
     relay_poll_interval_s: float = 1.0
     auth_secret: str | None = None
     log_level: str = "INFO"

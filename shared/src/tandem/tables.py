@@ -91,3 +91,49 @@ class NumberSequence(SQLModel, table=True):
 
     prefix: str = Field(primary_key=True, max_length=8)
     last_value: int
+
+
+class DeadLetter(SQLModel, table=True):
+    """A consumed message the service could not (or would not) apply, kept until a person
+    replays or discards it. The dead-letter topic carries a copy; this row is the one worked."""
+
+    __tablename__ = "dead_letter"
+    # A message read again after a crash is recorded once.
+    __table_args__ = (Index("uq_dead_letter_origin", "consumer", "topic", "partition", "offset",
+                            unique=True),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    consumer: str = Field(max_length=64)
+    topic: str = Field(max_length=255)
+    partition: int
+    offset: int = Field(sa_column=Column(_BigId, nullable=False))
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: list[list[str]] = Field(default_factory=list, sa_column=Column(JSONType,
+                                                                          nullable=False))
+    event_id: uuid.UUID | None = None
+    event_type: str | None = Field(default=None, max_length=128)
+    subject: str | None = Field(default=None, max_length=64)
+    sequence: int | None = Field(default=None, sa_column=Column(_BigId, nullable=True))
+    #: ``dead`` (could not be applied), ``held`` (held for review), ``replayed``, ``discarded``.
+    status: str = Field(max_length=16, index=True)
+    error_type: str = Field(max_length=128)
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    attempts: int = 1
+    #: Why it was discarded, or what its replay found.
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = Field(default=None, max_length=255)
+
+
+class RelayMark(SQLModel, table=True):
+    """The highest offset the broker acknowledged per partition of the service's topic, and when:
+    a broker whose partition ends below it has lost events the outbox says were published."""
+
+    __tablename__ = "relay_mark"
+
+    topic: str = Field(primary_key=True, max_length=255)
+    partition: int = Field(primary_key=True)
+    offset: int = Field(sa_column=Column(_BigId, nullable=False))
+    acknowledged_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

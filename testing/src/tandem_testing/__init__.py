@@ -8,6 +8,7 @@ to the real broker and real databases.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -155,11 +156,14 @@ class TopicWatcher:
 async def eventually(
     check: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
 ) -> object:
-    """Call async ``check`` until it returns a truthy value or the generous deadline passes."""
+    """Call ``check`` (plain or async) until it returns a truthy value or the generous
+    deadline passes."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
-        last = await check()  # type: ignore[misc]
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(interval)

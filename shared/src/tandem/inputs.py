@@ -1,0 +1,146 @@
+"""Input no service can store, refused at the door with a 422 naming the field.
+
+A JSON body under ``/api/`` may not hold non-finite numbers (``NaN``, ``Infinity``, ``1e400``:
+Python's parser accepts them, no database column or event can carry them), unpaired UTF-16
+surrogates (``"\\ud800"``: not Unicode, so not encodable in an answer or an event) or NUL
+characters (PostgreSQL text cannot hold one, and an event carrying one is refused by every
+consumer). Paths and query strings may not hold NUL or surrogates either. Everything else
+reaches the handlers untouched; a body that is not JSON at all is left to their own 422.
+
+The check costs one strict parse (orjson) of bodies that pass, which rejects the first two
+kinds by itself; only a body that fails it, or that spells a NUL, is walked to name the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tandem.problems import Problem, problem_response
+
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+
+def unstorable(value: Any, where: str = "") -> tuple[str, str] | None:
+    """The first place in parsed JSON ``value`` that no service can store, and why."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "body", "must be a finite number"
+    if isinstance(value, str):
+        return _bad_text(value, where or "body")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = _bad_text(str(key), path) or unstorable(item, path)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unstorable(item, f"{where}.{index}" if where else str(index))
+            if found:
+                return found
+    return None
+
+
+def _bad_text(text: str, where: str) -> tuple[str, str] | None:
+    if "\x00" in text:
+        return where, "must not contain NUL characters"
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return where, "must be valid Unicode text (an unpaired surrogate is not)"
+    return None
+
+
+def check_json_body(body: bytes) -> tuple[str, str] | None:
+    """``(field, message)`` when a JSON body holds what no service can store, else None."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            lenient = json.loads(body)
+        except ValueError:
+            return None  # not JSON at all: the handler's own validation says so
+        return unstorable(lenient)
+    if b"\\u0000" in body:
+        return unstorable(parsed)
+    return None
+
+
+def check_target(scope: Scope) -> tuple[str, str] | None:
+    """``(field, message)`` for a NUL or a surrogate in the path or a query parameter."""
+    found = _bad_text(scope.get("path", ""), "path")
+    if found:
+        return found
+    query = scope.get("query_string", b"")
+    if b"%" not in query and b"\x00" not in query:
+        return None
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        raw = unquote_to_bytes(value.replace(b"+", b" "))
+        label = unquote_to_bytes(name).decode("utf-8", "replace") or "query"
+        if b"\x00" in raw or b"\x00" in unquote_to_bytes(name):
+            return label, "must not contain NUL characters"
+    return None
+
+
+def _refusal(field: str, message: str) -> Problem:
+    return Problem(422, f"The request is not valid: {field}: {message}",
+                   type_="urn:tandem:problem:validation",
+                   errors=[{"field": field, "message": message}])
+
+
+class InputGuard:
+    """The ASGI layer that applies these checks before routing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        found = check_target(scope)
+        if found is None and scope["method"] in _WRITES and scope["path"].startswith("/api/") \
+                and _is_json(scope):
+            body = await _read_body(receive)
+            found = check_json_body(body)
+            receive = _replay(body, receive)
+        if found is not None:
+            await problem_response(_refusal(*found))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return b"json" in value.lower()
+    return True  # FastAPI parses a body without a content type as JSON too
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
