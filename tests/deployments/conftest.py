@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaProducer
 from deployments_support import Stack
 
 from deployments.config import MIGRATIONS_DIR, DeploymentsSettings
-from deployments.rules.gate import GateMode
 from deployments.main import create_app
+from deployments.rules.gate import GateMode
 from tandem.kafka import ensure_topics
 from tandem.migrations import upgrade
 from tandem_cli.broker import EmbeddedBroker

@@ -19,8 +19,14 @@ from incidents.config import (
 )
 from incidents.errors import MoveFieldInvalid
 from incidents.events import EVENT_DATA
-from incidents.rules.lifecycle import LIFECYCLE, OnHoldReason, ResolutionCode, apply_move, check_move
 from incidents.models import Incident
+from incidents.rules.lifecycle import (
+    LIFECYCLE,
+    OnHoldReason,
+    ResolutionCode,
+    apply_move,
+    check_move,
+)
 from incidents.rules.policy import derive_priority, is_major, sla_due
 from incidents.rules.stats import percentile, summarize
 from tandem.errors import IllegalTransition

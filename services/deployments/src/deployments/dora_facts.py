@@ -15,13 +15,6 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployments.deployment import deployments
-from deployments.rules.dora import (
-    DEPLOYED_OUTCOMES,
-    BucketTable,
-    DeploymentFact,
-    RestoreFact,
-    dora_metrics,
-)
 from deployments.models import (
     Deployment,
     DoraFact,
@@ -32,6 +25,13 @@ from deployments.models import (
     MetricPublic,
 )
 from deployments.projections import IncidentSnapshot
+from deployments.rules.dora import (
+    DEPLOYED_OUTCOMES,
+    BucketTable,
+    DeploymentFact,
+    RestoreFact,
+    dora_metrics,
+)
 
 #: One deployment's fact row, locked and read fresh (another writer's bulk recovery may have
 #: moved it since this session last saw it); built once, like every statement of a hot path.

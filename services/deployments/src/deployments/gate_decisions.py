@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deployments.config import DeploymentsSettings
 from deployments.deployment import deployments
 from deployments.events import ChangeRequest, DeploymentGateDecided, DeploymentUpdated
+from deployments.models import Deployment, DeploymentPublic, FreezeView, IncidentView
+from deployments.projections import change_facts, changes_seen
 from deployments.rules.gate import (
     OPEN_INCIDENT_STATUSES,
     ChangeFacts,
@@ -40,8 +42,6 @@ from deployments.rules.gate import (
     IncidentFacts,
     decide_gate,
 )
-from deployments.models import Deployment, DeploymentPublic, FreezeView, IncidentView
-from deployments.projections import change_facts, changes_seen
 from tandem.db import JSONType, UTCDateTime, utcnow
 
 

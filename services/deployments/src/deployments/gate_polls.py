@@ -20,8 +20,8 @@ from fastapi import FastAPI
 
 from deployments.config import DeploymentsSettings
 from deployments.deployment import deployments, gate_public
-from deployments.rules.gate import Decision
 from deployments.models import GateAnswer
+from deployments.rules.gate import Decision
 from tandem.db import Database
 from tandem.events import CloudEvent
 

@@ -17,9 +17,9 @@ from deployments.deployment import LIFECYCLE, deployments, gate_public
 from deployments.dora_facts import record_outcome
 from deployments.errors import GateNotAllowed
 from deployments.events import DeploymentCreated, DeploymentTransitioned
-from deployments.rules.gate import Decision
 from deployments.gate_decisions import first_decision, publish_decision, store_decision
 from deployments.models import Deployment, DeploymentCreate, DeploymentPublic
+from deployments.rules.gate import Decision
 from tandem.db import new_id, utcnow
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]

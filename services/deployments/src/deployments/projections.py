@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from deployments.rules.gate import ChangeFacts, change_rejected
 from deployments.models import ChangeView, FreezeView, IncidentView
+from deployments.rules.gate import ChangeFacts, change_rejected
 from tandem.events import CloudEvent
 from tandem.projection import Projection, Snapshot
 

@@ -10,7 +10,6 @@ from sqlalchemy import or_, select
 
 from deployments.config import Settings
 from deployments.deployment import deployments, public
-from deployments.rules.dora import parse_window
 from deployments.dora_facts import dora_report
 from deployments.gate_polls import gate_answer
 from deployments.lifecycle import record_deployment, transition
@@ -23,6 +22,7 @@ from deployments.models import (
     Environment,
     GateAnswer,
 )
+from deployments.rules.dora import parse_window
 from tandem.app import Session
 from tandem.auth import Pipeline, Reader
 from tandem.db import utcnow

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents.config import IncidentsSettings
 from incidents.incident import incidents, open_incident
-from incidents.rules.lifecycle import FINAL_STATES
 from incidents.models import Incident
 from incidents.notes import add_note
 from incidents.projections import DeploymentSnapshot, project_change, project_deployment
+from incidents.rules.lifecycle import FINAL_STATES
 from incidents.schemas import IncidentCreate, Source
 from tandem.app import Reaction, ReactionHandler
 from tandem.events import CloudEvent

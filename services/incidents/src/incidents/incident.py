@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from incidents import events, timeline
 from incidents.config import IncidentsSettings
 from incidents.errors import IncidentFinal, ManagerDecision, MitigationOutOfRange
-from incidents.rules.lifecycle import FINAL_STATES, LIFECYCLE, apply_move, check_move
 from incidents.models import Incident
-from incidents.rules.policy import derive_priority, is_major, set_due_times
 from incidents.policy_store import load_policy
+from incidents.rules.lifecycle import FINAL_STATES, LIFECYCLE, apply_move, check_move
+from incidents.rules.policy import derive_priority, is_major, set_due_times
 from incidents.schemas import (
     IncidentCreate,
     IncidentPublic,

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents.config import IncidentsSettings, Settings
 from incidents.incident import incidents, move_incident, open_incident
-from incidents.rules.lifecycle import LIFECYCLE, OPEN_STATES, ResolutionCode, Status
 from incidents.models import Incident
 from incidents.notes import add_note
+from incidents.rules.lifecycle import LIFECYCLE, OPEN_STATES, ResolutionCode, Status
 from incidents.rules.policy import SEVERITY_IMPACT_URGENCY
 from incidents.schemas import Environment, IncidentCreate, Source, TransitionRequest
 from tandem.app import Session

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from incidents import causes, notes, policy_store
 from incidents.config import Settings
 from incidents.incident import edit_incident, incidents, move_incident, open_incident, public
-from incidents.rules.lifecycle import Status
 from incidents.models import Incident
+from incidents.rules.lifecycle import Status
+from incidents.rules.stats import summarize
 from incidents.schemas import (
     SERVICE_PATTERN,
     CauseRequest,
@@ -35,7 +36,6 @@ from incidents.schemas import (
     TimelineEntry,
     TransitionRequest,
 )
-from incidents.rules.stats import summarize
 from incidents.suspects import find_suspects, window_seconds
 from incidents.timeline import entries
 from tandem.app import Session

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from incidents import events
 from incidents.config import IncidentsSettings
 from incidents.incident import SYSTEM_ACTOR, incidents
-from incidents.rules.lifecycle import OPEN_STATES
 from incidents.models import Incident, SlaBreach
+from incidents.rules.lifecycle import OPEN_STATES
 from tandem.app import ServiceRuntime
 from tandem.db import Database, utcnow
 
