@@ -72,7 +72,8 @@ async def relay(db: Database, platform: PlatformSettings) -> float:
         await session.execute(update(OutboxMessage).values(published_at=None))
     kafka = KafkaLink(platform)
     await kafka.producer()  # connected before the clock starts, as in a running service
-    outbox = OutboxRelay(service="incidents", db=db, kafka=kafka, batch_size=500)
+    outbox = OutboxRelay(service="incidents", db=db, kafka=kafka, topic=db.topic or "",
+                         batch_size=500)
     try:
         started = time.perf_counter()
         while await outbox.relay_once():

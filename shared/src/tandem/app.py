@@ -199,6 +199,21 @@ class RequestContext:
             tracing.traceparent_var.reset(trace_token)
 
 
+async def _bounded(step: Awaitable[Any], seconds: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("shutdown: %s took over %.0fs; going on without it", what, seconds)
+    except Exception as exc:
+        log.warning("shutdown: %s failed: %r", what, exc)
+
+
+async def _drain(relay: OutboxRelay) -> None:
+    """Relay what is left, batch by batch, until nothing is (bounded by the caller)."""
+    while await relay.relay_once() >= relay.batch_size:
+        pass
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -301,18 +316,21 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
             yield
         finally:
             # Stop taking messages, drain the relay, then close the producer and the database.
+            # Each step is bounded: a stuck client must not keep the process from ending (what
+            # it had not done is in the database, and done after the next start).
             for task in tasks[2:]:
                 task.cancel()
-            await asyncio.gather(*tasks[2:], return_exceptions=True)
+            await _bounded(asyncio.gather(*tasks[2:], return_exceptions=True), 15,
+                           "stopping the consumers and jobs")
             tasks[1].cancel()
-            await asyncio.gather(tasks[1], return_exceptions=True)
+            await _bounded(asyncio.gather(tasks[1], return_exceptions=True), 5,
+                           "stopping the relay")
             if topics_ready.done() and not topics_ready.cancelled():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(relay.relay_once(), 3)
+                await _bounded(_drain(relay), 5, "draining the outbox")
             topics_ready.cancel()
-            await relay.stop()
-            await kafka.close()
-            await db.dispose()
+            await _bounded(relay.stop(), 5, "releasing the relay's lock")
+            await _bounded(kafka.close(), 10, "closing the Kafka clients")
+            await _bounded(db.dispose(), 10, "closing the database")
             log.info("%s stopped", spec.name)
 
     app = FastAPI(

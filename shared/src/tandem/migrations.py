@@ -10,6 +10,7 @@ import asyncio
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context, op
@@ -193,6 +194,15 @@ def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
             private_file(Path(path))
+    _in_thread(command.upgrade, migrations_dir, url, revision)
+
+
+def downgrade(migrations_dir: Path, url: str, revision: str) -> None:
+    """Take a service's database back to ``revision`` (``base``: empty)."""
+    _in_thread(command.downgrade, migrations_dir, url, revision)
+
+
+def _in_thread(step: Any, migrations_dir: Path, url: str, revision: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -200,7 +210,7 @@ def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
 
     def target() -> None:
         try:
-            command.upgrade(cfg, revision)
+            step(cfg, revision)
         except BaseException as exc:
             error.append(exc)
 

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Column as SAColumn
+from sqlalchemy import Index, Text
 from sqlmodel import Field as Column
 
 from tandem.aggregate import AggregateColumns
@@ -19,9 +20,14 @@ ServiceTable = service_table_base()
 class Change(ServiceTable, AggregateColumns, table=True):
     """A change request (aggregate ``change``, numbers ``CHG...``)."""
 
+    __table_args__ = (
+        Index("ix_change_created_at", "created_at"),
+        Index("ix_change_schedule", "service", "environment", "planned_start"),
+    )
+
     type: str = Column(max_length=16)
     title: str = Column(max_length=200)
-    description: str
+    description: str = Column(sa_column=SAColumn(Text, nullable=False))
     service: str = Column(index=True, max_length=100)
     environment: str = Column(max_length=16)
     status: str = Column(index=True, max_length=16)
@@ -34,7 +40,7 @@ class Change(ServiceTable, AggregateColumns, table=True):
     deployment_id: uuid.UUID | None = Column(default=None, unique=True)
     requested_by: str = Column(max_length=255)
     close_code: str | None = Column(default=None, max_length=32)
-    close_notes: str | None = None
+    close_notes: str | None = Column(default=None, sa_column=SAColumn(Text, nullable=True))
     marked_unsuccessful: bool = False
     caused_incidents: list[str] = Column(default_factory=list,
                                          sa_column=SAColumn(JSONType, nullable=False))
@@ -52,13 +58,15 @@ class ChangeApproval(ServiceTable, table=True):
     change_id: uuid.UUID = Column(index=True, foreign_key="change.id")
     approver: str = Column(max_length=255)
     decision: str = Column(max_length=16)
-    comment: str = ""
+    comment: str = Column(default="", sa_column=SAColumn(Text, nullable=False))
     active: bool = True
     created_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Freeze(ServiceTable, AggregateColumns, table=True):
     """A freeze window (aggregate ``freeze``, numbers ``FRZ...``)."""
+
+    __table_args__ = (Index("ix_freeze_created_at", "created_at"),)
 
     services: list[str] = Column(default_factory=list,
                                  sa_column=SAColumn(JSONType, nullable=False))
@@ -68,7 +76,7 @@ class Freeze(ServiceTable, AggregateColumns, table=True):
     status: str = Column(index=True, max_length=16)
     source: str = Column(max_length=16)
     incident_id: uuid.UUID | None = Column(default=None, unique=True)
-    reason: str
+    reason: str = Column(sa_column=SAColumn(Text, nullable=False))
     created_by: str = Column(max_length=255)
     ended_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
 

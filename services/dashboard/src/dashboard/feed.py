@@ -2,7 +2,10 @@
 
 It joins no consumer group (every dashboard process sees every partition) and commits no
 offsets: the board lives in memory and is rebuilt from the topics on each start. After a
-broker outage it resumes from the positions it reached, so no event is shown twice.
+broker outage it resumes from the positions it reached, so no event is shown twice. A broker
+that comes back without what was read (a new embedded one, topics re-created) gets the services'
+retained history again; the feed then reads those partitions from their start, and the board
+keeps only what is newer than what it holds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ log = logging.getLogger("dashboard.feed")
 
 #: The topics the board is fed by (logical names).
 TOPICS = ("incidents", "changes", "deployments")
+#: How often the feed checks that the broker still holds what it read.
+HISTORY_CHECK_S = 5.0
 
 
 class TopicFeed:
@@ -56,8 +61,12 @@ class TopicFeed:
                 await self.assign(consumer)
                 self.connected.set()
                 delay = 0.2
+                checked = asyncio.get_running_loop().time()
                 while True:
                     batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                    if asyncio.get_running_loop().time() - checked > HISTORY_CHECK_S:
+                        checked = asyncio.get_running_loop().time()
+                        await self.follow_reset_partitions(consumer)
                     if not batches and not self.board.caught_up:
                         self.board.caught_up = await self.at_end(consumer)
                     for tp, records in batches.items():
@@ -90,6 +99,18 @@ class TopicFeed:
             if tp in self.positions:
                 consumer.seek(tp, self.positions[tp])
 
+    async def follow_reset_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """Partitions that end before what was read belong to a broker that lost them: read
+        them from their start (the services publish their history to it again)."""
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        reset = [tp for tp, end in ends.items() if end < self.positions.get(tp, 0)]
+        if reset:
+            log.warning("the broker no longer holds what the board read from %d partitions; "
+                        "reading them from their start", len(reset))
+            for tp in reset:
+                self.positions[tp] = 0
+                consumer.seek(tp, 0)
+
     async def at_end(self, consumer: AIOKafkaConsumer) -> bool:
         ends = await consumer.end_offsets(list(consumer.assignment()))
         return all(self.positions.get(tp, 0) >= end for tp, end in ends.items())
@@ -104,6 +125,7 @@ class TopicFeed:
                         record.partition, record.offset, str(exc)[:200])
             return
         event_id = f"{record.topic}:{record.partition}:{record.offset}"
-        self.board.apply(event, event_id)
+        if not self.board.apply(event, event_id):
+            return  # a copy of an event the board (and its subscribers) already had
         payload = orjson.dumps(event.model_dump(mode="json", exclude_none=True)).decode()
         self.hub.publish(StreamEvent(event_id, event.type, event_services(event), payload))

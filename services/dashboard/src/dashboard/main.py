@@ -24,6 +24,7 @@ from dashboard.feed import TopicFeed
 from dashboard.routes import STATIC_DIR, api, router
 from dashboard.stream import EventHub
 from tandem.app import RequestContext
+from tandem.inputs import InputGuard
 from tandem.logs import configure_logging
 from tandem.problems import install_problem_handlers
 from tandem.settings import PlatformSettings
@@ -98,6 +99,7 @@ def create_app(platform: PlatformSettings | None = None,
     app.include_router(router)
     app.include_router(api)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(InputGuard)
     app.add_middleware(RequestContext, service="dashboard",
                        max_body_bytes=platform.max_body_bytes)
     return app
