@@ -10,11 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from apps_under_test import STORED, Running, running
+from apps_under_test import Running
 
 from tandem.auth import mint_token
-from tandem_cli.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -147,16 +145,6 @@ async def test_a_streamed_body_over_the_limit_without_length_is_refused_with_413
     # The board takes no bodies: its route refuses the method before reading one.
     expected = 405 if service.name == "dashboard" else 413
     assert streamed.status_code == expected, streamed.text[:200]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module",
-                        params=[(n, b) for b in ("sqlite", "postgresql") for n in STORED],
-                        ids=lambda p: f"{p[0]}-{p[1]}")
-async def stored(request: pytest.FixtureRequest, broker: EmbeddedBroker,
-                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
-    name, backend = request.param
-    async with running(name, broker, tmp_path_factory.mktemp(name), backend) as svc:
-        yield svc
 
 
 async def test_hostile_strings_are_stored_verbatim_and_returned_as_json(stored: Running) -> None:

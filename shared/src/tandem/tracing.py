@@ -55,6 +55,18 @@ def enable(processor: SpanProcessor | None = None, *, service: str = "tandem") -
     return provider
 
 
+def disable() -> None:
+    """Stop recording spans and take aiokafka's instrumentation off (tests that enabled it)."""
+    if "aiokafka" in _state["instrumented"]:
+        from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+
+        AIOKafkaInstrumentor().uninstrument()
+    for tracer in _state.pop("engines", []):
+        tracer.remove_all_event_listeners()
+    _state["instrumented"].clear()
+    _state["on"] = False
+
+
 def configure(service: str) -> None:
     """Turn tracing on for this process when OpenTelemetry's exporter is configured."""
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not enabled():
@@ -75,12 +87,16 @@ def instrument_app(app: Any) -> None:
 
 
 def instrument_engine(engine: Any) -> None:
-    """Instrument a service's database engine (its statements become spans)."""
+    """Trace a service's database statements (each engine: a test process has several)."""
     if not enabled():
         return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+    # The instrumentor's public call takes one engine per process; its per-engine step is
+    # what a process with several needs. Its declared range stops below SQLAlchemy 2.1, whose
+    # engine events it uses unchanged.
+    _state.setdefault("engines", []).append(
+        SQLAlchemyInstrumentor()._instrument(engine=engine.sync_engine))
 
 
 def current_traceparent() -> str | None:
