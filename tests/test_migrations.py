@@ -53,8 +53,9 @@ async def test_the_migrated_schema_is_the_one_the_tables_describe(service: str,
     url = await new_database(service)
     upgrade(config.MIGRATIONS_DIR, url)
     declared = sa.MetaData()
-    for table in [*SQLModel.metadata.tables.values(), *models.ServiceTable.metadata.tables.values()]:
-        if table.name in _platform_and(models.ServiceTable.metadata):
+    service_tables = models.ServiceTable.metadata
+    for table in [*SQLModel.metadata.tables.values(), *service_tables.tables.values()]:
+        if table.name in _platform_and(service_tables):
             table.to_metadata(declared)
     engine = create_async_engine(url)
     try:
