@@ -51,7 +51,7 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=platform.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(**platform.kafka_client_options(),
                                 enable_auto_commit=False,
                                 fetch_max_wait_ms=platform.kafka_fetch_max_wait_ms,
                                 request_timeout_ms=platform.kafka_request_timeout_ms)

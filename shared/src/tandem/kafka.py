@@ -37,7 +37,7 @@ class KafkaLink:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    **self.settings.kafka_client_options(),
                     acks="all",
                     enable_idempotence=self.settings.kafka_idempotence,
                     linger_ms=2,
@@ -70,7 +70,7 @@ class KafkaLink:
         async with self._lock:
             if self._reader is None:
                 reader = AIOKafkaConsumer(
-                    bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                    **self.settings.kafka_client_options(), group_id=None,
                     enable_auto_commit=False,
                     request_timeout_ms=self.settings.kafka_request_timeout_ms)
                 try:
@@ -93,7 +93,7 @@ class KafkaLink:
         s = self.settings
         return AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=s.kafka_bootstrap,
+            **s.kafka_client_options(),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -108,7 +108,7 @@ class KafkaLink:
 async def ensure_topics(settings: PlatformSettings, topics: Iterable[str]) -> None:
     """Create ``topics`` with the configured partition count; existing ones are left alone."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_client_options(),
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )
     try:

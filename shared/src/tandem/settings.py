@@ -52,6 +52,14 @@ class PlatformSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 3000
     kafka_fetch_max_wait_ms: int = 50
     kafka_request_timeout_ms: int = 10000
+    #: ``PLAINTEXT`` (the embedded broker, on loopback), ``SSL`` or ``SASL_SSL`` (production:
+    #: TLS, and SCRAM users with ACLs, docs/operations.md).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    #: The cluster's CA certificate (PEM) for TLS; unset, the system's trust store.
+    kafka_ssl_cafile: str | None = None
     consumer_max_attempts: int = 3
     #: An event whose sequence is further than this beyond its subject's last applied one is
     #: held for review (a dead letter) instead of making every later real event stale.
@@ -67,6 +75,20 @@ class PlatformSettings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     #: Drive SQLite on the event loop instead of aiosqlite's thread (``tandem.sqlite_inline``).
     sqlite_inline: bool = True
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """What every Kafka client of a process connects with: the broker and its security."""
+        options: dict[str, object] = {"bootstrap_servers": self.kafka_bootstrap,
+                                      "security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            import ssl
+
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                           sasl_plain_username=self.kafka_sasl_username,
+                           sasl_plain_password=self.kafka_sasl_password)
+        return options
 
     def topic(self, name: str) -> str:
         """The full topic name for ``name`` (``incidents`` -> ``tandem.incidents``)."""

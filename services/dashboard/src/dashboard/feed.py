@@ -48,7 +48,7 @@ class TopicFeed:
         delay = 0.2
         while True:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.platform.kafka_bootstrap,
+                **self.platform.kafka_client_options(),
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",

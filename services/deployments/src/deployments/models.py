@@ -36,18 +36,21 @@ class Deployment(ServiceTable, AggregateColumns, table=True):
     software_version: str = Col(max_length=100)
     artifact: str | None = Col(default=None, max_length=500)
     ref: str | None = Col(default=None, max_length=255)
-    commits: list[dict[str, Any]] = Col(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    commits: list[dict[str, Any]] = Col(default_factory=list,
+                                              sa_column=Column(JSONType, nullable=False))
     pipeline: dict[str, Any] | None = Col(default=None, sa_column=Column(JSONType, nullable=True))
     triggered_by: str = Col(max_length=255)
     change_id: uuid.UUID | None = Col(default=None, index=True)
     status: str = Col(max_length=16)
     gate_decision: str = Col(max_length=16)
-    gate_reasons: list[dict[str, str]] = Col(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    gate_reasons: list[dict[str, str]] = Col(default_factory=list,
+                                              sa_column=Column(JSONType, nullable=False))
     gate_change_id: uuid.UUID | None = Col(default=None, index=True)
     gate_mode: str = Col(max_length=16)
     gate_decided_at: datetime = Col(sa_type=UTCDateTime)
     #: Every decision, oldest first (on the row itself: no extra insert on the hot path).
-    gate_history: list[dict[str, Any]] = Col(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    gate_history: list[dict[str, Any]] = Col(default_factory=list,
+                                              sa_column=Column(JSONType, nullable=False))
     change_requested: bool = False
     rework: bool = False
     started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
@@ -84,7 +87,8 @@ class FreezeView(ServiceTable, table=True):
 
     id: uuid.UUID = Col(primary_key=True)
     number: str = Col(max_length=16)
-    services: list[str] = Col(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    services: list[str] = Col(default_factory=list,
+                                              sa_column=Column(JSONType, nullable=False))
     starts_at: datetime = Col(sa_type=UTCDateTime)
     ends_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     status: str = Col(max_length=16, index=True)
@@ -122,7 +126,8 @@ class DoraFact(ServiceTable, table=True):
     outcome: str | None = Col(default=None, max_length=16)
     deployed_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
-    lead_times_s: list[float] = Col(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    lead_times_s: list[float] = Col(default_factory=list,
+                                              sa_column=Column(JSONType, nullable=False))
     failed: bool = False
     failure_started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     #: When the failure became known (picks the deployment that fixed it).
