@@ -1,0 +1,1 @@
+"""Tandem's service catalog: who owns what."""

@@ -1,0 +1,170 @@
+"""The catalog HTTP API: services, teams and the Backstage descriptor import. Reads need any
+token; writes are an owner's (the catalog decides who approves and who is called). Each write
+reads what it changes under the locking policy and leaves the rules to the modules named after
+their nouns."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import or_, select
+
+from catalog.config import Settings
+from catalog.descriptor_import import import_descriptors
+from catalog.errors import DescriptorProblem, DescriptorsInvalid
+from catalog.models import Service, Team
+from catalog.schemas import (
+    ImportResult,
+    Lifecycle,
+    ServiceCreate,
+    ServicePublic,
+    ServicesPage,
+    ServiceUpdate,
+    TeamCreate,
+    TeamPublic,
+    TeamsPage,
+    TeamUpdate,
+)
+from catalog.services import catalog_services, create_service, edit_service
+from catalog.services import public as service_public
+from catalog.teams import catalog_teams, create_team, edit_team
+from catalog.teams import public as team_public
+from tandem.app import Session
+from tandem.auth import Owner, Reader
+from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
+from tandem.pagination import page
+
+services_router = APIRouter(prefix="/api/v1/services", tags=["services"])
+teams_router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
+import_router = APIRouter(prefix="/api/v1/catalog", tags=["import"])
+
+NameQuery = Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+
+
+@services_router.post("", status_code=201, response_model=ServicePublic)
+async def add_service(body: ServiceCreate, session: Session, actor: Owner,
+                      idem: Idempotency) -> JSONBody:
+    """Write a service down (its teams must be in the catalog)."""
+    if (replay := await idem.replay(session)) is not None:
+        return replay
+    row, snapshot = await create_service(session, body, actor=actor.sub)
+    return await idem.respond(session, snapshot, location=f"/api/v1/services/{row.id}")
+
+
+@services_router.get("", response_model=ServicesPage)
+async def list_services(
+    session: Session, _: Reader,
+    owner_team: NameQuery = None, operations_team: NameQuery = None,
+    team: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                                      description="Owner or operations team.")] = None,
+    tier: Annotated[int | None, Query(ge=1, le=4)] = None,
+    lifecycle: Lifecycle | None = None, system: NameQuery = None,
+    unowned: Annotated[bool | None, Query(description="Only services with (or without) no "
+                                                      "owner team.")] = None,
+    source: Annotated[str | None, Query(pattern=r"^(api|import|discovered)$")] = None,
+    limit: Limit = 50, cursor: Cursor = None,
+) -> ServicesPage:
+    """Services, newest first; filters are the fields."""
+    stmt = select(Service)
+    for name, value in (("owner_team", owner_team), ("operations_team", operations_team),
+                        ("tier", tier), ("lifecycle", lifecycle), ("system", system),
+                        ("source", source)):
+        if value is not None:
+            stmt = stmt.where(getattr(Service, name) == value)
+    if team is not None:
+        stmt = stmt.where(or_(Service.owner_team == team, Service.operations_team == team))
+    if unowned is not None:
+        stmt = stmt.where(Service.owner_team.is_(None) if unowned  # type: ignore[union-attr]
+                          else Service.owner_team.is_not(None))  # type: ignore[union-attr]
+    items, next_cursor = await page(session, stmt, Service, limit=limit, cursor=cursor)
+    return ServicesPage(items=[service_public(s) for s in items], next_cursor=next_cursor)
+
+
+@services_router.get("/{ref}", response_model=ServicePublic)
+async def get_service(ref: str, session: Session, _: Reader) -> JSONBody:
+    """A service by id, number or name."""
+    return resource_response(service_public(await catalog_services.get(session, ref)))
+
+
+@services_router.patch("/{ref}", response_model=ServicePublic)
+async def update_service(ref: str, body: ServiceUpdate, request: Request, session: Session,
+                         actor: Owner) -> JSONBody:
+    """Edit a service (``If-Match`` honoured); its name never changes."""
+    row = await catalog_services.get(session, ref, for_update=True)
+    check_if_match(request, row.version)
+    return resource_response(await edit_service(session, row, body, actor=actor.sub))
+
+
+@teams_router.post("", status_code=201, response_model=TeamPublic)
+async def add_team(body: TeamCreate, session: Session, actor: Owner,
+                   idem: Idempotency) -> JSONBody:
+    """Write a team down with its members (token subs)."""
+    if (replay := await idem.replay(session)) is not None:
+        return replay
+    row, snapshot = await create_team(session, body, actor=actor.sub)
+    return await idem.respond(session, snapshot, location=f"/api/v1/teams/{row.id}")
+
+
+@teams_router.get("", response_model=TeamsPage)
+async def list_teams(
+    session: Session, _: Reader,
+    member: Annotated[str | None, Query(min_length=1, max_length=255,
+                                        description="Only teams this sub belongs to.")] = None,
+    limit: Limit = 50, cursor: Cursor = None,
+) -> TeamsPage:
+    """Teams, newest first."""
+    stmt = select(Team)
+    if member is not None:
+        # Membership is read from the rows, not the database: JSON containment differs by
+        # database, and the catalog's teams are few.
+        rows = [t for t in (await session.scalars(stmt)).all() if member in (t.members or [])]
+        rows.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+        return TeamsPage(items=[team_public(t) for t in rows[:limit]], next_cursor=None)
+    items, next_cursor = await page(session, stmt, Team, limit=limit, cursor=cursor)
+    return TeamsPage(items=[team_public(t) for t in items], next_cursor=next_cursor)
+
+
+@teams_router.get("/{ref}", response_model=TeamPublic)
+async def get_team(ref: str, session: Session, _: Reader) -> JSONBody:
+    """A team by id, number or name."""
+    return resource_response(team_public(await catalog_teams.get(session, ref)))
+
+
+@teams_router.patch("/{ref}", response_model=TeamPublic)
+async def update_team(ref: str, body: TeamUpdate, request: Request, session: Session,
+                      actor: Owner) -> JSONBody:
+    """Edit a team (``members`` replaces the list; ``If-Match`` honoured)."""
+    row = await catalog_teams.get(session, ref, for_update=True)
+    check_if_match(request, row.version)
+    return resource_response(await edit_team(session, row, body, actor=actor.sub))
+
+
+@import_router.post(
+    "/import", response_model=ImportResult,
+    summary="Import Backstage descriptors (catalog-info.yaml)",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/yaml": {"schema": {
+            "type": "string",
+            "description": "One or many Backstage entity documents (Component, Group, User, "
+                           "System), separated by ---."}}}}},
+    responses={422: {"description": "A document is not valid YAML or not a valid Backstage "
+                                    "entity; `errors` names the document and field, and "
+                                    "nothing was imported."}},
+)
+async def import_catalog(request: Request, session: Session, settings: Settings, actor: Owner,
+                         idem: Idempotency) -> JSONBody:
+    """All or nothing per request, and idempotent: the same descriptors again change
+    nothing (``changed: false``)."""
+    if (replay := await idem.replay(session)) is not None:
+        return replay
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DescriptorsInvalid([DescriptorProblem(1, None, "", "the body is not UTF-8 "
+                                                                 "text")]) from None
+    result = await import_descriptors(session, settings, text, actor=actor.sub)
+    return await idem.respond(session, result, status=200)
