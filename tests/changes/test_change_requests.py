@@ -104,8 +104,17 @@ async def test_roles_decide_who_may_record_and_approve(svc: ChangesService) -> N
     assert (await svc.client.post("/api/v1/changes", json=body)).status_code == 401
     assert (await svc.client.post("/api/v1/changes", json=body,
                                   headers=svc.auth("viewer"))).status_code == 403
-    assert (await svc.client.post("/api/v1/changes", json=body,
-                                  headers=svc.auth("pipeline"))).status_code == 201
+    # A pipeline records a standard change only from an active template of its service.
+    r = await svc.client.post("/api/v1/changes", json=body, headers=svc.auth("pipeline"))
+    assert (r.status_code, r.json()["type"]) == (
+        403, "urn:tandem:problem:standard-change-template-required")
+    template = await svc.client.post("/api/v1/standard-changes", headers=svc.auth("owner"),
+                                     json={"service": service, "title": "Rotate certs",
+                                           "max_window_minutes": 120})
+    assert template.status_code == 201, template.text
+    assert (await svc.client.post("/api/v1/changes", json={
+        **body, "template_id": template.json()["id"]},
+        headers=svc.auth("pipeline"))).status_code == 201
     r = await svc.client.post("/api/v1/changes", json={**body, "type": "normal"},
                               headers=svc.auth("pipeline"))
     assert r.status_code == 403

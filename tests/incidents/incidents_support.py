@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,36 @@ class Running:
         check = until or (lambda evs: bool(evs))
         events = await self.watcher.wait_for(lambda evs: check(mine(evs)), timeout=timeout)
         return mine(events)
+
+
+def deployment(service: str, *, environment: str = "production", status: str = "requested",
+               started: datetime | None = None, change_id: str | None = None,
+               software_version: str | None = "1.4.2") -> dict[str, Any]:
+    """A deployment snapshot as ``tandem.deployments`` publishes it: ``version`` is its
+    counter, ``software_version`` what it deploys (absent from events that predate it)."""
+    snapshot = {"id": str(uuid.uuid4()), "number": f"DEP{uuid.uuid4().int % 10**7:07d}",
+                "service": service, "environment": environment, "version": 1,
+                "commits": [{"sha": "a" * 40, "committed_at": "2026-01-01T00:00:00Z"}],
+                "change_id": change_id, "status": status,
+                "gate": {"decision": "allowed", "reasons": [], "change_id": change_id,
+                         "mode": "receipt"},
+                "started_at": started.isoformat() if started else None, "finished_at": None}
+    if software_version is not None:
+        snapshot["software_version"] = software_version
+    return snapshot
+
+
+async def run_deployment(svc: Running, d: dict[str, Any], *moves: str) -> None:
+    """Publish a deployment's created event, then one transitioned event per move."""
+    await svc.publish("deployments", deployment_event("tandem.deployment.created", sequence=1,
+                                                      deployment=d))
+    before = d["status"]
+    for n, to in enumerate(moves, start=2):
+        d = {**d, "status": to, "version": n}
+        await svc.publish("deployments", deployment_event(
+            "tandem.deployment.transitioned", sequence=n, deployment=d,
+            **{"from": before, "to": to, "reason": f"pipeline says {to}"}))
+        before = to
 
 
 def deployment_event(type_: str, *, sequence: int, deployment: dict[str, Any],

@@ -7,28 +7,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from incidents_support import Running, change_event, deployment_event, unique_service
+from incidents_support import (
+    Running,
+    change_event,
+    deployment,
+    deployment_event,
+    run_deployment,
+    unique_service,
+)
 
 from tandem_testing import TopicWatcher, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-def deployment(service: str, *, environment: str = "production", status: str = "requested",
-               started: datetime | None = None, change_id: str | None = None,
-               software_version: str | None = "1.4.2") -> dict[str, Any]:
-    """A deployment snapshot as ``tandem.deployments`` publishes it: ``version`` is its
-    counter, ``software_version`` what it deploys (absent from events that predate it)."""
-    snapshot = {"id": str(uuid.uuid4()), "number": f"DEP{uuid.uuid4().int % 10**7:07d}",
-                "service": service, "environment": environment, "version": 1,
-                "commits": [{"sha": "a" * 40, "committed_at": "2026-01-01T00:00:00Z"}],
-                "change_id": change_id, "status": status,
-                "gate": {"decision": "allowed", "reasons": [], "change_id": change_id,
-                         "mode": "receipt"},
-                "started_at": started.isoformat() if started else None, "finished_at": None}
-    if software_version is not None:
-        snapshot["software_version"] = software_version
-    return snapshot
 
 
 def change(service: str, status: str, environment: str = "production") -> dict[str, Any]:
@@ -36,19 +26,6 @@ def change(service: str, status: str, environment: str = "production") -> dict[s
             "type": "normal", "title": "Raise pool size", "service": service,
             "environment": environment, "status": status, "planned_start": None,
             "planned_end": None, "incident_id": None, "deployment_id": None, "close_code": None}
-
-
-async def run_deployment(svc: Running, d: dict[str, Any], *moves: str) -> None:
-    """Publish a deployment's created event, then one transitioned event per move."""
-    await svc.publish("deployments", deployment_event("tandem.deployment.created", sequence=1,
-                                                      deployment=d))
-    before = d["status"]
-    for n, to in enumerate(moves, start=2):
-        d = {**d, "status": to, "version": n}
-        await svc.publish("deployments", deployment_event(
-            "tandem.deployment.transitioned", sequence=n, deployment=d,
-            **{"from": before, "to": to, "reason": f"pipeline says {to}"}))
-        before = to
 
 
 async def incidents_of(svc: Running, service: str) -> list[dict[str, Any]]:

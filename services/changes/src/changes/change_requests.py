@@ -10,19 +10,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from changes import risk, success_scores
+from changes import risk, standard_changes, success_scores
+from changes.catalog import ownership_of
 from changes.config import ChangesSettings
 from changes.conflicts import conflicts_of
 from changes.errors import CloseCodeRequired
 from changes.events import ChangeCreated, ChangeTransitioned, ChangeUpdated
 from changes.freezes import active_freezes
 from changes.models import Change, ChangeApproval
-from changes.rules.approvals import approvals_required
+from changes.rules.approvals import ApprovalRule, Tally, approval_rule, tally
 from changes.rules.lifecycle import (
     PATHS,
     Move,
@@ -32,6 +34,11 @@ from changes.rules.lifecycle import (
     check_window,
 )
 from changes.rules.risk import SET_BY_REQUESTER
+from changes.rules.standard_changes import (
+    check_templated_window,
+    template_refusal,
+    templated_window,
+)
 from changes.rules.success_scores import close_score
 from changes.schemas import (
     ApprovalPublic,
@@ -46,25 +53,41 @@ from tandem.db import utcnow
 
 
 class ChangeAggregate(Aggregate[Change, ChangePublic]):
-    """Change requests under the service's settings (its snapshot counts approvals against
-    the number they require)."""
+    """Change requests under the service's settings: the snapshot shows the approval rule of
+    each change (by what the catalog says of its service) and its approvals against it."""
 
     def __init__(self, settings: ChangesSettings) -> None:
         super().__init__(Change, name="change", service="changes", number_prefix="CHG")
         self.settings = settings
 
-    def approvals_required(self, change_type: str) -> int:
-        return approvals_required(change_type, self.settings.required_approvals,
-                                  self.settings.emergency_required_approvals)
+    async def rules(self, session: AsyncSession,
+                    rows: Sequence[Change]) -> dict[uuid.UUID, ApprovalRule]:
+        """Each change's approval rule; the catalog's projections are read only for changes
+        that take approvals."""
+        approved = [c for c in rows if c.type != "standard"]
+        owners = await ownership_of(session, {c.service for c in approved},
+                                    dual_approval_tier=self.settings.dual_approval_tier)
+        none = ApprovalRule("none", 0)
+        return {c.id: approval_rule(
+            c.type, owners[c.service], normal=self.settings.required_approvals,
+            emergency=self.settings.emergency_required_approvals,
+            dual_approval_tier=self.settings.dual_approval_tier)
+            if c.type != "standard" else none for c in rows}
 
-    async def approvals_received(self, session: AsyncSession, change_id: uuid.UUID) -> int:
-        """The approving decisions of the current round (since the last revert to new)."""
-        count = await session.scalar(
-            select(func.count()).select_from(ChangeApproval).where(
-                ChangeApproval.change_id == change_id,
-                ChangeApproval.active.is_(True),  # type: ignore[attr-defined]
-                ChangeApproval.decision == "approve"))
-        return int(count or 0)
+    async def round_of(self, session: AsyncSession, change: Change) -> list[tuple[str, str]]:
+        """The ``(approver, decision)`` pairs of the current round (since the last revert to
+        new), oldest first."""
+        return [(a, d) for a, d in (await session.execute(
+            select(ChangeApproval.approver, ChangeApproval.decision).where(
+                ChangeApproval.change_id == change.id,
+                ChangeApproval.active.is_(True))  # type: ignore[attr-defined]
+            .order_by(ChangeApproval.created_at))).all()]
+
+    async def tally_of(self, session: AsyncSession,
+                       change: Change) -> tuple[ApprovalRule, Tally]:
+        """The change's approval rule and its current round counted under it."""
+        rule = (await self.rules(session, [change]))[change.id]
+        return rule, tally(rule, await self.round_of(session, change))
 
     async def snapshots(self, session: AsyncSession,
                         rows: Sequence[Change]) -> list[ChangePublic]:
@@ -82,38 +105,67 @@ class ChangeAggregate(Aggregate[Change, ChangePublic]):
                 .execution_options(populate_existing=True))
             for approval in approvals:
                 by_change[approval.change_id].append(approval)
-        return [ChangePublic.model_validate({
-            **change.model_dump(),
-            "approvals": [ApprovalPublic.model_validate(a) for a in by_change[change.id]],
-            "approvals_required": self.approvals_required(change.type),
-            "approvals_received": sum(a.decision == "approve" for a in by_change[change.id]),
-            "allowed_transitions": PATHS[change.type].allowed(change.status),
-        }) for change in rows]
+        rules = await self.rules(session, rows)
+        out = []
+        for change in rows:
+            rule = rules[change.id]
+            counted = tally(rule, [(a.approver, a.decision) for a in by_change[change.id]])
+            out.append(ChangePublic.model_validate({
+                **change.model_dump(),
+                "approvals": [ApprovalPublic.model_validate(a) for a in by_change[change.id]],
+                "approvals_required": counted.required,
+                "approvals_received": counted.received,
+                "approval_rule": rule_public(rule, counted),
+                "allowed_transitions": PATHS[change.type].allowed(change.status),
+            }))
+        return out
 
     async def snapshot(self, session: AsyncSession, row: Change) -> ChangePublic:
         return (await self.snapshots(session, [row]))[0]
 
 
+def rule_public(rule: ApprovalRule, counted: Tally) -> dict[str, Any]:
+    """The approval rule as a change's snapshot shows it, with who approved for each side."""
+    return {"kind": rule.kind, "tier": rule.tier, "owner_team": rule.owner_team,
+            "operations_team": rule.operations_team, "unowned": rule.unowned,
+            "sides": [{"side": side.side, "team": side.team,
+                       "approved_by": list(counted.approved_by[i])}
+                      for i, side in enumerate(rule.sides)],
+            "missing": list(counted.missing), "note": rule.note}
+
+
 async def create(session: AsyncSession, settings: ChangesSettings, body: ChangeCreate, *,
                  actor: str, deployment_id: uuid.UUID | None = None,
-                 ) -> tuple[Change, ChangePublic]:
-    """Record a new change request (status ``new``) and publish ``created``."""
-    check_window(body.planned_start, body.planned_end, settings.max_window_hours)
+                 by_pipeline: bool = False) -> tuple[Change, ChangePublic]:
+    """Record a new change request (status ``new``) and publish ``created``. A standard change
+    from a template takes its title, description and window from it; a pipeline's standard
+    change needs one (:func:`~changes.rules.standard_changes.template_refusal`)."""
+    row = await standard_changes.templates.find(session, body.template_id)
+    template = standard_changes.template_facts(row) if row is not None else None
+    if (refusal := template_refusal(
+            change_type=body.type.value, service=body.service, by_pipeline=by_pipeline,
+            template_named=body.template_id is not None, template=template)) is not None:
+        raise refusal
+    title, description = body.title, body.description
+    start, end = body.planned_start, body.planned_end
+    if row is not None and template is not None:
+        title, description = title or row.title, description or row.description
+        start, end = templated_window(start, end, template, utcnow())
+    check_window(start, end, settings.max_window_hours)
     check_incident_link(body.type, body.incident_id)
     if body.risk is not None:
         level, rule = body.risk, SET_BY_REQUESTER
     else:
         level, rule = await risk.assess(
             session, settings, change_type=body.type.value, service=body.service,
-            environment=body.environment.value, planned_start=body.planned_start,
-            planned_end=body.planned_end)
+            environment=body.environment.value, planned_start=start, planned_end=end)
     changes = ChangeAggregate(settings)
     change = await changes.new(
-        session, type=body.type.value, title=body.title, description=body.description,
+        session, type=body.type.value, title=title, description=description or "",
         service=body.service, environment=body.environment.value, status="new", risk=level,
         risk_rule=rule, risk_set_by_requester=body.risk is not None,
-        planned_start=body.planned_start, planned_end=body.planned_end,
-        incident_id=body.incident_id, deployment_id=deployment_id, requested_by=actor)
+        planned_start=start, planned_end=end, incident_id=body.incident_id,
+        deployment_id=deployment_id, template_id=body.template_id, requested_by=actor)
     return change, await changes.record(session, change, ChangeCreated, actor=actor)
 
 
@@ -142,6 +194,9 @@ async def edit(session: AsyncSession, settings: ChangesSettings, change: Change,
         start = given.get("planned_start", change.planned_start)
         end = given.get("planned_end", change.planned_end)
         check_window(start, end, settings.max_window_hours)
+        template = await standard_changes.template_of_change(session, change.template_id)
+        if template is not None:
+            check_templated_window(start, end, template)
         if not change.risk_set_by_requester and "risk" not in given:
             # Assessed before the row changes, so the row is written once, with its event.
             reassessed = await risk.assess(
@@ -168,14 +223,15 @@ async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Ch
     """What moving ``change`` to ``to`` depends on (read only as far as the move needs), and
     the conflicts of its window when it is being scheduled."""
     conflicts: list[Conflict] = []
-    received = 0
+    counted = Tally(0, 0)
     if to == "scheduled":
         conflicts = await conflicts_of(session, change)
-        received = await changes.approvals_received(session, change.id)
+        if change.type != "standard":
+            _, counted = await changes.tally_of(session, change)
     frozen = bool(await active_freezes(session, change.service)) if to == "implement" else False
     move = Move(
-        type=change.type, status=change.status, to=to, approvals_received=received,
-        approvals_required=changes.approvals_required(change.type), frozen=frozen,
+        type=change.type, status=change.status, to=to, approvals_received=counted.received,
+        approvals_required=counted.required, approvals_missing=counted.missing, frozen=frozen,
         conflicts=len(conflicts), force=force, may_force=may_force,
         has_window=change.planned_start is not None and change.planned_end is not None,
         close_code=close_code,

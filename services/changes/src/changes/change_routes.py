@@ -49,7 +49,8 @@ async def create_change(body: ChangeCreate, session: Session, settings: Settings
     _pipeline_records_standard_only(actor, body.type)
     if (replay := await idem.replay(session)) is not None:
         return replay
-    change, snapshot = await change_requests.create(session, settings, body, actor=actor.sub)
+    change, snapshot = await change_requests.create(session, settings, body, actor=actor.sub,
+                                                    by_pipeline=actor.role == Role.pipeline)
     return await idem.respond(session, snapshot, location=f"/api/v1/changes/{change.id}")
 
 

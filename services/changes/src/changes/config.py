@@ -26,6 +26,10 @@ class ChangesSettings(ServiceSettings):
     required_approvals: int = Field(default=1, ge=1)
     #: Approvals an emergency change needs (its expedited authority).
     emergency_required_approvals: int = Field(default=1, ge=1)
+    #: A change of a service of this tier or a more critical one (1 = most critical) needs a
+    #: manager of the service's owner team and one of its operations team (the catalog's);
+    #: 0 turns approvals by ownership off.
+    dual_approval_tier: int = Field(default=1, ge=0, le=4)
     #: The longest planned window a change may ask for.
     max_window_hours: float = Field(default=72, gt=0)
     #: Ordered risk rules as JSON; the first whose conditions all hold sets the risk.

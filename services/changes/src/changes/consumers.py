@@ -1,4 +1,5 @@
-"""Reactions to the incidents and deployments topics, one named handler per event type.
+"""Reactions to the incidents, deployments and catalog topics, one named handler per event
+type.
 
 Each handler gets the consumer's session (one transaction per batch, with the inbox), the
 event and the service's settings; every change or freeze it writes is read under the write lock
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from changes import change_requests, freezes, success_scores
+from changes import change_requests, freezes, standard_changes, success_scores
+from changes.catalog import services_seen, teams_seen
 from changes.change_requests import ChangeAggregate, apply_move, move_facts
 from changes.config import ChangesSettings
 from changes.conflicts import conflicts_of
@@ -158,6 +161,18 @@ async def gate_decided(session: AsyncSession, event: CloudEvent,
         k: request.get(k) for k in ("type", "title", "description", "service", "environment",
                                     "planned_start", "planned_end") if request.get(k) is not None
     })
+    template = (await standard_changes.active_template(session, body.service)
+                if body.type == "standard" else None)
+    if template is not None:
+        # The receipt is recorded from the service's template, inside its longest window.
+        end = body.planned_end
+        if body.planned_start is not None:
+            longest = body.planned_start + timedelta(minutes=template.max_window_minutes)
+            end = min(end, longest) if end is not None else longest
+        body = body.model_copy(update={
+            "template_id": template.id, "planned_end": end,
+            "description": (f"{body.description or ''} Recorded from standard change template "
+                            f"{template.number}: {template.title}.").strip()[:10000]})
     change, _ = await change_requests.create(session, settings, body, actor=event.actor,
                                              deployment_id=deployment_id)
     changes = ChangeAggregate(settings)
@@ -171,6 +186,22 @@ async def gate_decided(session: AsyncSession, event: CloudEvent,
                          reason="awaiting approval for a deployment")
 
 
+# --- catalog --------------------------------------------------------------------------------
+
+
+async def catalog_service_changed(session: AsyncSession, event: CloudEvent,
+                                  settings: ChangesSettings) -> None:
+    """The catalog wrote a service down or changed it: its tier and teams decide how its
+    changes are approved (and their risk)."""
+    await services_seen.apply(session, event, derived={"updated_at": utcnow()})
+
+
+async def catalog_team_changed(session: AsyncSession, event: CloudEvent,
+                               settings: ChangesSettings) -> None:
+    """The catalog wrote a team down or changed its members: who may approve for it."""
+    await teams_seen.apply(session, event, derived={"updated_at": utcnow()})
+
+
 #: The consumer's handlers by event type.
 HANDLERS = {
     **dict.fromkeys(("tandem.incident.created", "tandem.incident.updated",
@@ -180,4 +211,8 @@ HANDLERS = {
     "tandem.incident.cause_confirmed": cause_confirmed,
     "tandem.deployment.transitioned": deployment_transitioned,
     "tandem.deployment.gate_decided": gate_decided,
+    "tandem.service.created": catalog_service_changed,
+    "tandem.service.updated": catalog_service_changed,
+    "tandem.team.created": catalog_team_changed,
+    "tandem.team.updated": catalog_team_changed,
 }

@@ -55,14 +55,18 @@ class WindowRequired(Invalid):
 
 
 class ApprovalsMissing(Conflict):
-    """Fewer approvals than its type needs: the change cannot be scheduled yet."""
+    """Fewer approvals than its rule needs: the change cannot be scheduled yet (under
+    ownership, ``missing`` names the teams whose manager has not approved)."""
 
     code = "approvals-missing"
 
-    def __init__(self, change_type: str, received: int, required: int) -> None:
+    def __init__(self, change_type: str, received: int, required: int,
+                 missing: tuple[str, ...] = ()) -> None:
+        waiting = (f"; it waits for a manager of {' and of '.join(missing)}" if missing else "")
         super().__init__(f"This {change_type} change has {received} of {required} approvals "
-                         "needed to be scheduled.", approvals_received=received,
-                         approvals_required=required, allowed=[])
+                         f"needed to be scheduled{waiting}.", approvals_received=received,
+                         approvals_required=required, approvals_missing=list(missing),
+                         allowed=[])
 
 
 class ForceForbidden(Forbidden):
@@ -122,6 +126,19 @@ class OwnChange(Forbidden):
         super().__init__("A requester cannot approve or reject their own change.")
 
 
+class NotOnTheOwningTeams(Forbidden):
+    """Under approvals by ownership, only managers of the service's owner and operations
+    teams decide."""
+
+    code = "not-on-the-owning-teams"
+
+    def __init__(self, approver: str, teams: list[str]) -> None:
+        super().__init__(f"{approver} is in neither {' nor '.join(teams)}: a change of this "
+                         "service is approved by managers of its owner and operations teams "
+                         "(the catalog's).", teams=teams,
+                         rule="approvals by ownership (TANDEM_CHANGES_DUAL_APPROVAL_TIER)")
+
+
 class AlreadyDecided(Conflict):
     """One decision per manager per round of approvals."""
 
@@ -136,3 +153,65 @@ class StandardChangesOnly(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("The pipeline role records and moves standard changes only.")
+
+
+#: The rule a pipeline's standard change is held to (contract section 7).
+TEMPLATE_RULE = "a pipeline records a standard change only from an active template of its service"
+
+
+class TemplateRequired(Forbidden):
+    """A pipeline records a standard change only from an active template of its service."""
+
+    code = "standard-change-template-required"
+
+    def __init__(self) -> None:
+        super().__init__("A pipeline records a standard change only from an active standard "
+                         "change template of its service: name it in template_id.",
+                         rule=TEMPLATE_RULE)
+
+
+class TemplateNotUsable(Forbidden):
+    """The template named is retired, or belongs to another service."""
+
+    code = "standard-change-template-not-usable"
+
+    def __init__(self, number: str, why: str) -> None:
+        super().__init__(f"Standard change template {number} {why}; a standard change comes "
+                         "only from an active template of its own service.", rule=TEMPLATE_RULE,
+                         template=number)
+
+
+class TemplateUnknown(Invalid):
+    """No template has that id."""
+
+    def __init__(self) -> None:
+        super().__init__("template_id", "no standard change template has this id",
+                         detail="template_id names no standard change template.")
+
+
+class TemplateForStandardOnly(Invalid):
+    """Only a standard change is recorded from a template."""
+
+    def __init__(self) -> None:
+        super().__init__("template_id", "standard changes only",
+                         detail="Only a standard change is recorded from a template.")
+
+
+class TemplateWindowExceeded(Invalid):
+    """A templated change's window is longer than its template allows."""
+
+    def __init__(self, number: str, minutes: int) -> None:
+        super().__init__("planned_end", f"the window is longer than template {number} allows "
+                                        f"({minutes} minutes)",
+                         detail=f"Standard change template {number} allows a window of at "
+                                f"most {minutes} minutes.")
+
+
+class TemplateRetired(Conflict):
+    """A retired template is read-only."""
+
+    code = "final-state"
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"Standard change template {number} is retired; write a new one.",
+                         allowed=[])

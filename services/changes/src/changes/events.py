@@ -10,7 +10,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from changes.schemas import ApprovalPublic, ChangePublic, Conflict, FreezePublic
+from changes.schemas import (
+    ApprovalPublic,
+    ChangePublic,
+    Conflict,
+    FreezePublic,
+    StandardChangePublic,
+)
 from tandem.aggregate import EventData, event_catalog
 
 
@@ -59,5 +65,26 @@ class FreezeTransitioned(EventData):
     reason: str
 
 
+class StandardChangeCreated(EventData):
+    event_type: ClassVar[str] = "tandem.standard_change.created"
+    standard_change: StandardChangePublic
+
+
+class StandardChangeUpdated(EventData):
+    event_type: ClassVar[str] = "tandem.standard_change.updated"
+    standard_change: StandardChangePublic
+    changes: dict[str, list[Any]] = Field(description="Edited fields: {field: [old, new]}.")
+
+
+class StandardChangeTransitioned(EventData):
+    event_type: ClassVar[str] = "tandem.standard_change.transitioned"
+    standard_change: StandardChangePublic
+    from_: str = Field(alias="from")
+    to: str
+    reason: str
+
+
 EVENT_DATA = event_catalog(ChangeCreated, ChangeUpdated, ChangeTransitioned,
-                           ChangeApprovalRecorded, FreezeCreated, FreezeTransitioned)
+                           ChangeApprovalRecorded, FreezeCreated, FreezeTransitioned,
+                           StandardChangeCreated, StandardChangeUpdated,
+                           StandardChangeTransitioned)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from changes import calendar, change_routes, freeze_routes
+from changes import calendar, change_routes, freeze_routes, standard_change_routes
 from changes.config import ChangesSettings
 from changes.consumers import HANDLERS
 from changes.freezes import freeze_clock
@@ -16,12 +16,14 @@ def create_app(platform: PlatformSettings | None = None,
                settings: ChangesSettings | None = None) -> FastAPI:
     spec = ServiceSpec(
         title="Tandem changes",
-        description="ITIL change enablement: approvals, risk, schedules, freezes and conflicts, "
-                    "fed by deployments and incidents.",
+        description="ITIL change enablement: approvals (by ownership, from the catalog), risk, "
+                    "schedules, freezes, conflicts and the standard change catalog, fed by "
+                    "deployments, incidents and the catalog.",
         settings=settings or ChangesSettings(),
         routers=[change_routes.router, change_routes.scores_router, freeze_routes.router,
-                 calendar.router],
-        reactions=[Reaction(topics=["incidents", "deployments"], handlers=HANDLERS)],
+                 calendar.router, standard_change_routes.router],
+        reactions=[Reaction(topics=["incidents", "deployments", "catalog"],
+                            handlers=HANDLERS)],
         jobs=[freeze_clock],
     )
     return create_service_app(spec, platform)

@@ -1,5 +1,5 @@
-"""The tables: changes and their approvals, freezes, success scores, and the projection of
-incidents."""
+"""The tables: changes and their approvals, freezes, standard change templates, success
+scores, and the projections of incidents and of the catalog's services and teams."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ class Change(ServiceTable, AggregateColumns, table=True):
     planned_end: datetime | None = Column(default=None, sa_type=UTCDateTime)
     incident_id: uuid.UUID | None = None
     deployment_id: uuid.UUID | None = Column(default=None, unique=True)
+    #: The standard change template it was recorded from (a pre-authorized path), or null.
+    template_id: uuid.UUID | None = Column(default=None, index=True)
     requested_by: str = Column(max_length=255)
     close_code: str | None = Column(default=None, max_length=32)
     close_notes: str | None = Column(default=None, sa_column=SAColumn(Text, nullable=True))
@@ -105,4 +107,50 @@ class IncidentView(ServiceTable, table=True):
     priority: int
     major: bool
     status: str = Column(max_length=16)
+    updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StandardChange(ServiceTable, AggregateColumns, table=True):
+    """A standard change template (aggregate ``standard_change``, numbers ``STD...``): an
+    owner-approved, repeatable change of one service, with the longest window it may take."""
+
+    __tablename__ = "standard_change"
+    __table_args__ = (Index("ix_standard_change_created_at", "created_at"),
+                      Index("ix_standard_change_service", "service", "status"))
+
+    service: str = Column(max_length=100)
+    title: str = Column(max_length=200)
+    description: str = Column(sa_column=SAColumn(Text, nullable=False))
+    max_window_minutes: int
+    status: str = Column(max_length=16)
+    #: The owner who approved the template by writing it down.
+    approved_by: str = Column(max_length=255)
+    retired_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    retired_by: str | None = Column(default=None, max_length=255)
+
+
+class ServiceView(ServiceTable, table=True):
+    """What this service knows of the catalog's services, from ``tandem.catalog``: a change's
+    tier (risk, approvals) and the teams that approve it."""
+
+    __tablename__ = "service_view"
+
+    id: uuid.UUID = Column(primary_key=True)
+    name: str = Column(index=True, max_length=100)
+    tier: int | None = None
+    owner_team: str | None = Column(default=None, max_length=100)
+    operations_team: str | None = Column(default=None, max_length=100)
+    updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TeamView(ServiceTable, table=True):
+    """What this service knows of the catalog's teams: their members (token subs), who may
+    approve for a team."""
+
+    __tablename__ = "team_view"
+
+    id: uuid.UUID = Column(primary_key=True)
+    name: str = Column(index=True, max_length=100)
+    members: list[str] = Column(default_factory=list,
+                                sa_column=SAColumn(JSONType, nullable=False))
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,5 +1,6 @@
 """A change's risk, assessed by the ordered rules (:mod:`changes.rules.risk`) from what the
-service knows now: its open incidents and its change success score."""
+service knows now: its open incidents, its change success score and its tier (the
+catalog's)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from changes import incidents, success_scores
+from changes import catalog, incidents, success_scores
 from changes.config import ChangesSettings
 from changes.rules.risk import RiskFacts, assess_risk
 
@@ -22,5 +23,6 @@ async def assess(session: AsyncSession, settings: ChangesSettings, *, change_typ
         window = (planned_end - planned_start).total_seconds() / 3600
     facts = RiskFacts(type=change_type, environment=environment, window_hours=window,
                       success_score=(await success_scores.score_of(session, service)).score,
-                      open_incidents=open_incidents, open_major_incidents=open_major)
+                      open_incidents=open_incidents, open_major_incidents=open_major,
+                      tier=await catalog.tier_of(session, service))
     return assess_risk(settings.risk_rules, settings.default_risk, facts)

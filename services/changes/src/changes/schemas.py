@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from changes.rules.risk import Risk
 from tandem.pagination import Page
@@ -38,14 +38,24 @@ class ChangeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: ChangeType
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10000)
+    title: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="Required, unless a template gives it.")
+    description: str | None = Field(default=None, max_length=10000)
     service: str = Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)
     environment: Environment
     planned_start: UTCTime | None = None
     planned_end: UTCTime | None = None
     risk: Risk | None = None
     incident_id: uuid.UUID | None = None
+    template_id: uuid.UUID | None = Field(
+        default=None, description="The standard change template it is recorded from (a "
+                                  "pre-authorized path); a pipeline's standard change needs one.")
+
+    @model_validator(mode="after")
+    def _titled(self) -> ChangeCreate:
+        if self.title is None and self.template_id is None:
+            raise ValueError("title is required (or a template_id that gives it)")
+        return self
 
 
 class ChangeUpdate(BaseModel):
@@ -69,6 +79,27 @@ class ApprovalPublic(BaseModel):
     decision: Literal["approve", "reject"]
     comment: str
     created_at: datetime
+
+
+class ApprovalSidePublic(BaseModel):
+    side: Literal["owner", "operations"]
+    team: str
+    approved_by: list[str] = Field(description="Managers of this team who approved.")
+
+
+class ApprovalRulePublic(BaseModel):
+    """How a change is approved (from what the catalog says of its service)."""
+
+    kind: Literal["none", "managers", "ownership"] = Field(
+        description="none: pre-authorized (standard); managers: any managers; ownership: a "
+                    "manager of each side's team.")
+    tier: int | None
+    owner_team: str | None
+    operations_team: str | None
+    unowned: bool = Field(description="The catalog has no owner team for the service.")
+    sides: list[ApprovalSidePublic]
+    missing: list[str] = Field(description="Teams whose manager's approval is still needed.")
+    note: str | None
 
 
 class ChangePublic(BaseModel):
@@ -98,6 +129,11 @@ class ChangePublic(BaseModel):
     approvals: list[ApprovalPublic] = Field(description="Decisions since the last revert to new.")
     approvals_required: int
     approvals_received: int
+    approval_rule: ApprovalRulePublic = Field(
+        description="How this change is approved: by any managers, or by ownership (a manager "
+                    "of the service's owner team and one of its operations team).")
+    template_id: uuid.UUID | None = Field(
+        default=None, description="The standard change template it was recorded from.")
     allowed_transitions: list[str]
     closed_at: datetime | None
     version: int
@@ -190,3 +226,49 @@ class SuccessScorePublic(BaseModel):
     score: int
     closed_changes: int
     caused_incidents: int
+
+
+class StandardChangeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: ServiceName
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10000)
+    max_window_minutes: int = Field(ge=1, le=7 * 24 * 60,
+                                    description="The longest window a change from it may take.")
+
+
+class StandardChangeUpdate(BaseModel):
+    """A PATCH: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10000)
+    max_window_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+
+
+class StandardChangePublic(BaseModel):
+    """A standard change template, as the API returns it and its events carry it."""
+
+    id: uuid.UUID
+    number: str
+    service: str
+    title: str
+    description: str
+    max_window_minutes: int
+    status: Literal["active", "retired"]
+    approved_by: str = Field(description="The owner who wrote it down.")
+    retired_at: datetime | None
+    retired_by: str | None
+    allowed_transitions: list[str]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+StandardChangesPage = Page[StandardChangePublic]
+
+
+class StandardChangeTransitionRequest(TransitionRequest):
+    pass

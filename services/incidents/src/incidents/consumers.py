@@ -1,5 +1,7 @@
-"""Reactions to other services' events: the projections of deployments and changes, and S2
-(a failed production deployment opens an incident).
+"""Reactions to other services' events: the projections of deployments, changes and the
+catalog's services, S2 (a failed production deployment opens an incident), and assignment by
+ownership (an open incident nobody works goes to its service's operations team once the
+catalog names one).
 
 Each handler is a named function ``(session, event, settings)`` run in the consumer's
 transaction with its inbox row; :data:`HANDLERS` registers them by event type. Nothing here
@@ -11,11 +13,17 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from incidents.assignment import group_of
 from incidents.config import IncidentsSettings
-from incidents.incident import incidents, open_incident
+from incidents.incident import assign_unassigned, incidents, open_incident
 from incidents.models import Incident
 from incidents.notes import add_note
-from incidents.projections import DeploymentSnapshot, project_change, project_deployment
+from incidents.projections import (
+    DeploymentSnapshot,
+    project_change,
+    project_deployment,
+    project_service,
+)
 from incidents.rules.lifecycle import FINAL_STATES
 from incidents.schemas import IncidentCreate, Source
 from tandem.app import Reaction, ReactionHandler
@@ -77,6 +85,15 @@ async def change_changed(session: AsyncSession, event: CloudEvent,
     await project_change(session, event)
 
 
+async def catalog_service_changed(session: AsyncSession, event: CloudEvent,
+                                  settings: IncidentsSettings) -> None:
+    """The catalog wrote a service down or changed who runs it: keep its view, and give its
+    open unassigned incidents (opened before the catalog knew) to its operations team."""
+    service = await project_service(session, event)
+    if (group := group_of(service)) is not None:
+        await assign_unassigned(session, service.name, group, actor=event.actor)
+
+
 HANDLERS: dict[str, ReactionHandler] = {
     "tandem.deployment.created": deployment_changed,
     "tandem.deployment.updated": deployment_changed,
@@ -86,7 +103,9 @@ HANDLERS: dict[str, ReactionHandler] = {
     "tandem.change.updated": change_changed,
     "tandem.change.transitioned": change_changed,
     "tandem.change.approval_recorded": change_changed,
+    "tandem.service.created": catalog_service_changed,
+    "tandem.service.updated": catalog_service_changed,
 }
 
 #: The service's one consumer of other topics.
-REACTIONS = Reaction(topics=["deployments", "changes"], handlers=HANDLERS)
+REACTIONS = Reaction(topics=["deployments", "changes", "catalog"], handlers=HANDLERS)

@@ -12,14 +12,22 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents import events, timeline
+from incidents.assignment import group_for
 from incidents.config import IncidentsSettings
 from incidents.errors import IncidentFinal, ManagerDecision, MitigationOutOfRange
 from incidents.models import Incident
 from incidents.policy_store import load_policy
-from incidents.rules.lifecycle import FINAL_STATES, LIFECYCLE, apply_move, check_move
+from incidents.rules.lifecycle import (
+    FINAL_STATES,
+    LIFECYCLE,
+    OPEN_STATES,
+    apply_move,
+    check_move,
+)
 from incidents.rules.policy import derive_priority, is_major, set_due_times
 from incidents.schemas import (
     IncidentCreate,
@@ -65,14 +73,17 @@ async def open_incident(
     opened_by_deployment_id: uuid.UUID | None = None,
     cause_deployment_id: uuid.UUID | None = None, cause_change_id: uuid.UUID | None = None,
 ) -> tuple[Incident, IncidentPublic]:
-    """Open an incident (priority from the policy's matrix, SLA due times) and look for
-    suspects: the ``created`` event, then ``suspects_found`` when there are any. Returns the
-    new row and its snapshot after the last event."""
+    """Open an incident (priority from the policy's matrix, SLA due times; with no assignment
+    group, its service's operations team) and look for suspects: the ``created`` event, then
+    ``suspects_found`` when there are any. Returns the new row and its snapshot after the last
+    event."""
     policy = await load_policy(session, settings)
     priority = derive_priority(policy.priority_matrix, body.impact, body.urgency)
     now = utcnow()
+    fields = body.model_dump(mode="json")
+    fields["assignment_group"] = await group_for(session, body.service, body.assignment_group)
     incident = await incidents.new(
-        session, now=now, **body.model_dump(mode="json"),
+        session, now=now, **fields,
         priority=priority, major=is_major(priority, False), status="new",
         source=source.value, dedup_key=dedup_key, alert_count=1 if dedup_key else 0,
         opened_by_deployment_id=opened_by_deployment_id,
@@ -158,3 +169,18 @@ async def move_incident(session: AsyncSession, incident: Incident, body: Transit
                now=now)
     return await incidents.record(session, incident, events.IncidentTransitioned, actor=actor,
                                   now=now, from_=before, to=to, reason=body.reason)
+
+
+async def assign_unassigned(session: AsyncSession, service: str, group: str, *,
+                            actor: str) -> int:
+    """Give ``group`` the open incidents of ``service`` that nobody is assigned to (read under
+    the write lock, in id order), each with its ``updated`` event; returns how many."""
+    rows = (await session.scalars(incidents.locked(select(Incident).where(
+        Incident.service == service, Incident.assignment_group.is_(None),  # type: ignore[union-attr]
+        Incident.status.in_(OPEN_STATES)).order_by(Incident.id)))).all()  # type: ignore[attr-defined]
+    now = utcnow()
+    for incident in rows:
+        incident.assignment_group = group
+        await incidents.record(session, incident, events.IncidentUpdated, actor=actor, now=now,
+                               changes={"assignment_group": (None, group)})
+    return len(rows)

@@ -1,5 +1,6 @@
 """The incidents service's tables: incidents, their timeline, SLA breaches, the policy, and
-the projections of deployments and changes. The API's shapes are in :mod:`incidents.schemas`."""
+the projections of deployments, changes and the catalog's services. The API's shapes are in
+:mod:`incidents.schemas`."""
 
 from __future__ import annotations
 
@@ -148,4 +149,18 @@ class ChangeView(ServiceTable, table=True):
     status: str = Column(max_length=16)
     #: When it first reached ``implement`` (or a later state); null if it never did.
     implemented_at: datetime | None = Column(default=None, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ServiceView(ServiceTable, table=True):
+    """What this service knows of the catalog's services, from ``tandem.catalog``: who runs a
+    service (assignment) and which services a team has (metrics by team)."""
+
+    __tablename__ = "service_view"
+
+    id: uuid.UUID = Column(primary_key=True)
+    name: str = Column(index=True, max_length=100)
+    owner_team: str | None = Column(default=None, index=True, max_length=100)
+    operations_team: str | None = Column(default=None, index=True, max_length=100)
+    tier: int | None = None
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)

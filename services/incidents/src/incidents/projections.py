@@ -1,5 +1,6 @@
 """This service's projections of other services' aggregates, kept from their events'
-snapshots (docs/architecture.md lists the fields): deployments (S2, S3) and changes (S3).
+snapshots (docs/architecture.md lists the fields): deployments (S2, S3), changes (S3) and the
+catalog's services (who runs a service, which services a team has).
 
 Each is a :class:`~tandem.projection.Projection`: one upsert per event; the consumers in
 :mod:`incidents.consumers` apply them, suspects and causes read them.
@@ -12,9 +13,10 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from incidents.models import ChangeView, DeploymentView
+from incidents.models import ChangeView, DeploymentView, ServiceView
 from tandem.events import CloudEvent
 from tandem.projection import Projection, Snapshot
 
@@ -51,6 +53,16 @@ class ChangeSnapshot(Snapshot):
     status: str
 
 
+class ServiceSnapshot(Snapshot):
+    """The fields of ``data.service`` (the catalog) this service reads."""
+
+    id: uuid.UUID
+    name: str
+    owner_team: str | None = None
+    operations_team: str | None = None
+    tier: int | None = None
+
+
 #: Deployment states in which it never ran (no suspect, no deployment time).
 NEVER_RAN = ("requested", "canceled")
 #: Change states that mean the change was carried out.
@@ -58,6 +70,7 @@ IMPLEMENTED = ("implement", "review", "closed")
 
 deployments_seen = Projection(DeploymentView, DeploymentSnapshot, keep=("deployed_at",))
 changes_seen = Projection(ChangeView, ChangeSnapshot, keep=("implemented_at",))
+services_seen = Projection(ServiceView, ServiceSnapshot)
 
 
 async def project_deployment(session: AsyncSession, event: CloudEvent) -> DeploymentSnapshot:
@@ -79,3 +92,20 @@ async def project_change(session: AsyncSession, event: CloudEvent) -> ChangeSnap
         "updated_at": event.time,
         "implemented_at": event.time if status in IMPLEMENTED else None,
     })
+
+
+async def project_service(session: AsyncSession, event: CloudEvent) -> ServiceSnapshot:
+    """Keep the view of the event's catalog service current."""
+    return await services_seen.apply(session, event, derived={"updated_at": event.time})
+
+
+async def service_named(session: AsyncSession, name: str) -> ServiceView | None:
+    """What the catalog said last of the service called ``name``, if anything."""
+    return (await session.scalars(select(ServiceView).where(ServiceView.name == name)
+                                  .execution_options(populate_existing=True))).first()
+
+
+async def services_of_team(session: AsyncSession, team: str) -> list[str]:
+    """The services ``team`` owns or runs, as the catalog says."""
+    return sorted(set(await session.scalars(select(ServiceView.name).where(or_(
+        ServiceView.owner_team == team, ServiceView.operations_team == team)))))

@@ -259,5 +259,8 @@ class Metrics(BaseModel):
     service: str | None
     environment: Environment | None
     since: datetime | None
+    team: str | None = Field(default=None, description="The team asked for (team=).")
+    services: list[str] | None = Field(
+        default=None, description="With team=: the services it owns or runs, counted here.")
     mtta: DurationSummary
     mttr: DurationSummary

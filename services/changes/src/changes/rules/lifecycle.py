@@ -76,6 +76,8 @@ class Move:
     to: str
     approvals_received: int = 0
     approvals_required: int = 0
+    #: Under approvals by ownership: teams whose manager has not approved yet.
+    approvals_missing: tuple[str, ...] = ()
     #: An active freeze covers the change's service now.
     frozen: bool = False
     conflicts: int = 0
@@ -100,8 +102,9 @@ def move_refusal(move: Move) -> DomainError | None:
     if move.to == "scheduled":
         if not move.has_window:
             return WindowRequired()
-        if move.approvals_received < move.approvals_required:
-            return ApprovalsMissing(move.type, move.approvals_received, move.approvals_required)
+        if move.approvals_received < move.approvals_required or move.approvals_missing:
+            return ApprovalsMissing(move.type, move.approvals_received, move.approvals_required,
+                                    move.approvals_missing)
         if move.force and not move.may_force:
             return ForceForbidden()
         if move.conflicts and not move.force:

@@ -28,6 +28,8 @@ class RiskRule(BaseModel):
     min_open_incidents: int | None = None
     #: ... of which at least this many are major (P1/P2 or declared).
     min_open_major_incidents: int | None = None
+    #: The service's tier (the catalog's; 1 = most critical) is one of these.
+    tiers: list[int] | None = None
 
 
 DEFAULT_RISK_RULES = [
@@ -35,6 +37,8 @@ DEFAULT_RISK_RULES = [
              risk="very_high", environments=["production"], min_open_major_incidents=1),
     RiskRule(name="production change of a service with a poor change success score",
              risk="high", environments=["production"], max_success_score=-10),
+    RiskRule(name="production change of a tier-1 service", risk="high",
+             environments=["production"], tiers=[1]),
     RiskRule(name="emergency change", risk="high", types=["emergency"]),
     RiskRule(name="production window of 4 hours or more", risk="moderate",
              environments=["production"], min_window_hours=4),
@@ -55,6 +59,8 @@ class RiskFacts:
     success_score: int
     open_incidents: int
     open_major_incidents: int
+    #: The service's tier in the catalog; None when the catalog gives none.
+    tier: int | None = None
 
 
 def assess_risk(rules: Iterable[RiskRule], default: str,
@@ -74,6 +80,8 @@ def assess_risk(rules: Iterable[RiskRule], default: str,
             continue
         if (rule.min_open_major_incidents is not None
                 and facts.open_major_incidents < rule.min_open_major_incidents):
+            continue
+        if rule.tiers is not None and facts.tier not in rule.tiers:
             continue
         return rule.risk, rule.name
     return default, None
