@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from changes_support import MODEL, ChangesService, unique_service
+from changes_support import (
+    MODEL,
+    ChangesService,
+    approve,
+    create,
+    move,
+    unique_service,
+    window,
+)
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -14,38 +22,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 #: This module's service needs two approvals per normal change (the setting is honoured).
 REQUIRED_APPROVALS = 2
-
-
-def window(start_in_minutes: float = 10, hours: float = 1) -> dict[str, str]:
-    start = datetime.now(UTC) + timedelta(minutes=start_in_minutes)
-    return {"planned_start": start.isoformat(),
-            "planned_end": (start + timedelta(hours=hours)).isoformat()}
-
-
-async def create(svc: ChangesService, type_: str, service: str, role: str = "practitioner",
-                 sub: str = "pat", **extra: Any) -> dict[str, Any]:
-    body = {"type": type_, "title": f"{type_} change", "service": service,
-            "environment": "production", **window(), **extra}
-    r = await svc.client.post("/api/v1/changes", json=body, headers=svc.auth(role, sub))
-    assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def move(svc: ChangesService, change: dict[str, Any], to: str, role: str = "practitioner",
-               expect: int = 200, **extra: Any) -> dict[str, Any]:
-    r = await svc.client.post(f"/api/v1/changes/{change['id']}/transitions",
-                              json={"to": to, **extra}, headers=svc.auth(role, "pat"))
-    assert r.status_code == expect, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
-async def approve(svc: ChangesService, change: dict[str, Any], sub: str,
-                  decision: str = "approve", expect: int = 201, **extra: Any) -> dict[str, Any]:
-    r = await svc.client.post(f"/api/v1/changes/{change['id']}/approvals",
-                              json={"decision": decision, "comment": "ok", **extra},
-                              headers=svc.auth("manager", sub))
-    assert r.status_code == expect, r.text
-    return r.json()  # type: ignore[no-any-return]
 
 
 async def test_created_change_has_a_number_risk_and_is_published(svc: ChangesService) -> None:

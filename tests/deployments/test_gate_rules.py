@@ -128,6 +128,18 @@ def test_named_change_covering_now_allows_in_every_mode(mode: GateMode, status: 
     assert d.request_change is None
 
 
+@pytest.mark.parametrize("mode", list(GateMode))
+def test_a_standard_change_authorizes_only_from_a_template(mode: GateMode) -> None:
+    outside = change("scheduled", type_="standard")
+    d = decide_gate(gate(mode, named_change_id=outside.id, change=outside))
+    assert "change_covers" not in codes(d) and codes(d)[0] == "change_outside_template"
+    if mode == GateMode.approval:
+        assert d.decision == Decision.prevented
+    templated = change("scheduled", type_="standard", template_id=uuid.uuid4())
+    d = decide_gate(gate(mode, named_change_id=templated.id, change=templated))
+    assert (d.decision, codes(d)) == (Decision.allowed, ["change_covers"])
+
+
 def test_named_change_outside_its_window_is_prevented_in_approval_mode() -> None:
     c = change("scheduled", planned_start=NOW + HOUR, planned_end=NOW + 2 * HOUR)
     d = decide_gate(gate(GateMode.approval, named_change_id=c.id, change=c))

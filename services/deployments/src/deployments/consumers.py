@@ -1,6 +1,7 @@
 """Every reaction of the deployments service to another service's event, by event type: the
 projections the gate and DORA read (:mod:`deployments.projections`), a waiting gate decided
-again when its change moves, and DORA's failed changes from incidents naming their cause.
+again when its change moves, DORA's failed changes from incidents naming their cause, and the
+catalog's services (DORA by team).
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deployments.config import DeploymentsSettings
 from deployments.dora_facts import record_incident_cause
 from deployments.gate_decisions import deployments_for_change, redecide
-from deployments.projections import project_change, project_freeze, project_incident
+from deployments.projections import (
+    project_change,
+    project_freeze,
+    project_incident,
+    services_seen,
+)
 from tandem.app import Reaction, ReactionHandler
 from tandem.events import CloudEvent
 
@@ -43,11 +49,19 @@ async def incident_moved(session: AsyncSession, event: CloudEvent,
     await record_incident_cause(session, incident)
 
 
+async def catalog_service_changed(session: AsyncSession, event: CloudEvent,
+                                  settings: DeploymentsSettings) -> None:
+    """Keep the catalog service's view (which services a team has, for DORA by team)."""
+    await services_seen.apply(session, event)
+
+
 HANDLERS: dict[str, ReactionHandler] = {
     **{f"tandem.change.{verb}": change_moved for verb in CHANGE_EVENTS},
     **{f"tandem.freeze.{verb}": freeze_moved for verb in FREEZE_EVENTS},
     **{f"tandem.incident.{verb}": incident_moved for verb in INCIDENT_EVENTS},
+    "tandem.service.created": catalog_service_changed,
+    "tandem.service.updated": catalog_service_changed,
 }
 
-#: The service's one consumer, of the changes and incidents topics.
-REACTIONS = Reaction(topics=["changes", "incidents"], handlers=HANDLERS)
+#: The service's one consumer, of the changes, incidents and catalog topics.
+REACTIONS = Reaction(topics=["changes", "incidents", "catalog"], handlers=HANDLERS)

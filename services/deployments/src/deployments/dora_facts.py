@@ -112,9 +112,11 @@ async def record_incident_cause(session: AsyncSession, incident: IncidentSnapsho
 
 
 async def dora_report(session: AsyncSession, *, service: str | None, environment: Environment,
-                      window: str, span: timedelta, until: datetime,
-                      buckets: BucketTable) -> DoraReport:
-    """DORA over ``[until - span, until)`` from the fact rows (one indexed read each)."""
+                      window: str, span: timedelta, until: datetime, buckets: BucketTable,
+                      team: str | None = None, services: list[str] | None = None,
+                      ) -> DoraReport:
+    """DORA over ``[until - span, until)`` from the fact rows (one indexed read each); with
+    ``services`` (a team's), over those services only."""
     since = until - span
     facts_stmt = select(DoraFact).where(
         DoraFact.environment == environment.value,
@@ -126,6 +128,10 @@ async def dora_report(session: AsyncSession, *, service: str | None, environment
     if service:
         facts_stmt = facts_stmt.where(DoraFact.service == service)
         incidents_stmt = incidents_stmt.where(IncidentView.service == service)
+    if services is not None:
+        facts_stmt = facts_stmt.where(DoraFact.service.in_(services))  # type: ignore[attr-defined]
+        incidents_stmt = incidents_stmt.where(
+            IncidentView.service.in_(services))  # type: ignore[attr-defined]
     facts = [
         DeploymentFact(outcome=f.outcome, deployed_at=f.deployed_at, finished_at=f.finished_at,
                        lead_times_s=tuple(f.lead_times_s or ()), failed=f.failed,
@@ -137,7 +143,8 @@ async def dora_report(session: AsyncSession, *, service: str | None, environment
                  for r, s in (await session.execute(incidents_stmt)).all()]
     metrics = dora_metrics(facts, incidents, start=since, end=until, buckets=buckets)
     return DoraReport(
-        service=service, environment=environment, window=window, since=since, until=until,
+        service=service, team=team, services=services, environment=environment, window=window,
+        since=since, until=until,
         metrics=DoraMetrics(**{name: MetricPublic(value=m.value, unit=m.unit,
                                                   sample_size=m.sample_size, bucket=m.bucket)
                                for name, m in metrics.items()}))  # type: ignore[arg-type]

@@ -77,6 +77,8 @@ class ChangeView(ServiceTable, table=True):
     planned_end: datetime | None = Col(default=None, sa_type=UTCDateTime)
     incident_id: uuid.UUID | None = None
     deployment_id: uuid.UUID | None = Col(default=None, index=True)
+    #: The standard change template it was recorded from (null: outside any template).
+    template_id: uuid.UUID | None = None
     rejected: bool = False
 
 
@@ -113,6 +115,17 @@ class IncidentView(ServiceTable, table=True):
     resolved_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
 
     __table_args__ = (Index("ix_incident_view_service", "service", "environment", "status"),)
+
+
+class ServiceView(ServiceTable, table=True):
+    """The projection of a service from ``tandem.catalog`` (DORA by team)."""
+
+    __tablename__ = "service_view"
+
+    id: uuid.UUID = Col(primary_key=True)
+    name: str = Col(max_length=100, index=True)
+    owner_team: str | None = Col(default=None, max_length=100, index=True)
+    operations_team: str | None = Col(default=None, max_length=100, index=True)
 
 
 class DoraFact(ServiceTable, table=True):
@@ -244,6 +257,9 @@ class DoraMetrics(BaseModel):
 
 class DoraReport(BaseModel):
     service: str | None
+    team: str | None = Field(default=None, description="The team asked for (team=).")
+    services: list[str] | None = Field(
+        default=None, description="With team=: the services it owns or runs, counted here.")
     environment: Environment
     window: str
     since: datetime

@@ -1,6 +1,6 @@
 """This service's projections of other services' aggregates, kept from their events' snapshots
-(docs/architecture.md lists the fields): changes and freezes (the gate) and incidents (the gate,
-DORA's time to restore and failed changes).
+(docs/architecture.md lists the fields): changes and freezes (the gate), incidents (the gate,
+DORA's time to restore and failed changes) and the catalog's services (DORA by team).
 
 Each is a :class:`~tandem.projection.Projection`, one upsert per event; the reactions in
 :mod:`deployments.consumers` apply them, the gate and DORA read them.
@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from deployments.models import ChangeView, FreezeView, IncidentView
+from deployments.models import ChangeView, FreezeView, IncidentView, ServiceView
 from deployments.rules.gate import ChangeFacts, change_rejected
 from tandem.events import CloudEvent
 from tandem.projection import Projection, Snapshot
@@ -49,6 +50,8 @@ class ChangeSnapshot(Snapshot):
     planned_end: UTCTime | None = None
     incident_id: uuid.UUID | None = None
     deployment_id: uuid.UUID | None = None
+    #: The standard change template it was recorded from; events before templates have none.
+    template_id: uuid.UUID | None = None
 
 
 class FreezeSnapshot(Snapshot):
@@ -80,7 +83,17 @@ class IncidentSnapshot(Snapshot):
     resolved_at: UTCTime | None = None
 
 
+class ServiceSnapshot(Snapshot):
+    """The fields of ``data.service`` (the catalog) this service reads."""
+
+    id: uuid.UUID
+    name: str
+    owner_team: str | None = None
+    operations_team: str | None = None
+
+
 changes_seen = Projection(ChangeView, ChangeSnapshot)
+services_seen = Projection(ServiceView, ServiceSnapshot)
 freezes_seen = Projection(FreezeView, FreezeSnapshot)
 incidents_seen = Projection(IncidentView, IncidentSnapshot)
 
@@ -91,7 +104,7 @@ def change_facts(change: ChangeView | ChangeSnapshot, rejected: bool) -> ChangeF
                        service=change.service, status=change.status,
                        planned_start=change.planned_start, planned_end=change.planned_end,
                        incident_id=change.incident_id, rejected=rejected,
-                       deployment_id=change.deployment_id)
+                       deployment_id=change.deployment_id, template_id=change.template_id)
 
 
 async def project_change(session: AsyncSession, event: CloudEvent) -> ChangeFacts:
@@ -131,3 +144,9 @@ async def project_incident(session: AsyncSession, event: CloudEvent) -> Incident
 
 def _uuid(value: Any) -> uuid.UUID | None:
     return uuid.UUID(str(value)) if value else None
+
+
+async def services_of_team(session: AsyncSession, team: str) -> list[str]:
+    """The services ``team`` owns or runs, as the catalog says."""
+    return sorted(set(await session.scalars(select(ServiceView.name).where(or_(
+        ServiceView.owner_team == team, ServiceView.operations_team == team)))))

@@ -22,6 +22,7 @@ from deployments.models import (
     Environment,
     GateAnswer,
 )
+from deployments.projections import services_of_team
 from deployments.rules.dora import parse_window
 from tandem.app import Session
 from tandem.auth import Pipeline, Reader
@@ -101,12 +102,17 @@ async def get_dora(
     service_name: Annotated[str | None, Query(alias="service", max_length=100)] = None,
     environment: Environment = Environment.production,
     window: Annotated[str, Query(max_length=8)] = "30d",
+    team: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                                      description="Only the services this team owns or runs "
+                                                  "(as the catalog says).")] = None,
 ) -> DoraReport:
-    """DORA for one service (or all) and environment over the last ``window`` (``30d``)."""
+    """DORA for one service (or all, or a team's) and environment over the last ``window``
+    (``30d``)."""
     try:
         span = parse_window(window)
     except ValueError as exc:
         raise Problem(400, str(exc), type_="urn:tandem:problem:bad-window") from None
+    services = await services_of_team(session, team) if team else None
     return await dora_report(session, service=service_name, environment=environment,
                              window=window, span=span, until=utcnow(),
-                             buckets=settings.dora_buckets)
+                             buckets=settings.dora_buckets, team=team, services=services)

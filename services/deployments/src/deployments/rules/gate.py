@@ -6,7 +6,9 @@ Order of the rules (contract section 6):
 2. an active freeze covering the service prevents it, unless the deployment carries an
    emergency change linked to an open incident of the service;
 3. a change named by ``change_id`` of that service, in ``scheduled`` or ``implement``, whose
-   window covers now, allows it;
+   window covers now, allows it; a standard change does only when it was recorded from a
+   standard change template (pre-authorized), never when it is outside one (anyone, a
+   pipeline included, could otherwise authorize their own deploy);
 4. otherwise the policy ``TANDEM_GATE_MODE`` decides: ``receipt`` records a standard change and
    allows unless the service has an open major incident; ``approval`` asks for a normal change
    and awaits it (allowed once authorized, prevented if rejected or canceled); ``off`` allows.
@@ -58,6 +60,8 @@ class ChangeFacts:
     rejected: bool = False
     #: The deployment that asked for the change (the changes service's ``deployment_id``).
     deployment_id: uuid.UUID | None = None
+    #: The standard change template the change was recorded from, if any.
+    template_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,10 @@ def _named_change_reason(gate: GateInput) -> tuple[bool, Reason]:
     if change.status not in AUTHORIZED_CHANGE_STATUSES:
         return False, Reason("change_not_authorized", f"Change {change.number} is {change.status}"
                              ", not scheduled or implement.")
+    if change.type == "standard" and change.template_id is None:
+        return False, Reason("change_outside_template", f"Standard change {change.number} was "
+                             "not recorded from a standard change template, so it authorizes "
+                             "no deployment.")
     if not change_window_covers(change, gate.now):
         return False, Reason("change_outside_window", f"Change {change.number} is planned for "
                              f"{_when(change.planned_start)} to {_when(change.planned_end)}, "
