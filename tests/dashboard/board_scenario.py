@@ -18,8 +18,9 @@ from tandem.events import CONTENT_TYPE, CloudEvent, new_event
 from tandem.settings import PlatformSettings
 
 SERVICE_OF = {"incident": "incidents", "change": "changes", "freeze": "changes",
-              "deployment": "deployments"}
-PREFIX = {"incident": "INC", "change": "CHG", "freeze": "FRZ", "deployment": "DEP"}
+              "deployment": "deployments", "service": "catalog"}
+PREFIX = {"incident": "INC", "change": "CHG", "freeze": "FRZ", "deployment": "DEP",
+          "service": "SVC"}
 _numbers: dict[str, int] = {}
 
 
@@ -82,6 +83,15 @@ def incident(title: str, service: str, priority: int, *, status: str = "new",
                 "reported_at": iso(reported), "acknowledged_at": None, "resolved_at": None,
                 "closed_at": None, **fields}
     return Aggregate("incident", snapshot, reported)
+
+
+def catalog_service(name: str, *, owner: str | None, operations: str | None = None,
+                    tier: int | None = None) -> Aggregate:
+    """A service as the catalog writes it down (``owner: None``: unowned)."""
+    snapshot = {"name": name, "title": None, "tier": tier, "lifecycle": "production",
+                "owner_team": owner, "operations_team": operations, "unowned": owner is None,
+                "source": "import" if owner else "discovered"}
+    return Aggregate("service", snapshot, utcnow())
 
 
 def change(title: str, service: str, *, type_: str = "normal", status: str = "new",

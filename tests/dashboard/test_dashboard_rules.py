@@ -8,7 +8,15 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from board_scenario import change, deployment, finished_deployment, freeze, incident, iso
+from board_scenario import (
+    catalog_service,
+    change,
+    deployment,
+    finished_deployment,
+    freeze,
+    incident,
+    iso,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -162,6 +170,30 @@ def test_open_incidents_by_priority_with_sla_clocks_and_resolved_ones_aside() ->
     assert own_sla["resolution_due_at"] is None  # the service's own targets, not the defaults
     assert shown["open"][2]["sla"]["breached"] == ["resolution"]  # as its event said
     assert [i["id"] for i in shown["recently_resolved"]] == [done.id]
+
+
+def test_incidents_show_their_group_and_teams_and_unowned_services_are_listed() -> None:
+    board = Board(settings)
+    owned = catalog_service("payments", owner="payments-dev", operations="payments-ops", tier=1)
+    board.apply(owned.created(), "catalog:0:0")
+    lost = catalog_service("legacy-batch", owner=None)
+    board.apply(lost.created(), "catalog:1:0")
+    paid = incident("Card payments fail", "payments", 1, assignment_group="payments-ops")
+    board.apply(paid.created(), "incidents:0:0")
+    stray = incident("Nightly batch late", "legacy-batch", 3, assignment_group=None)
+    board.apply(stray.created(), "incidents:0:1")
+    shown = {i["id"]: i for i in board.snapshot(NOW)["incidents"]["open"]}
+    assert shown[paid.id]["assignment_group"] == "payments-ops"
+    assert shown[paid.id]["teams"] == {"owner_team": "payments-dev",
+                                       "operations_team": "payments-ops", "in_catalog": True}
+    assert shown[stray.id]["teams"]["owner_team"] is None
+    services = board.snapshot(NOW)["services"]
+    assert [(s["name"], s["unowned"]) for s in services] == [("legacy-batch", True),
+                                                             ("payments", False)]
+    # Claimed later: the board follows the catalog's newest word.
+    lost.snapshot.update(owner_team="batch-dev", unowned=False)
+    board.apply(lost.event("updated", changes={}), "catalog:1:1")
+    assert [s["unowned"] for s in board.snapshot(NOW)["services"]] == [False, False]
 
 
 def test_changes_in_flight_and_freezes_now() -> None:

@@ -1,8 +1,10 @@
-"""The board: the dashboard's live picture, projected in memory from the three topics.
+"""The board: the dashboard's live picture, projected in memory from the topics.
 
 Every event carries its aggregate's full snapshot (``data.<aggregate>``), so the board keeps
 the newest snapshot per aggregate (by ``sequence``) and derives the panels from those: open
-incidents with SLA clocks, changes in flight, freezes, recent deployments, DORA per service.
+incidents with SLA clocks, their assignment group and their service's teams (the catalog's),
+changes in flight, freezes, recent deployments, DORA per service, and the catalog's services
+with the unowned ones marked as such.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dashboard.config import DashboardSettings
 from tandem.db import utcnow
 from tandem.events import CloudEvent
 
-AGGREGATES = ("incident", "change", "freeze", "deployment")
+AGGREGATES = ("incident", "change", "freeze", "deployment", "service", "team")
 INCIDENT_CLOSED = frozenset({"resolved", "closed", "canceled"})
 CHANGE_DONE = frozenset({"closed", "canceled"})
 PRIORITY_NAMES = {1: "critical", 2: "high", 3: "moderate", 4: "low", 5: "planning"}
@@ -49,6 +51,9 @@ def event_services(event: CloudEvent) -> frozenset[str]:
         if isinstance(services, list):
             return frozenset(str(s) for s in services) if services else frozenset({"*"})
         return frozenset()
+    if event.aggregate == "service":  # the catalog's: the service is the aggregate itself
+        name = snapshot.get("name")
+        return frozenset({name}) if isinstance(name, str) else frozenset()
     service = snapshot.get("service")
     return frozenset({service}) if isinstance(service, str) else frozenset()
 
@@ -134,7 +139,7 @@ class Board:
             "number": snap.get("number"),
             "title": snap.get("title") or (snap.get("software_version")
                                             if event.aggregate == "deployment"
-                                            else snap.get("reason")),
+                                            else snap.get("reason") or snap.get("name")),
             "services": sorted(event_services(event)),
             "actor": event.actor,
             "summary": describe(event),
@@ -146,9 +151,10 @@ class Board:
                                            7 * self.settings.trend_weeks) + 7)
         recent = now - timedelta(days=2)
         finished = {"incident": INCIDENT_CLOSED, "change": CHANGE_DONE,
-                    "freeze": frozenset({"ended"}), "deployment": dora.FINISHED | {"canceled"}}
+                    "freeze": frozenset({"ended"}), "deployment": dora.FINISHED | {"canceled"},
+                    "service": frozenset(), "team": frozenset()}
         keep_until = {"incident": horizon, "change": recent, "freeze": recent,
-                      "deployment": horizon}
+                      "deployment": horizon, "service": horizon, "team": horizon}
         for aggregate, snapshots in self.aggregates.items():
             for subject, snap in list(snapshots.items()):
                 key = (aggregate, subject)
@@ -189,10 +195,20 @@ class Board:
                 "resolution_due_at": _iso(resolution_due), "responded": responded,
                 "breached": sorted(breached)}
 
+    def services_by_name(self) -> dict[str, dict[str, Any]]:
+        """The catalog's services by name (the slug the other services' events carry)."""
+        return {str(s.get("name")): s for s in self.aggregates["service"].values()}
+
     def incidents(self, now: datetime) -> dict[str, list[dict[str, Any]]]:
         open_, resolved = [], []
+        catalog = self.services_by_name()
         for snap in self.aggregates["incident"].values():
-            item = {**snap, "sla": self.sla(snap, now)}
+            service = catalog.get(str(snap.get("service")))
+            item = {**snap, "sla": self.sla(snap, now),
+                    "teams": {"owner_team": service.get("owner_team") if service else None,
+                              "operations_team": (service.get("operations_team")
+                                                  if service else None),
+                              "in_catalog": service is not None}}
             (resolved if snap.get("status") in INCIDENT_CLOSED else open_).append(item)
         open_.sort(key=lambda i: (i.get("priority") or 9, i["sla"]["reported_at"] or ""))
         resolved.sort(key=lambda i: i.get("resolved_at") or i.get("updated_at") or "",
@@ -227,6 +243,16 @@ class Board:
 
         items = sorted(self.aggregates["deployment"].values(), key=moment, reverse=True)
         return items[: self.settings.recent_deployments]
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The catalog's services, unowned ones first (no owner team written down)."""
+        items = [{"name": s.get("name"), "title": s.get("title"), "tier": s.get("tier"),
+                  "lifecycle": s.get("lifecycle"), "owner_team": s.get("owner_team"),
+                  "operations_team": s.get("operations_team"),
+                  "unowned": s.get("owner_team") is None, "source": s.get("source")}
+                 for s in self.aggregates["service"].values()]
+        return sorted(items, key=lambda s: (not s["unowned"], s["tier"] or 9,
+                                            str(s["name"] or "")))
 
     def dora(self, now: datetime) -> list[dict[str, Any]]:
         """DORA per service for the configured environment, each metric with a weekly trend."""
@@ -292,6 +318,7 @@ class Board:
             "changes": self.changes_in_flight(),
             "freezes": self.freezes(now),
             "deployments": self.recent_deployments(),
+            "services": self.catalog(),
             "dora": self.dora(now),
             "dora_weeks": self.settings.trend_weeks,
             "priorities": PRIORITY_NAMES,

@@ -1,4 +1,4 @@
-"""The dashboard's one consumer: reads the three topics from the beginning into the board.
+"""The dashboard's one consumer: reads the topics from the beginning into the board.
 
 It joins no consumer group (every dashboard process sees every partition) and commits no
 offsets: the board lives in memory and is rebuilt from the topics on each start. After a
@@ -27,7 +27,7 @@ from tandem.settings import PlatformSettings
 log = logging.getLogger("dashboard.feed")
 
 #: The topics the board is fed by (logical names).
-TOPICS = ("incidents", "changes", "deployments")
+TOPICS = ("incidents", "changes", "deployments", "catalog")
 #: How often the feed checks that the broker still holds what it read.
 HISTORY_CHECK_S = 5.0
 

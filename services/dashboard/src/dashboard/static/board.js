@@ -166,6 +166,18 @@
     const cell = el("div", "cell");
     cell.append(title, el("div", "meta", `${incident.service} · ${incident.environment} · ` +
       `reported ${ago(incident.sla && incident.sla.reported_at)}`));
+    // Who works it, and who owns and runs the service (the catalog's word).
+    const teams = incident.teams || {};
+    const who = el("div", "meta teams");
+    who.append(el("span", "group " + (incident.assignment_group ? "" : "unassigned"),
+      incident.assignment_group ? `assigned to ${incident.assignment_group}` : "unassigned"));
+    if (teams.owner_team || teams.operations_team) {
+      who.append(document.createTextNode(` · owner ${teams.owner_team || "–"} · runs ` +
+        `${teams.operations_team || "–"}`));
+    } else {
+      who.append(el("span", "tag unowned", "unowned service"));
+    }
+    cell.append(who);
     row.append(cell);
     row.append(chip(incident.status));
     if (withClock) row.append(slaClock(incident));
@@ -214,6 +226,27 @@
       row.append(cell, el("span", "chip " + (f.active ? "prevented" : "awaiting"), when));
       return row;
     }), "No freezes.");
+  }
+
+  // -- the catalog -----------------------------------------------------------------------
+
+  function renderServices(services) {
+    const unowned = services.filter((s) => s.unowned).length;
+    $("service-count").textContent = services.length
+      ? `(${services.length}${unowned ? `, ${unowned} unowned` : ""})` : "";
+    replace($("services"), services.map((s) => {
+      const row = el("div", "row catalog-service" + (s.unowned ? " unowned" : ""));
+      row.dataset.service = s.name;
+      const head = el("div", "title", s.name);
+      if (s.unowned) head.append(el("span", "tag unowned", "unowned"));
+      if (s.tier) head.append(el("span", "tag kind", `tier ${s.tier}`));
+      const meta = s.unowned ? "no owner team written down"
+        : `owner ${s.owner_team} · runs ${s.operations_team || "–"}`;
+      const cell = el("div");
+      cell.append(head, el("div", "meta", meta));
+      row.append(cell, el("span", "meta", s.lifecycle || s.source || ""));
+      return row;
+    }), "No services in the catalog yet.");
   }
 
   // -- deployments -----------------------------------------------------------------------
@@ -343,6 +376,7 @@
     renderChanges(board.changes);
     renderFreezes(board.freezes);
     renderDeployments(board.deployments);
+    renderServices(board.services || []);
     renderDora(board.dora, board.dora_weeks);
     const open = board.incidents.open || [];
     const majors = open.filter((i) => i.major).length;
