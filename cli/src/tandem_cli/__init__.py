@@ -12,12 +12,12 @@ from typing import Any
 
 import typer
 
-HELP = "Tandem: incidents, changes and deployments in step."
+HELP = "Tandem: incidents, changes and deployments in step, and who owns what."
 DEV_HELP = "Run the whole stack on the embedded defaults (broker, migrations, services)."
 
 
 #: One module per noun of ``tandem_cli``, each with its ``<noun>_app``.
-LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "events", "dlq")
+LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "catalog", "events", "dlq")
 
 
 def _group(name: str) -> typer.Typer:

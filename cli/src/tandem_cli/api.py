@@ -75,7 +75,8 @@ class Api:
 
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                timeout: float | None = None, attempts: int = 1) -> Any:
+                timeout: float | None = None, attempts: int = 1,
+                content: bytes | None = None) -> Any:
         """The decoded JSON answer; a problem or an unreachable service raises CommandError.
 
         ``attempts`` > 1 retries transient failures (unreachable, 502-504, a 409 for a request
@@ -83,7 +84,8 @@ class Api:
         """
         for attempt in range(1, attempts + 1):
             try:
-                return self._request_once(method, path, json_body, params, headers, timeout)
+                return self._request_once(method, path, json_body, params, headers, timeout,
+                                          content)
             except CommandError as exc:
                 if attempt == attempts or not exc.transient:
                     raise
@@ -92,11 +94,11 @@ class Api:
 
     def _request_once(self, method: str, path: str, json_body: Any,
                       params: dict[str, Any] | None, headers: dict[str, str] | None,
-                      timeout: float | None) -> Any:
+                      timeout: float | None, content: bytes | None = None) -> Any:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self.client.request(
-                method, path, json=json_body, params=query, headers=headers,
+                method, path, json=json_body, content=content, params=query, headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException:
@@ -209,6 +211,15 @@ def parse_when(value: str) -> datetime:
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not now, +2h, -30m or an RFC 3339 time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_span(value: str) -> timedelta:
+    """``30m``, ``2h``, ``1d`` or ``90s`` as a duration."""
+    if not (m := _RELATIVE.match("+" + value.strip().lstrip("+"))):
+        raise typer.BadParameter(f"{value!r} is not a span such as 30m, 2h or 1d")
+    _, n, unit = m.groups()
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]:
+                        int(n)})
 
 
 def iso(moment: datetime) -> str:

@@ -14,6 +14,7 @@ from tandem_cli.api import (
     emit,
     iso,
     list_all,
+    parse_span,
     parse_when,
     reporting,
     resolve_id,
@@ -29,7 +30,8 @@ COLUMNS = [("NUMBER", "number"), ("TYPE", "type"), ("STATUS", "status"), ("SERVI
            ("TITLE", "title")]
 FIELDS = [("number", "number"), ("id", "id"), ("type", "type"), ("title", "title"),
           ("status", "status"), ("service", "service"), ("environment", "environment"),
-          ("risk", "risk"), ("approvals", "approvals_shown"),
+          ("risk", "risk"), ("approvals", "approvals_shown"), ("approved by", "rule_shown"),
+          ("template", "template_shown"),
           ("planned start", "planned_start"), ("planned end", "planned_end"),
           ("incident", "incident_id"), ("deployment", "deployment_id"),
           ("close code", "close_code"), ("next", "allowed_transitions"),
@@ -38,42 +40,77 @@ FIELDS = [("number", "number"), ("id", "id"), ("type", "type"), ("title", "title
 Ref = Annotated[str, typer.Argument(help="Change number (CHG0000042) or id")]
 
 
+def rule_line(rule: dict[str, Any] | None) -> str | None:
+    """How a change is approved, in a line: the owning teams (and who approved for each), or
+    any manager, with the catalog's note."""
+    if not rule or rule.get("kind") == "none":
+        return None
+    if rule.get("kind") == "ownership":
+        sides = [f"{s['team']} ({', '.join(s['approved_by']) or 'waiting'})"
+                 for s in rule.get("sides") or []]
+        line = "a manager of " + " and of ".join(sides)
+    else:
+        line = "any manager"
+    if rule.get("note"):
+        line += f"; {rule['note']}"
+    return line
+
+
 def _show(change: dict[str, Any], as_json: bool) -> None:
     shown = dict(change)
     if change.get("approvals_required"):
         shown["approvals_shown"] = (f"{change.get('approvals_received', 0)} of "
                                     f"{change['approvals_required']}")
+    shown["rule_shown"] = rule_line(change.get("approval_rule"))
+    if change.get("template_id"):
+        shown["template_shown"] = change["template_id"]
+    elif change.get("type") == "standard":
+        shown["template_shown"] = "none (authorizes no deployment)"
     emit(change, as_json, details(shown, FIELDS))
 
 
 @change_app.command("create")
 def create(
-    title: Annotated[str, typer.Option(help="What changes, in a line")],
     service: Annotated[str, typer.Option(help="The service it changes")],
+    title: Annotated[str | None, typer.Option(
+        help="What changes, in a line (a template gives its own)")] = None,
     change_type: Annotated[str, typer.Option("--type", help="standard, normal or emergency")]
     = "normal",
     environment: Annotated[str, typer.Option(help="production, staging, ...")] = "production",
-    description: Annotated[str, typer.Option(help="Details and plan")] = "",
-    start: Annotated[str, typer.Option(help="Planned start: now, +2h or RFC 3339")] = "now",
-    end: Annotated[str | None, typer.Option(help="Planned end (default: start + 2h)")] = None,
+    description: Annotated[str | None, typer.Option(help="Details and plan")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="Planned start: now, +2h or RFC 3339 (default: now)")] = None,
+    end: Annotated[str | None, typer.Option(
+        help="Planned end (default: start + 2h, or the template's longest window)")] = None,
+    template: Annotated[str | None, typer.Option(
+        help="The standard change template (STD number or id) it is recorded from")] = None,
     risk: Annotated[str | None, typer.Option(help="low, moderate, high, very_high")] = None,
     incident: Annotated[str | None, typer.Option(
         help="The incident (number or id) an emergency change fixes")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Request a change; an emergency change names the incident it fixes."""
-    planned_start = parse_when(start)
-    planned_end = parse_when(end) if end else planned_start + timedelta(hours=2)
-    body: dict[str, Any] = {"type": change_type, "title": title, "description": description,
-                            "service": service, "environment": environment,
-                            "planned_start": iso(planned_start), "planned_end": iso(planned_end)}
-    if risk:
-        body["risk"] = risk
+    """Request a change; an emergency change names the incident it fixes, a standard change
+    the template it follows (a pipeline's must)."""
+    body: dict[str, Any] = {"type": change_type, "service": service,
+                            "environment": environment}
+    if template is None or start or end:
+        planned_start = parse_when(start or "now")
+        planned_end = parse_when(end) if end else planned_start + timedelta(hours=2)
+        body["planned_start"] = iso(planned_start)
+        if template is None or end:
+            body["planned_end"] = iso(planned_end)
+    if title is None and template is None:
+        raise typer.BadParameter("--title is required without --template")
+    for name, value in (("title", title), ("description", description), ("risk", risk)):
+        if value is not None:
+            body[name] = value
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     with reporting(as_json), Api("changes") as api:
         if incident:
             body["incident_id"] = resolve_id("incidents", "incidents", incident)
+        if template:
+            body["template_id"] = resolve_id("changes", "standard-changes", template)
         _show(api.post("/api/v1/changes", body, headers=headers), as_json)
 
 
@@ -153,3 +190,74 @@ def move(
     with reporting(as_json), Api("changes") as api:
         _show(transition(api, "changes", ref, to, reason, close_code=close_code,
                          force=force or None), as_json)
+
+
+# --- the standard change catalog -----------------------------------------------------------
+
+template_app = typer.Typer(help="Standard change templates: owner-approved, per service.",
+                           no_args_is_help=True)
+change_app.add_typer(template_app, name="template")
+
+TEMPLATE_COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("SERVICE", "service"),
+                    ("WINDOW", "window_shown"), ("TITLE", "title")]
+TEMPLATE_FIELDS = [("number", "number"), ("id", "id"), ("service", "service"),
+                   ("title", "title"), ("description", "description"),
+                   ("longest window", "window_shown"), ("status", "status"),
+                   ("approved by", "approved_by"), ("retired", "retired_at"),
+                   ("created", "created_at")]
+TemplateRef = Annotated[str, typer.Argument(help="Template number (STD0000001) or id")]
+
+
+def _template_shown(template: dict[str, Any]) -> dict[str, Any]:
+    return {**template, "window_shown": f"{template.get('max_window_minutes')} min"}
+
+
+@template_app.command("create")
+def create_template(
+    service: Annotated[str, typer.Option(help="The service it changes")],
+    title: Annotated[str, typer.Option(help="What the standard change does")],
+    max_window: Annotated[str, typer.Option(
+        help="The longest window a change from it may take: 30m, 2h, 1d")] = "1h",
+    description: Annotated[str, typer.Option(help="How it is done")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Write a template down (owner): it is approved by being written, and active."""
+    minutes = int(parse_span(max_window).total_seconds() // 60)
+    with reporting(as_json), Api("changes") as api:
+        template = api.post("/api/v1/standard-changes", {
+            "service": service, "title": title, "description": description,
+            "max_window_minutes": minutes})
+    emit(template, as_json, details(_template_shown(template), TEMPLATE_FIELDS))
+
+
+@template_app.command("list")
+def list_templates(
+    service: Annotated[str | None, typer.Option(help="Only this service")] = None,
+    status: Annotated[str | None, typer.Option(help="active or retired")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List standard change templates."""
+    with reporting(as_json), Api("changes") as api:
+        items = list_all(api, "/api/v1/standard-changes",
+                         {"service": service, "status": status}, limit)
+    emit(items, as_json, table([_template_shown(t) for t in items], TEMPLATE_COLUMNS,
+                               empty="no templates"))
+
+
+@template_app.command("show")
+def show_template(ref: TemplateRef, as_json: JsonOption = False) -> None:
+    """Show one template."""
+    with reporting(as_json), Api("changes") as api:
+        template = api.get(f"/api/v1/standard-changes/{ref}")
+    emit(template, as_json, details(_template_shown(template), TEMPLATE_FIELDS))
+
+
+@template_app.command("retire")
+def retire_template(ref: TemplateRef,
+                    reason: Annotated[str | None, typer.Option(help="Why")] = None,
+                    as_json: JsonOption = False) -> None:
+    """Retire a template (owner): no change is recorded from it any more."""
+    with reporting(as_json), Api("changes") as api:
+        template = transition(api, "standard-changes", ref, "retired", reason)
+    emit(template, as_json, details(_template_shown(template), TEMPLATE_FIELDS))

@@ -12,11 +12,12 @@ incident_app = typer.Typer(help="Incidents: list, create, acknowledge, resolve, 
                            no_args_is_help=True)
 
 COLUMNS = [("NUMBER", "number"), ("P", "priority"), ("STATUS", "status"),
-           ("SERVICE", "service"), ("ENV", "environment"), ("CREATED", "created_at"),
-           ("TITLE", "title")]
+           ("SERVICE", "service"), ("ENV", "environment"), ("GROUP", "assignment_group"),
+           ("CREATED", "created_at"), ("TITLE", "title")]
 FIELDS = [("number", "number"), ("id", "id"), ("title", "title"), ("status", "status"),
           ("priority", "priority"), ("major", "major"), ("service", "service"),
-          ("environment", "environment"), ("assignee", "assignee"),
+          ("environment", "environment"), ("assignment group", "assignment_group"),
+          ("assignee", "assignee"),
           ("cause deployment", "cause_deployment_id"), ("cause change", "cause_change_id"),
           ("resolution", "resolution_code"), ("next", "allowed_transitions"),
           ("created", "created_at"), ("updated", "updated_at")]
@@ -36,13 +37,14 @@ def list_incidents(
     priority: Annotated[int | None, typer.Option(min=1, max=5, help="1 (P1) to 5")] = None,
     major: Annotated[bool | None, typer.Option("--major/--not-major",
                                                help="Only major (or only other) incidents")] = None,
+    group: Annotated[str | None, typer.Option(help="Only those assigned to this team")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List incidents, newest first."""
     with reporting(as_json), Api("incidents") as api:
         params = {"status": status, "service": service, "environment": environment,
-                  "priority": priority,
+                  "priority": priority, "assignment_group": group,
                   "major": None if major is None else str(major).lower()}
         items = list_all(api, "/api/v1/incidents", params, limit)
     emit(items, as_json, table(items, COLUMNS, empty="no incidents"))
