@@ -1,4 +1,4 @@
-"""``tandem events tail``: every event on the three topics as it happens, one line each."""
+"""``tandem events tail``: every event on the topics as it happens, one line each."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from tandem_cli.api import fail
 events_app = typer.Typer(help="The event stream.", no_args_is_help=True)
 
 #: The services that publish a topic (the dashboard only reads).
-TOPICS = ("incidents", "changes", "deployments")
+TOPICS = ("incidents", "changes", "deployments", "catalog")
 #: Each aggregate's human reference in its snapshot.
-_AGGREGATES = ("incident", "change", "freeze", "deployment")
+_AGGREGATES = ("incident", "change", "freeze", "standard_change", "deployment", "service",
+               "team")
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -138,7 +139,7 @@ def tail(
         "--type", help="Only these types; globs such as 'tandem.incident.*' work; repeatable")]
     = None,
     topic: Annotated[list[str] | None, typer.Option(
-        help="incidents, changes or deployments (default: all three); repeatable")] = None,
+        help="incidents, changes, deployments or catalog (default: all); repeatable")] = None,
     from_beginning: Annotated[bool, typer.Option(
         "--from-beginning", help="Replay what the topics hold before following them")] = False,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events")]
@@ -171,7 +172,7 @@ def tail(
 
 @events_app.command("replay")
 def replay(
-    service: Annotated[str, typer.Option(help="incidents, changes or deployments")],
+    service: Annotated[str, typer.Option(help="incidents, changes, deployments or catalog")],
     since: Annotated[str | None, typer.Option(
         help="Only events recorded since: -2h, -7d or an RFC 3339 time (default: all retained)")]
     = None,
