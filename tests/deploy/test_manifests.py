@@ -35,9 +35,9 @@ STRIMZI_KINDS = {"Kafka": "kafka", "KafkaNodePool": "kafkaNodePool", "KafkaTopic
 #: The oldest Kubernetes release the manifests support and the newest the validator knows.
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
 #: The deployables (contract section 1); the dashboard keeps no database and owns no topic.
-APP_SERVICES = ["incidents", "changes", "deployments", "dashboard"]
+APP_SERVICES = ["incidents", "changes", "deployments", "dashboard", "catalog"]
 PORTS = {name: SERVICES.get(name, 8004) for name in APP_SERVICES}
-WITH_DATABASE = ["incidents", "changes", "deployments"]
+WITH_DATABASE = ["incidents", "changes", "deployments", "catalog"]
 OVERLAYS = ["dev", "prod"]
 
 Doc = dict[str, Any]
