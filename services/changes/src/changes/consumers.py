@@ -24,6 +24,7 @@ from changes.rules.freezes import incident_freezes_its_service, incident_is_open
 from changes.rules.lifecycle import FINAL, move_refusal
 from changes.rules.success_scores import cause_score
 from changes.schemas import ChangeCreate
+from tandem.app import Reaction, ReactionHandler
 from tandem.db import utcnow
 from tandem.events import CloudEvent
 from tandem.projection import Snapshot
@@ -172,7 +173,7 @@ async def gate_decided(session: AsyncSession, event: CloudEvent,
 
 
 #: The consumer's handlers by event type.
-HANDLERS = {
+HANDLERS: dict[str, ReactionHandler] = {
     **dict.fromkeys(("tandem.incident.created", "tandem.incident.updated",
                      "tandem.incident.transitioned", "tandem.incident.annotated",
                      "tandem.incident.sla_breached", "tandem.incident.suspects_found"),
@@ -181,3 +182,6 @@ HANDLERS = {
     "tandem.deployment.transitioned": deployment_transitioned,
     "tandem.deployment.gate_decided": gate_decided,
 }
+
+#: The service's one consumer of other topics.
+REACTIONS = Reaction(topics=["incidents", "deployments"], handlers=HANDLERS)
