@@ -137,6 +137,18 @@ async def no_dead_letters(client: httpx.AsyncClient, stack: DevStack) -> None:
                               f"{letters[0]}")
 
 
+#: What a reader of the topics says when it finds that the broker lost what it had read.
+LOST_LINE = "no longer holds what"
+
+
+def false_alarms(stack: DevStack) -> None:
+    """Nobody claims the broker lost events while the broker lost nothing (a reader that does
+    reads every partition again from its start, at every check)."""
+    if said := [line for line in stack.stderr().splitlines() if LOST_LINE in line]:
+        raise DrillFailed(f"{len(said)} claims that the broker lost events it held, such as "
+                          f"{said[0][:300]}")
+
+
 def database(stack: DevStack, service: str) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{stack.var_dir / f'{service}.db'}?mode=ro", uri=True,
                            timeout=10)
@@ -201,6 +213,7 @@ async def restart_drill(stack: DevStack, report: dict[str, Any]) -> None:
             failed_before = len(load.ledger.failed)
             await asyncio.sleep(14)
         ledger = load.ledger
+        false_alarms(stack)
         report["paused_s"] = round(time.monotonic() - paused_at, 1)
         report["failed_while_paused"] = len(ledger.failed) - failed_before
         code, took = stack.interrupt()
@@ -224,8 +237,10 @@ async def restart_drill(stack: DevStack, report: dict[str, Any]) -> None:
         if figures["failed"] < 20:
             raise DrillFailed(f"too few failed deployments to mean anything: {figures}")
         await no_dead_letters(client, stack)
+        false_alarms(stack)
         report["tail"] = await whole_history_tailed(stack)
-        report["restarts"] = [line for s in stack.services for line in stack.restart_lines(s)]
+        report["restarts"] = [line for name in [*stack.services, "broker"]
+                              for line in stack.restart_lines(name)]
 
 
 async def sigkill_drill(stack: DevStack, report: dict[str, Any]) -> None:
@@ -239,7 +254,11 @@ async def sigkill_drill(stack: DevStack, report: dict[str, Any]) -> None:
                 await asyncio.sleep(3)
                 kills.append(await kill_and_wait(stack, name))
             report["second_dev"] = await second_dev_refused(stack)
-            await asyncio.sleep(2)
+            false_alarms(stack)  # the broker lost nothing so far
+            await asyncio.sleep(3)
+            # Last, the embedded broker: a new, empty one is started under the running services.
+            kills.append(await kill_and_wait(stack, "broker"))
+            await asyncio.sleep(3)
         report["kills"] = kills
         figures = await verify(stack, load.ledger, timeout=RECOVERY_TIMEOUT_S)
         report["load"] = figures
@@ -249,7 +268,8 @@ async def sigkill_drill(stack: DevStack, report: dict[str, Any]) -> None:
             raise DrillFailed(f"too few failed deployments to mean anything: {figures}")
         report["settle_s"], report["counts"] = await settle(client, stack, 60)
         await no_dead_letters(client, stack)
-        report["restarts"] = [line for s in stack.services for line in stack.restart_lines(s)]
+        report["restarts"] = [line for name in [*stack.services, "broker"]
+                              for line in stack.restart_lines(name)]
         code, took = stack.interrupt()
         report["stop"] = {"exit_code": code, "seconds": round(took, 1)}
         if code != 0:
@@ -257,19 +277,22 @@ async def sigkill_drill(stack: DevStack, report: dict[str, Any]) -> None:
 
 
 async def kill_and_wait(stack: DevStack, name: str, timeout: float = 60) -> dict[str, Any]:
-    """SIGKILL ``name``; ``tandem dev`` must say so, start it again, and it must be ready."""
+    """SIGKILL ``name`` (a service, or ``broker``); ``tandem dev`` must say so and start it
+    again, and it (every service, for the broker) must be ready with the broker connected."""
     before = len(stack.restart_lines(name))
     old = stack.signal(name, signal.SIGKILL)
     killed = time.monotonic()
+    back = "starting a new one" if name == "broker" else "restarted"
+    needed = stack.services if name == "broker" else [name]
     while True:
         await asyncio.sleep(0.3)
         lines = stack.restart_lines(name)[before:]
         new = None
         with contextlib.suppress(LookupError):
             new = stack.pid(name)
-        if (new not in (None, old) and any("restarted" in line for line in lines)
-                and await asyncio.to_thread(stack.ready, name)):
-            return {"service": name, "back_s": round(time.monotonic() - killed, 1),
+        if (new not in (None, old) and any(back in line for line in lines)
+                and all([await asyncio.to_thread(stack.ready, n) for n in needed])):
+            return {"process": name, "back_s": round(time.monotonic() - killed, 1),
                     "lines": lines}
         if time.monotonic() - killed > timeout:
             raise DrillFailed(f"{name} not back {timeout:.0f}s after SIGKILL; supervisor said "
@@ -279,7 +302,7 @@ async def kill_and_wait(stack: DevStack, name: str, timeout: float = 60) -> dict
 async def second_dev_refused(stack: DevStack) -> dict[str, Any]:
     """A second ``tandem dev`` beside the running one: exit 1, one line, nothing disturbed."""
     pids = {name: stack.pid(name) for name in [*stack.services, "broker"]}
-    lines_before = stack.stderr()
+    supervisor_before = {name: stack.restart_lines(name) for name in pids}
     second = await asyncio.to_thread(subprocess.run, [TANDEM, "dev"], env=stack.env,
                                      capture_output=True, timeout=60, check=False,
                                      cwd=stack.var_dir.parent)
@@ -289,9 +312,10 @@ async def second_dev_refused(stack: DevStack) -> dict[str, Any]:
         raise DrillFailed(f"a second tandem dev exited {second.returncode} with stdout {out!r} "
                           f"and stderr {err!r}")
     after = {name: stack.pid(name) for name in pids}
-    if after != pids or stack.stderr() != lines_before:
+    supervisor_after = {name: stack.restart_lines(name) for name in pids}
+    if after != pids or supervisor_after != supervisor_before:
         raise DrillFailed(f"a second tandem dev disturbed the first: {pids} -> {after}; "
-                          f"{stack.stderr()[len(lines_before):]}")
+                          f"{supervisor_after}")
     not_ready = [n for n in stack.services if not await asyncio.to_thread(stack.ready, n)]
     if not_ready:
         raise DrillFailed(f"after a second tandem dev, not ready: {not_ready}")
@@ -327,7 +351,7 @@ def main(argv: list[str]) -> int:
             report["ok"] = False
             report["left_behind"] = left
         report["seconds"] = round(time.monotonic() - started, 1)
-        report["dev_stderr"] = stack.stderr()[-3000:]
+        report["dev_stderr"] = stack.all_stderr()[-6000:]
         report_path.write_text(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1
 

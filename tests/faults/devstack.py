@@ -64,10 +64,10 @@ def alive(pid: int) -> bool:
 class DevStack:
     """``tandem dev`` on ``var_dir``: started, watched, signalled and stopped by the drill."""
 
-    services = list(SERVICES)
-
     def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
         self.var_dir = var_dir
+        #: Every process of the stack but the broker (what ``verify`` checks the health of).
+        self.services = list(SERVICES)
         self.env = {**os.environ, **DRILL_ENV, "TANDEM_VAR_DIR": str(var_dir), **(env or {})}
         for name in ("TANDEM_KAFKA_BOOTSTRAP", "TANDEM_AUTH_SECRET", "TANDEM_TOPIC_PREFIX"):
             if name not in (env or {}):
@@ -169,10 +169,17 @@ class DevStack:
     def stderr(self) -> str:
         return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
 
+    def all_stderr(self) -> str:
+        """What every run of ``tandem dev`` on this stack wrote to stderr, run by run."""
+        paths = sorted(self.var_dir.parent.glob("dev-*.err"), key=lambda p: p.stat().st_mtime)
+        return "".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in paths)
+
     def restart_lines(self, name: str) -> list[str]:
-        """The supervisor's lines about ``name`` in this run (its exit, then its restart)."""
-        return [line for line in self.stderr().splitlines()
-                if re.match(rf"{re.escape(name)} (exited with|restarted)", line)]
+        """The supervisor's lines about ``name`` (a service, or ``broker``) in this run: its
+        exit, then its restart."""
+        pattern = ("(error: )?the embedded broker (exited with|did not start)" if name == "broker"
+                   else rf"{re.escape(name)} (exited with|restarted)")
+        return [line for line in self.stderr().splitlines() if re.match(pattern, line)]
 
     def ready(self, name: str) -> bool:
         try:
