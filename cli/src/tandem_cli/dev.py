@@ -155,7 +155,9 @@ def dev() -> None:
                       for name in services]
         if any(m.wait() != 0 for m in migrations):
             raise StartupError("a migration failed (see above)")
-        env = {**os.environ, "TANDEM_AUTH_SECRET": secret}
+        # The terminal shows this command's own lines; the services' info logs (every readiness
+        # poll, every request) only when asked for with TANDEM_LOG_LEVEL.
+        env = {"TANDEM_LOG_LEVEL": "WARNING", **os.environ, "TANDEM_AUTH_SECRET": secret}
         for name, port in services.items():
             process = Supervised(name, [
                 sys.executable, "-m", "uvicorn", f"{name}.main:create_app", "--factory",
