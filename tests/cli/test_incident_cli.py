@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import time
 import uuid
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner, Result
 
-from e2e.stack import Stack
+from e2e.stack import TANDEM, Stack
+from tandem.events import new_event
+from tandem.kafka import ensure_topics
+from tandem.settings import PlatformSettings
 from tandem_cli import build_app
+from tandem_cli.broker import EmbeddedBroker, free_port
 
 APP = build_app()
 
@@ -182,3 +191,88 @@ def test_events_tail_without_a_broker_is_one_clear_line(incidents_stack):
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith("error: cannot reach the broker at 127.0.0.1:9")
+
+
+def test_events_tail_starts_at_the_end_and_follows_what_comes(incidents_stack, tmp_path):
+    before = create(incidents_stack, service_name())
+    tail = subprocess.Popen([TANDEM, "events", "tail", "--topic", "incidents", "--idle", "8"],
+                            env=incidents_stack.cli_env(None), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # it has assigned its partitions and sought their ends
+        after = create(incidents_stack, service_name())
+        out, err = tail.communicate(timeout=30)
+    finally:
+        tail.kill()
+    assert tail.returncode == 0, err
+    assert before["number"] not in out, "an event from before the start was printed"
+    assert after["number"] in out
+
+
+def test_events_tail_says_when_it_loses_and_regains_the_broker(tmp_path):
+    port = free_port()
+    platform = PlatformSettings(kafka_bootstrap=f"127.0.0.1:{port}", topic_prefix="tail.")
+    topics = [platform.topic("incidents")]
+    broker = EmbeddedBroker(port, log_path=tmp_path / "first.log")
+    broker.start()
+    env = {**os.environ, "TANDEM_KAFKA_BOOTSTRAP": platform.kafka_bootstrap,
+           "TANDEM_TOPIC_PREFIX": "tail."}
+    tail = None
+    try:
+        asyncio.run(ensure_topics(platform, topics))
+        tail = subprocess.Popen([TANDEM, "events", "tail", "--topic", "incidents", "--idle",
+                                 "25"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(3)
+        broker.stop()
+        time.sleep(8)  # long enough for a probe to fail
+        broker = EmbeddedBroker(port, log_path=tmp_path / "second.log")
+        broker.start()
+        asyncio.run(ensure_topics(platform, topics))
+        _, err = tail.communicate(timeout=60)
+    finally:
+        if tail is not None:
+            tail.kill()
+        broker.stop()
+    lines = err.strip().splitlines()
+    assert any(line.startswith("tail: lost the broker at") for line in lines), err
+    assert any(line.startswith(f"tail: the broker at 127.0.0.1:{port} is back") for line in
+               lines), err
+    lost = next(i for i, line in enumerate(lines) if "lost the broker" in line)
+    back = next(i for i, line in enumerate(lines) if "is back" in line)
+    assert lost < back
+
+
+def test_events_tail_prints_nothing_of_a_batch_published_before_it_started(incidents_stack):
+    """The embedded broker ends a partition at its last batch's first offset + 1, inside the
+    batch: a tail that seeks to the end must still not print that batch's older events."""
+    topic = incidents_stack.platform.topic("incidents")
+    old = [new_event(service="incidents", type="tandem.incident.annotated",
+                     subject="batch-key", sequence=n, actor="batch", data={"n": n})
+           for n in range(1, 6)]
+
+    async def publish(events, linger_ms):  # type: ignore[no-untyped-def]
+        producer = AIOKafkaProducer(bootstrap_servers=incidents_stack.platform.kafka_bootstrap,
+                                    acks="all", linger_ms=linger_ms)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value=e.to_bytes(), key=b"batch-key")
+                       for e in events]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish(old, 100))  # one batch of five
+    tail = subprocess.Popen([TANDEM, "events", "tail", "--topic", "incidents", "--idle", "6",
+                             "--json"], env=incidents_stack.cli_env(None),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        new = new_event(service="incidents", type="tandem.incident.annotated",
+                        subject="batch-key", sequence=6, actor="batch", data={"n": 6})
+        asyncio.run(publish([new], 0))
+        out, err = tail.communicate(timeout=30)
+    finally:
+        tail.kill()
+    printed = [json.loads(line)["id"] for line in out.splitlines()]
+    assert printed == [str(new.id)], (printed, err)

@@ -31,7 +31,8 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 STRIMZI_SCHEMA = yaml.safe_load(
     (Path(__file__).parent / "schemas/strimzi-v1beta2.yaml").read_text()
 )
-STRIMZI_KINDS = {"Kafka": "kafka", "KafkaNodePool": "kafkaNodePool", "KafkaTopic": "kafkaTopic"}
+STRIMZI_KINDS = {"Kafka": "kafka", "KafkaNodePool": "kafkaNodePool", "KafkaTopic": "kafkaTopic",
+                 "KafkaUser": "kafkaUser"}
 #: The oldest Kubernetes release the manifests support and the newest the validator knows.
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
 #: The deployables (contract section 1); the dashboard keeps no database and owns no topic.
@@ -137,7 +138,9 @@ def strimzi_errors(doc: Doc) -> list[str]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_strimzi_resources_match_their_schema(rendered: dict[str, list[Doc]], overlay: str) -> None:
     crs = [d for d in rendered[overlay] if d["apiVersion"].startswith("kafka.strimzi.io/")]
-    assert {d["kind"] for d in crs} == set(STRIMZI_KINDS)
+    # Kafka users and their ACLs belong to production (dev runs a plain listener).
+    expected = set(STRIMZI_KINDS) - ({"KafkaUser"} if overlay == "dev" else set())
+    assert {d["kind"] for d in crs} == expected
     for doc in crs:
         assert strimzi_errors(doc) == [], f"{doc['kind']}/{doc['metadata']['name']}"
 
@@ -208,7 +211,9 @@ def test_service_pods_are_probed_bounded_and_locked_down(
     migrate = pod["initContainers"][0]
     assert migrate["command"] == ["python", "-m", service, "migrate"]
     assert migrate["image"] == app["image"]
-    assert env_names(migrate) == env_names(app), "migrations must reach the app's database"
+    # The migrations reach the app's database; only the app talks to Kafka.
+    kafka_free = {k: v for k, v in env_names(app).items() if not k.startswith("TANDEM_KAFKA_")}
+    assert env_names(migrate) == kafka_free, "migrations must reach the app's database"
     assert migrate["envFrom"] == app["envFrom"]
 
 
@@ -264,7 +269,8 @@ def test_each_service_has_its_service_budget_autoscaler_and_network_policy(
         for rule in p["spec"].get("egress", [])
         for port in rule["ports"]
     }
-    assert egress_ports == {53, 9092, 5432}, "DNS, Kafka and PostgreSQL only"
+    kafka_port = 9093 if overlay == "prod" else 9092  # production's listener is TLS only
+    assert egress_ports == {53, kafka_port, 5432}, "DNS, Kafka and PostgreSQL only"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -155,7 +155,9 @@ def dev() -> None:
                       for name in services]
         if any(m.wait() != 0 for m in migrations):
             raise StartupError("a migration failed (see above)")
-        env = {**os.environ, "TANDEM_AUTH_SECRET": secret}
+        # The terminal shows this command's own lines; the services' info logs (every readiness
+        # poll, every request) only when asked for with TANDEM_LOG_LEVEL.
+        env = {"TANDEM_LOG_LEVEL": "WARNING", **os.environ, "TANDEM_AUTH_SECRET": secret}
         for name, port in services.items():
             process = Supervised(name, [
                 sys.executable, "-m", "uvicorn", f"{name}.main:create_app", "--factory",
@@ -206,11 +208,17 @@ def _supervise(supervised: list[Supervised], broker: EmbeddedBroker | None,
         typer.echo(f"the embedded broker exited with {code}; starting a new one (the services "
                    "publish their retained events to it again)", err=True)
         broker.process = None
+        # The services wait while the new broker gets its topics: a client of theirs that
+        # reached it first would have it create a topic by itself, with 4 partitions, and the
+        # events on partitions 4 and 5 would never be read.
+        paused = _pause([s.process for s in supervised if s.exited() is None and s.process])
         try:
             broker.start()
             asyncio.run(_create_topics(platform))
-        except RuntimeError as exc:
+        except (RuntimeError, StartupError) as exc:
             typer.echo(f"error: the embedded broker did not start again: {exc}", err=True)
+        finally:
+            _resume(paused)
     for process in supervised:
         code = process.exited()
         if code is None:
@@ -229,6 +237,21 @@ def _supervise(supervised: list[Supervised], broker: EmbeddedBroker | None,
             process.start()
             typer.echo(f"{process.name} restarted (restart {process.restarts})", err=True)
     return broker
+
+
+def _pause(processes: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
+    paused = []
+    for p in processes:
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGSTOP)
+            paused.append(p)
+    return paused
+
+
+def _resume(processes: list[subprocess.Popen[bytes]]) -> None:
+    for p in processes:
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGCONT)
 
 
 async def _create_topics(platform: PlatformSettings) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import fnmatch
 import json
 import logging
+import time
 from typing import Annotated, Any
 
 import typer
@@ -52,6 +53,8 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
+    from tandem.kafka import ReadPositions
+
     consumer = AIOKafkaConsumer(**platform.kafka_client_options(),
                                 enable_auto_commit=False,
                                 fetch_max_wait_ms=platform.kafka_fetch_max_wait_ms,
@@ -76,17 +79,24 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
             # Where each partition ends now, explicitly: nothing already there is printed.
             for tp, end in (await consumer.end_offsets(partitions)).items():
                 consumer.seek(tp, end)
-        positions = {tp: await consumer.position(tp) for tp in partitions}
+        read = ReadPositions(platform)
+        # The embedded broker may place a partition's end inside its last batch: what the first
+        # fetch of a partition returns from before the start is not new.
+        started_ms = int(time.time() * 1000)
+        fresh = set(partitions) if not from_beginning else set()
         quiet_since = probed_at = loop.time()
         lost = False
         while count is None or printed < count:
             if loop.time() - probed_at >= PROBE_S:
                 probed_at = loop.time()
-                lost = await _probe(consumer, positions, lost, platform.kafka_bootstrap)
+                lost = await _probe(consumer, read, lost, platform.kafka_bootstrap)
             batches = await consumer.getmany(timeout_ms=200)
-            records = [r for rs in batches.values() for r in rs]
             for tp, rs in batches.items():
-                positions[tp] = rs[-1].offset + 1
+                if tp in fresh:
+                    fresh.discard(tp)
+                    batches[tp] = [r for r in rs if r.timestamp >= started_ms]
+                read.saw(tp.topic, tp.partition, rs[-1].offset, rs[-1].value)
+            records = [r for rs in batches.values() for r in rs]
             if not records:
                 if idle is not None and loop.time() - quiet_since > idle:
                     break
@@ -111,25 +121,25 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
     return printed
 
 
-async def _probe(consumer: Any, positions: dict[Any, int], lost: bool, where: str) -> bool:
+async def _probe(consumer: Any, read: Any, lost: bool, where: str) -> bool:
     """Say on stderr when the broker goes away and when it is back; returns whether it is away.
     A broker that came back without the events already read (a new embedded one) is followed
     from the start of what it holds."""
     try:
-        ends = await asyncio.wait_for(consumer.end_offsets(list(positions)), PROBE_S * 2)
+        await asyncio.wait_for(consumer.end_offsets(list(consumer.assignment())), PROBE_S * 2)
+        reset = await asyncio.wait_for(read.lost(consumer), PROBE_S * 3)
     except Exception:
         if not lost:
             typer.echo(f"tail: lost the broker at {where}; waiting for it", err=True)
         return True
     if lost:
         typer.echo(f"tail: the broker at {where} is back", err=True)
-    reset = [tp for tp, end in ends.items() if end < positions.get(tp, 0)]
     if reset:
         typer.echo("tail: the broker no longer holds what was read (a new broker); following "
                    "its topics from their start", err=True)
         for tp in reset:
             consumer.seek(tp, 0)
-            positions[tp] = 0
+            read.forget(tp)
     return False
 
 

@@ -141,3 +141,55 @@ async def ensure_topics_with_retry(settings: PlatformSettings, topics: Iterable[
             log.info("broker not reachable for topic creation (%s); retrying", exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+class ReadPositions:
+    """What a reader of no group (the dashboard's feed, ``events tail``) last read of each
+    partition, and whether the broker still holds it.
+
+    A partition whose end lies at or below the last offset read may mean the broker lost it (a
+    new embedded broker, a topic re-created), but not always: the embedded broker reports a
+    partition's end as its last batch's first offset + 1, below records of that batch it holds.
+    So such a partition is checked by reading the last record read again: gone or different,
+    the broker lost it.
+    """
+
+    def __init__(self, settings: PlatformSettings) -> None:
+        self.settings = settings
+        self.last: dict[TopicPartition, tuple[int, bytes | None]] = {}
+
+    def saw(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
+        self.last[TopicPartition(topic, partition)] = (offset, value)
+
+    def forget(self, tp: TopicPartition) -> None:
+        self.last.pop(tp, None)
+
+    async def lost(self, reader: AIOKafkaConsumer) -> list[TopicPartition]:
+        """The partitions whose last read record the broker no longer holds."""
+        if not self.last:
+            return []
+        ends = await reader.end_offsets(list(self.last))
+        suspects = [tp for tp, (offset, _) in self.last.items() if ends.get(tp, 0) <= offset]
+        if not suspects:
+            return []
+        probe = AIOKafkaConsumer(**self.settings.kafka_client_options(), group_id=None,
+                                 enable_auto_commit=False,
+                                 request_timeout_ms=self.settings.kafka_request_timeout_ms)
+        found: dict[TopicPartition, bytes | None] = {}
+        try:
+            await probe.start()
+            probe.assign(suspects)
+            for tp in suspects:
+                probe.seek(tp, self.last[tp][0])
+            deadline = asyncio.get_running_loop().time() + 3
+            answered: set[TopicPartition] = set()
+            while len(answered) < len(suspects) and asyncio.get_running_loop().time() < deadline:
+                for tp, records in (await probe.getmany(timeout_ms=500)).items():
+                    answered.add(tp)
+                    probe.pause(tp)
+                    for record in records:
+                        if record.offset == self.last[tp][0]:
+                            found[tp] = record.value
+        finally:
+            await probe.stop()
+        return [tp for tp in suspects if tp not in found or found[tp] != self.last[tp][1]]

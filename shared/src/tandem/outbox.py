@@ -8,9 +8,11 @@ service's advisory lock relays, so per-aggregate order holds with several replic
 Published rows are kept for ``outbox_retention_days`` (default 30): the outbox is the history
 of every fact the service published. The relay remembers the highest offset the broker
 acknowledged per partition (``relay_mark``); when the broker's partition ends below it (a new
-embedded broker, a topic re-created, a cluster that lost data), the broker has lost events the
-outbox says were published, and the relay publishes the whole retained history again, in
-order. Consumers skip what they had applied (inbox), so this costs duplicates, never effects.
+embedded broker, a topic re-created, a cluster that lost data), or acknowledges an offset at
+or below it (only the relay writes its topic, so a broker still holding the history numbers
+each new record above it), the broker has lost events the outbox says were published, and the
+relay publishes the whole retained history again, in order. Consumers skip what they had
+applied (inbox), so this costs duplicates, never effects.
 ``republish(since=)`` does the same on request (``tandem events replay``).
 """
 
@@ -98,6 +100,9 @@ class OutboxRelay:
         self.retention = retention
         self.partitions = partitions
         self._lock_conn: AsyncConnection | None = None
+        #: The marks as this relay knows them (loaded when it becomes the active one): an
+        #: acknowledgement at or below one comes from a broker that lost the history.
+        self._marks: dict[tuple[str, int], int] | None = None
         self._checked_at = 0.0
         self._pruned_at = 0.0
         self.is_leader = False
@@ -143,6 +148,7 @@ class OutboxRelay:
         await conn.commit()
         if locked:
             self._lock_conn = conn
+            self._marks = None  # another replica may have relayed meanwhile
             self.is_leader = True
             log.info("outbox relay of %s is the active one", self.service)
             return True
@@ -208,6 +214,7 @@ class OutboxRelay:
                 stmt = stmt.where(OutboxMessage.created_at >= since)  # type: ignore[operator]
             count = (await session.execute(stmt)).rowcount or 0
             await session.execute(delete(RelayMark).where(RelayMark.topic == self.topic))
+        self._marks = {}
         self.db.outbox_written.set()
         return count
 
@@ -269,6 +276,12 @@ class OutboxRelay:
                 # only a batch's base offset is one it is sure to count.
                 key = (result.topic, result.partition)
                 marks[key] = min(marks.get(key, result.offset), result.offset)
+        known = await self._known_marks() if marks else {}
+        # Only this relay writes its topic: a broker that holds what it acknowledged before
+        # numbers these records above that. One that does not is a new one (it lost the history),
+        # found with the first batch it takes, before more goes to it ahead of the history.
+        below = [(key, offset, known[key]) for key, offset in marks.items()
+                 if key in known and offset <= known[key]]
         async with self.db.transaction() as session:
             if done:
                 now = utcnow()
@@ -285,11 +298,28 @@ class OutboxRelay:
                     .values(attempts=OutboxMessage.attempts + 1, last_error=error[:2000])
                 )
         metrics.EVENTS_PUBLISHED.labels(self.service).inc(len(done))
+        if self._marks is not None:
+            for key, offset in marks.items():
+                self._marks[key] = max(offset, self._marks.get(key, offset))
+        if below:
+            (topic, partition), offset, mark = below[0]
+            log.warning("the broker lost events of %s (it acknowledged offset %d of partition "
+                        "%d, which had reached %d); publishing the retained history again",
+                        topic, offset, partition, mark)
+            metrics.HISTORY_REPUBLISHED.labels(self.service).inc(await self.republish())
         if failed:
             raise RuntimeError(
                 f"{len(failed)} of {len(rows)} events not acknowledged: {failed[0][1]}"
             )
         return len(done)
+
+    async def _known_marks(self) -> dict[tuple[str, int], int]:
+        if self._marks is None:
+            async with self.db.reader() as session:
+                rows = (await session.execute(select(
+                    RelayMark.topic, RelayMark.partition, RelayMark.offset))).all()
+            self._marks = {(topic, partition): offset for topic, partition, offset in rows}
+        return self._marks
 
     async def stop(self) -> None:
         await self._release_lock()

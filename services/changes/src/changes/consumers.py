@@ -27,6 +27,7 @@ from changes.rules.freezes import incident_freezes_its_service, incident_is_open
 from changes.rules.lifecycle import FINAL, move_refusal
 from changes.rules.success_scores import cause_score
 from changes.schemas import ChangeCreate
+from tandem.app import Reaction, ReactionHandler
 from tandem.db import utcnow
 from tandem.events import CloudEvent
 from tandem.projection import Snapshot
@@ -203,7 +204,7 @@ async def catalog_team_changed(session: AsyncSession, event: CloudEvent,
 
 
 #: The consumer's handlers by event type.
-HANDLERS = {
+HANDLERS: dict[str, ReactionHandler] = {
     **dict.fromkeys(("tandem.incident.created", "tandem.incident.updated",
                      "tandem.incident.transitioned", "tandem.incident.annotated",
                      "tandem.incident.sla_breached", "tandem.incident.suspects_found"),
@@ -216,3 +217,6 @@ HANDLERS = {
     "tandem.team.created": catalog_team_changed,
     "tandem.team.updated": catalog_team_changed,
 }
+
+#: The service's one consumer of other topics.
+REACTIONS = Reaction(topics=["incidents", "deployments", "catalog"], handlers=HANDLERS)

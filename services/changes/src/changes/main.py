@@ -6,9 +6,9 @@ from fastapi import FastAPI
 
 from changes import calendar, change_routes, freeze_routes, standard_change_routes
 from changes.config import ChangesSettings
-from changes.consumers import HANDLERS
+from changes.consumers import REACTIONS
 from changes.freezes import freeze_clock
-from tandem.app import Reaction, ServiceSpec, create_service_app
+from tandem.app import ServiceSpec, create_service_app
 from tandem.settings import PlatformSettings
 
 
@@ -22,8 +22,7 @@ def create_app(platform: PlatformSettings | None = None,
         settings=settings or ChangesSettings(),
         routers=[change_routes.router, change_routes.scores_router, freeze_routes.router,
                  calendar.router, standard_change_routes.router],
-        reactions=[Reaction(topics=["incidents", "deployments", "catalog"],
-                            handlers=HANDLERS)],
+        reactions=[REACTIONS],
         jobs=[freeze_clock],
     )
     return create_service_app(spec, platform)

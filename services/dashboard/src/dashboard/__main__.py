@@ -8,4 +8,4 @@ import sys
 if __name__ == "__main__":
     if sys.argv[1:] != ["migrate"]:
         sys.exit("usage: python -m dashboard migrate")
-    print("dashboard: no database (the board is rebuilt from the topics); nothing to migrate")
+    # Nothing to do, and nothing to say: ``tandem dev`` runs this for every service.

@@ -41,6 +41,9 @@ class TopicFeed:
         self.hub = hub
         self.topics = [platform.topic(t) for t in TOPICS]
         self.positions: dict[TopicPartition, int] = {}
+        #: The highest end offset the broker gave for each partition: a healthy partition's end
+        #: never goes below it.
+        self.ends: dict[TopicPartition, int] = {}
         self.connected = asyncio.Event()
         self.skipped = 0
 
@@ -100,19 +103,32 @@ class TopicFeed:
                 consumer.seek(tp, self.positions[tp])
 
     async def follow_reset_partitions(self, consumer: AIOKafkaConsumer) -> None:
-        """Partitions that end before what was read belong to a broker that lost them: read
-        them from their start (the services publish their history to it again)."""
+        """Partitions whose end went back (or that are empty after being read) belong to a
+        broker that lost them: read them from their start (the services publish their history
+        to it again).
+
+        The end is not compared with the position read: the embedded broker ends a partition
+        at its last batch's first offset + 1, below the last record read, so a healthy
+        partition would look lost at every check and be read again from its start."""
         ends = await consumer.end_offsets(list(consumer.assignment()))
-        reset = [tp for tp, end in ends.items() if end < self.positions.get(tp, 0)]
+        reset = [tp for tp, end in ends.items()
+                 if end < self.ends.get(tp, 0) or (end == 0 and self.positions.get(tp, 0) > 0)]
+        self.note_ends(ends)
         if reset:
             log.warning("the broker no longer holds what the board read from %d partitions; "
                         "reading them from their start", len(reset))
             for tp in reset:
                 self.positions[tp] = 0
+                self.ends[tp] = ends[tp]
                 consumer.seek(tp, 0)
+
+    def note_ends(self, ends: dict[TopicPartition, int]) -> None:
+        for tp, end in ends.items():
+            self.ends[tp] = max(end, self.ends.get(tp, 0))
 
     async def at_end(self, consumer: AIOKafkaConsumer) -> bool:
         ends = await consumer.end_offsets(list(consumer.assignment()))
+        self.note_ends(ends)
         return all(self.positions.get(tp, 0) >= end for tp, end in ends.items())
 
     def take(self, record: ConsumerRecord[bytes, bytes]) -> None:
