@@ -37,8 +37,11 @@ TOPICS = {
         + [f"tandem.freeze.{v}" for v in ("created", "updated", "transitioned")], "change"),
     "deployments": ([f"tandem.deployment.{v}" for v in (
         "created", "transitioned", "gate_decided")], "deployment"),
+    "catalog": ([f"tandem.{a}.{v}" for a in ("service", "team") for v in (
+        "created", "updated")], "service"),
 }
-FIELDS = ["id", "number", "service", "environment", "status", "priority", "major", "type",
+FIELDS = ["id", "number", "name", "owner_team", "operations_team", "tier", "members",
+          "service", "environment", "status", "priority", "major", "type",
           "planned_start", "planned_end", "incident_id", "deployment_id", "change_id",
           "commits", "gate", "started_at", "finished_at", "services", "starts_at", "ends_at",
           "source", "version", "cause_deployment_id", "reported_at", "resolved_at"]
@@ -97,7 +100,7 @@ def generated(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[dict[str, Running]]:
-    """incidents, changes and deployments on one set of topics, SQLite each."""
+    """incidents, changes, deployments and the catalog on one set of topics, SQLite each."""
     var_dir = tmp_path_factory.mktemp("consumer-fuzz")
     platform = platform_for(broker, var_dir, log_level="ERROR")
     async with AsyncExitStack() as exits:
@@ -134,7 +137,7 @@ async def test_garbage_on_every_topic_never_stops_a_consumer(
             sent += len(values)
     finally:
         await producer.stop()
-    assert sent == 90
+    assert sent == 30 * len(TOPICS)
 
     # Real writes after the garbage, on every partition's heels: each reaction still happens.
     inc, chg, dep = stack["incidents"], stack["changes"], stack["deployments"]
@@ -171,8 +174,14 @@ async def test_garbage_on_every_topic_never_stops_a_consumer(
                                         "version": "2.0.0"})
         return r.json()["gate"]["decision"] == "prevented"
 
+    async def registered() -> bool:
+        r = await stack["catalog"].client.get(f"/api/v1/services/{failing}",
+                                              headers=inc.headers("viewer"))
+        return r.status_code == 200 and r.json()["source"] == "discovered"
+
     await eventually(incident_freeze, timeout=60)
     await eventually(failure_incident, timeout=60)
+    await eventually(registered, timeout=60)
     await eventually(gate_sees_the_incident, timeout=60)
     assert len(await incident_freeze()) == 1
     assert len(await failure_incident()) == 1

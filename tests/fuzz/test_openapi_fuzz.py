@@ -21,7 +21,7 @@ from tandem_cli.broker import EmbeddedBroker
 
 #: The role each service's writes need, so fuzzed writes get past authorization.
 ROLE = {"incidents": "owner", "changes": "owner", "deployments": "pipeline",
-        "dashboard": "viewer"}
+        "dashboard": "viewer", "catalog": "owner"}
 
 
 @schemathesis.check
@@ -79,6 +79,12 @@ def deployments_api(broker: EmbeddedBroker,
 
 
 @pytest.fixture(scope="module")
+def catalog_api(broker: EmbeddedBroker,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
+    yield from _schema("catalog", broker, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def dashboard_api(broker: EmbeddedBroker,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
     yield from _schema("dashboard", broker, tmp_path_factory)
@@ -116,6 +122,10 @@ def test_changes_api(changes_api: schemathesis.BaseSchema) -> None:
 
 def test_deployments_api(deployments_api: schemathesis.BaseSchema) -> None:
     assert fuzz_every_operation(deployments_api) >= 5
+
+
+def test_catalog_api(catalog_api: schemathesis.BaseSchema) -> None:
+    assert fuzz_every_operation(catalog_api) >= 7
 
 
 def test_dashboard_api(dashboard_api: schemathesis.BaseSchema) -> None:

@@ -45,6 +45,11 @@ CONTRACT = {
     ("deployments", "GET", "/api/v1/deployments/{ref}/gate"): set(EVERYONE),
     ("deployments", "GET", "/api/v1/dora"): set(EVERYONE),
     ("dashboard", "GET", "/api/v1/board"): set(EVERYONE),
+    ("catalog", "POST", "/api/v1/catalog/import"): {"owner"},
+    ("catalog", "POST", "/api/v1/services"): {"owner"},
+    ("catalog", "PATCH", "/api/v1/teams/{ref}"): {"owner"},
+    ("catalog", "GET", "/api/v1/services"): set(EVERYONE),
+    ("changes", "POST", "/api/v1/standard-changes"): {"owner"},
     ("dashboard", "GET", "/api/v1/stream"): set(EVERYONE),
 }
 
@@ -201,7 +206,8 @@ async def test_every_route_answers_each_role_and_bad_token_per_the_role_table(
 
 async def test_denials_are_problems_that_say_why(service: Running) -> None:
     path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/freezes",
-            "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board"}[service.name]
+            "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board",
+            "catalog": "/api/v1/teams"}[service.name]
     anonymous = await service.client.get(path)
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"].startswith("application/problem+json")
@@ -219,7 +225,8 @@ async def test_the_query_token_of_the_board_is_checked_like_a_header(service: Ru
         # Only the board (for EventSource) reads ?access_token=; elsewhere it opens nothing.
         valid = service.token("owner")
         path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
-                "deployments": "/api/v1/deployments"}[service.name]
+                "deployments": "/api/v1/deployments", "catalog": "/api/v1/services"}[
+            service.name]
         r = await service.client.get(path, params={"access_token": valid})
         assert r.status_code == 401
         return

@@ -70,9 +70,18 @@ def create_request(name: str, text: str, long_text: str) -> tuple[str, dict[str,
                                    "planned_start": (now + timedelta(days=3)).isoformat(),
                                    "planned_end": (now + timedelta(days=3, hours=1)).isoformat()
                                    }, "practitioner"
+    if name == "catalog":
+        return "/api/v1/teams", {"name": f"inject-{uuid.uuid4().hex[:8]}", "title": text,
+                                 "description": long_text}, "owner"
     return "/api/v1/deployments", {"service": "inject", "environment": "staging",
                                    "version": text[:100], "artifact": long_text[:500],
                                    "ref": text, "pipeline": {"id": text}}, "pipeline"
+
+
+#: A create path of each service (the catalog's teams, the board for the dashboard).
+PATHS = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
+         "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board",
+         "catalog": "/api/v1/teams"}
 
 
 async def test_no_token_or_secret_reaches_a_log_line(service: Running,
@@ -83,9 +92,7 @@ async def test_no_token_or_secret_reaches_a_log_line(service: Running,
     expired = service.token("owner", ttl=timedelta(seconds=-10))
     forged = mint_token("forged-" + secret, sub="m", role="owner", ttl=timedelta(hours=1))
     tokens += [expired, forged]
-    paths = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
-             "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board"}
-    path = paths[service.name]
+    path = PATHS[service.name]
     statuses = set()
     for token in tokens:
         headers = {"Authorization": f"Bearer {token}"}
@@ -114,8 +121,7 @@ async def test_no_token_or_secret_reaches_a_log_line(service: Running,
 
 
 async def test_a_body_over_one_mebibyte_is_refused_with_413(service: Running) -> None:
-    path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
-            "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board"}[service.name]
+    path = PATHS[service.name]
     headers = {**service.headers("owner"), "Content-Type": "application/json"}
     oversized = b'{"title": "' + b"x" * LIMIT + b'"}'
     declared = await service.client.post(path, content=oversized, headers=headers)
@@ -131,8 +137,7 @@ async def test_a_body_over_one_mebibyte_is_refused_with_413(service: Running) ->
 
 async def test_a_streamed_body_over_the_limit_without_length_is_refused_with_413(
         service: Running) -> None:
-    path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
-            "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board"}[service.name]
+    path = PATHS[service.name]
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"title": "'
@@ -169,7 +174,9 @@ async def test_hostile_strings_are_stored_verbatim_and_returned_as_json(stored: 
                     "deployments", "version") else field
                 assert got[returned] == sent, (field, text)
         # The same strings as filters find nothing and break nothing.
-        listed = await stored.client.get(path, params={"service": text, "status": text},
+        filters = {"member": text} if stored.name == "catalog" else {"service": text,
+                                                                     "status": text}
+        listed = await stored.client.get(path, params=filters,
                                          headers=stored.headers("viewer"))
         assert listed.status_code in (200, 422), listed.text[:300]
         if listed.status_code == 200:

@@ -47,6 +47,8 @@ def create_body(name: str) -> tuple[str, dict[str, Any], str]:
                                    "planned_start": (now + timedelta(days=2)).isoformat(),
                                    "planned_end": (now + timedelta(days=2, hours=1)).isoformat(),
                                    }, "practitioner"
+    if name == "catalog":
+        return "/api/v1/teams", {"name": "inputs", "title": "t", "description": "d"}, "owner"
     return "/api/v1/deployments", {"service": "inputs", "environment": "staging",
                                    "version": "1.0.0", "ref": "main"}, "pipeline"
 
