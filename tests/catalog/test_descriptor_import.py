@@ -261,6 +261,10 @@ async def test_aliases_and_text_no_service_can_store_are_refused(svc: Catalog) -
     not_utf8 = await svc.client.post("/api/v1/catalog/import", content=b"kind: \xff\xfe",
                                      headers=svc.headers())
     assert _problem(not_utf8)["errors"][0]["message"] == "the body is not UTF-8 text"
+    control = _problem(await svc.import_yaml("kind: \x1f"))
+    assert "special characters are not allowed" in control["errors"][0]["message"]
+    deep = _problem(await svc.import_yaml("[" * 100_000))
+    assert deep["errors"][0]["message"] == "nested too deeply to be a descriptor"
 
 
 async def test_only_an_owner_imports(svc: Catalog) -> None:

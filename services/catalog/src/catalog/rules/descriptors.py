@@ -142,8 +142,10 @@ def read_documents(text: str, *, max_documents: int) -> list[Any]:
     document it is in, with its line."""
     documents: list[Any] = []
     seen = 0
-    loader = _DescriptorLoader(text)
+    loader: _DescriptorLoader | None = None
     try:
+        # The reader checks the characters as it is built: inside, so a refusal is a problem.
+        loader = _DescriptorLoader(text)
         while loader.check_data():
             seen += 1
             if seen > max_documents:
@@ -153,11 +155,15 @@ def read_documents(text: str, *, max_documents: int) -> list[Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
+        reason = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
         raise DescriptorsInvalid([DescriptorProblem(
             max(seen, 1), None, "", f"not valid YAML{where}: {reason}")]) from None
+    except RecursionError:
+        raise DescriptorsInvalid([DescriptorProblem(
+            max(seen, 1), None, "", "nested too deeply to be a descriptor")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return [d for d in documents if d is not None]
 
 
