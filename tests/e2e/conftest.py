@@ -13,9 +13,10 @@ from tandem_cli.broker import EmbeddedBroker
 
 @pytest.fixture(scope="session")
 def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """incidents, changes and deployments, the gate in its default mode (receipt)."""
+    """incidents, changes, deployments and the catalog, the gate in its default mode
+    (receipt)."""
     running = Stack(broker.bootstrap, tmp_path_factory.mktemp("stack-receipt"),
-                    services=["incidents", "changes", "deployments"],
+                    services=["incidents", "changes", "deployments", "catalog"],
                     env={"TANDEM_GATE_MODE": "receipt"}).start()
     yield running
     running.stop()
