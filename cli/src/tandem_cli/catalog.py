@@ -3,6 +3,7 @@ and teams."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,7 +55,19 @@ def _service_shown(service: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+_TEAMS = re.compile(r"^kind:\s*[\"']?(Group|User)\b", re.MULTILINE)
+
+
+def _describes_teams(path: Path) -> bool:
+    try:
+        return _TEAMS.search(path.read_text(errors="replace")) is not None
+    except OSError:
+        return False
+
+
 def _descriptor_files(paths: list[Path]) -> list[Path]:
+    """The files to import, a directory's teams first (so its services find them described,
+    not merely named)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -62,12 +75,16 @@ def _descriptor_files(paths: list[Path]) -> list[Path]:
                             if f.is_file()})
             if not found:
                 raise typer.BadParameter(f"{path} holds no .yaml or .yml file")
-            files.extend(found)
+            files.extend(sorted(found, key=lambda f: (not _describes_teams(f), f)))
         elif path.is_file():
             files.append(path)
         else:
             raise typer.BadParameter(f"{path} is no file or directory")
     return files
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _outcome_line(name: str, result: dict[str, Any]) -> str:
@@ -78,9 +95,10 @@ def _outcome_line(name: str, result: dict[str, Any]) -> str:
             if outcome.get(verb):
                 parts.append(f"{verb} {kind} {', '.join(outcome[verb])}")
     if not parts:
-        counted = [f"{len((result.get(k) or {}).get('unchanged', []))} {k}"
-                   for k in ("services", "teams")]
-        parts.append(f"nothing changed ({' and '.join(counted)} as described)")
+        counted = [_count(n, noun) for noun, n in (
+            ("service", len((result.get("services") or {}).get("unchanged", []))),
+            ("team", len((result.get("teams") or {}).get("unchanged", [])))) if n]
+        parts.append(f"nothing changed ({' and '.join(counted) or 'nothing'} as described)")
     ignored = result.get("ignored") or []
     if ignored:
         parts.append("left out " + ", ".join(f"{i.get('kind')} {i.get('name') or ''}".strip()

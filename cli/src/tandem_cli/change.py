@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ import typer
 
 from tandem_cli.api import (
     Api,
+    CommandError,
     JsonOption,
     details,
     emit,
@@ -45,18 +47,15 @@ def rule_line(rule: dict[str, Any] | None) -> str | None:
     any manager, with the catalog's note."""
     if not rule or rule.get("kind") == "none":
         return None
-    if rule.get("kind") == "ownership":
-        sides = [f"{s['team']} ({', '.join(s['approved_by']) or 'waiting'})"
-                 for s in rule.get("sides") or []]
-        line = "a manager of " + " and of ".join(sides)
-    else:
-        line = "any manager"
-    if rule.get("note"):
-        line += f"; {rule['note']}"
-    return line
+    if rule.get("kind") != "ownership":
+        return str(rule.get("note") or "any manager")
+    sides = [f"{s['team']} ({', '.join(s['approved_by']) or 'waiting'})"
+             for s in rule.get("sides") or []]
+    line = "a manager of " + " and of ".join(sides)
+    return f"{line}; {rule['note']}" if rule.get("note") else line
 
 
-def _show(change: dict[str, Any], as_json: bool) -> None:
+def _show(change: dict[str, Any], as_json: bool, api: Api | None = None) -> None:
     shown = dict(change)
     if change.get("approvals_required"):
         shown["approvals_shown"] = (f"{change.get('approvals_received', 0)} of "
@@ -64,6 +63,11 @@ def _show(change: dict[str, Any], as_json: bool) -> None:
     shown["rule_shown"] = rule_line(change.get("approval_rule"))
     if change.get("template_id"):
         shown["template_shown"] = change["template_id"]
+        if api is not None and not as_json:
+            # People read the template's number; the change carries its id.
+            with contextlib.suppress(CommandError):
+                template = api.get(f"/api/v1/standard-changes/{change['template_id']}")
+                shown["template_shown"] = f"{template['number']} ({template['title']})"
     elif change.get("type") == "standard":
         shown["template_shown"] = "none (authorizes no deployment)"
     emit(change, as_json, details(shown, FIELDS))
@@ -111,7 +115,7 @@ def create(
             body["incident_id"] = resolve_id("incidents", "incidents", incident)
         if template:
             body["template_id"] = resolve_id("changes", "standard-changes", template)
-        _show(api.post("/api/v1/changes", body, headers=headers), as_json)
+        _show(api.post("/api/v1/changes", body, headers=headers), as_json, api)
 
 
 @change_app.command("list")
@@ -137,7 +141,7 @@ def list_changes(
 def show(ref: Ref, as_json: JsonOption = False) -> None:
     """Show one change request."""
     with reporting(as_json), Api("changes") as api:
-        _show(api.get(f"/api/v1/changes/{ref}"), as_json)
+        _show(api.get(f"/api/v1/changes/{ref}"), as_json, api)
 
 
 def _decide(ref: str, decision: str, comment: str, as_json: bool, force: bool = False) -> None:
@@ -156,7 +160,7 @@ def _decide(ref: str, decision: str, comment: str, as_json: bool, force: bool = 
             typer.echo(f"authorized, not scheduled: resolve the conflicts, or (a manager) "
                        f"tandem change transition {change.get('number')} scheduled --force",
                        err=True)
-        _show(change, as_json)
+        _show(change, as_json, api)
 
 
 @change_app.command("approve")
@@ -189,7 +193,7 @@ def move(
     """Move a change request along its type's path."""
     with reporting(as_json), Api("changes") as api:
         _show(transition(api, "changes", ref, to, reason, close_code=close_code,
-                         force=force or None), as_json)
+                         force=force or None), as_json, api)
 
 
 # --- the standard change catalog -----------------------------------------------------------
