@@ -283,3 +283,13 @@ async def test_a_retried_import_with_its_key_replays_the_first_answer(svc: Catal
     assert again.headers["idempotent-replayed"] == "true"
     other = await svc.import_yaml(text + "\n# edited\n", **{"Idempotency-Key": key})
     assert other.status_code == 422
+
+
+async def test_a_document_with_a_bad_name_still_has_its_other_fields_checked(
+        svc: Catalog) -> None:
+    body = _problem(await svc.import_yaml(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: Billing_API}\n"
+        "spec: {type: service, lifecycle: retired, owner: 'group:Billing Team'}\n"))
+    assert [(e["name"], e["field"]) for e in body["errors"]] == [
+        ("Billing_API", "metadata.name"), ("Billing_API", "spec.lifecycle"),
+        ("Billing_API", "spec.owner")]

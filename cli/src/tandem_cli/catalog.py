@@ -127,8 +127,11 @@ def import_descriptors(
                     fail(exc.message, exit_code=exc.exit_code)
                 refused += 1
                 results.append({"file": str(path), "problem": exc.problem})
-                typer.echo(f"error: {path}: {exc.message.split(' [')[0]}", err=True)
-                for error in exc.problem.get("errors") or []:
+                errors = exc.problem.get("errors") or []
+                head = (f"{exc.problem.get('status')} {exc.problem.get('title')}: nothing was "
+                        "imported" if errors else exc.message)
+                typer.echo(f"error: {path}: {head}", err=True)
+                for error in errors:
                     named = f" ({error.get('name')})" if error.get("name") else ""
                     where = f"{error.get('field')}: " if error.get("field") else ""
                     typer.echo(f"  document {error.get('document')}{named}: {where}"

@@ -177,6 +177,8 @@ class _Reader:
         self.problems = problems
         name = _get(document, "metadata.name")
         self.name = name if isinstance(name, str) and len(name) <= 255 else None
+        #: Whether the envelope is sound (only then does the document enter the plan).
+        self.sound = True
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(DescriptorProblem(self.number, self.name, path, message))
@@ -273,12 +275,16 @@ def plan_import(documents: list[Any]) -> ImportPlan:
                                                                 "metadata, spec)"))
             continue
         reader = _Reader(number, document, problems)
-        kind = _envelope(reader)
+        kind, sound = _envelope(reader)
         if kind is None:
             continue
         if kind not in IMPORTED_KINDS:
-            plan.ignored.append(Ignored(number, kind, reader.name))
+            if sound:
+                plan.ignored.append(Ignored(number, kind, reader.name))
             continue
+        # A document with a bad envelope is still read, so every problem is named at once;
+        # nothing of it enters the plan.
+        reader.sound = sound
         if kind == "Component":
             service = _component(reader)
             if service is not None and _unique(reader, services, service.name, "Component"):
@@ -293,12 +299,12 @@ def plan_import(documents: list[Any]) -> ImportPlan:
                 plan.named_teams.update(team.children)
         elif kind == "User":
             user, groups = _user(reader)
-            for group in groups:
+            for group in groups if reader.sound else ():
                 plan.memberships.setdefault(group, set()).add(user)
                 plan.named_teams.add(group)
         else:
             owner = _system(reader)
-            if owner is not None and reader.name is not None:
+            if owner is not None and reader.name is not None and reader.sound:
                 plan.systems.append(reader.name)
                 plan.named_teams.add(owner)
     if problems:
@@ -306,8 +312,9 @@ def plan_import(documents: list[Any]) -> ImportPlan:
     return plan
 
 
-def _envelope(reader: _Reader) -> str | None:
-    """The document's kind when its envelope (apiVersion, kind, metadata.name) is sound."""
+def _envelope(reader: _Reader) -> tuple[str | None, bool]:
+    """The document's kind (None: not a Backstage kind), and whether its envelope
+    (apiVersion, kind, metadata.name) is sound."""
     api_version = reader.document.get("apiVersion")
     kind = reader.document.get("kind")
     sound = True
@@ -326,7 +333,7 @@ def _envelope(reader: _Reader) -> str | None:
     if (why := name_problem(name)) is not None:
         reader.problem("metadata.name", why if name is not None else "is required")
         sound = False
-    return kind if sound else None  # type: ignore[return-value]
+    return (kind if kind in BACKSTAGE_KINDS else None), sound  # type: ignore[return-value]
 
 
 def _unique(reader: _Reader, seen: dict[str, int], name: str, kind: str) -> bool:
@@ -369,7 +376,7 @@ def _component(reader: _Reader) -> ServiceEntry | None:
     title = reader.text("metadata.title", TITLE_MAX)
     description = reader.text("metadata.description", DESCRIPTION_MAX) or ""
     repository = _repository(reader, annotations)
-    if owner is None or lifecycle not in LIFECYCLES or reader.name is None:
+    if owner is None or lifecycle not in LIFECYCLES or reader.name is None or not reader.sound:
         return None
     return ServiceEntry(
         name=reader.name, title=title, description=description, tier=tier,
@@ -451,7 +458,7 @@ def _group(reader: _Reader) -> TeamEntry | None:
                        f"must be one of {', '.join(NOTIFY_FORMATS)}")
     elif url is not None:
         notify = {"url": url, "format": str(form)}
-    if reader.name is None:
+    if reader.name is None or not reader.sound:
         return None
     if reader.name in children:
         reader.problem("spec.children", "a team cannot be its own child")
