@@ -34,6 +34,12 @@ def event_line(event: dict[str, Any]) -> str:
         facts.append(f"{data.get('from')} -> {data['to']}")
     elif snapshot.get("status"):
         facts.append(str(snapshot["status"]))
+    elif snapshot.get("name"):  # the catalog's services and teams: named, not moved
+        owner = snapshot.get("owner_team", "")
+        facts.append(str(snapshot["name"]) + (" (unowned)" if owner is None else ""))
+    if str(event.get("type", "")).startswith(("tandem.service.", "tandem.team.")) \
+            and isinstance(data.get("changes"), dict) and data["changes"]:
+        facts.append("changed " + ", ".join(sorted(data["changes"])))
     if isinstance(data.get("gate"), dict):
         facts.append(f"gate {data['gate'].get('decision')}")
     if data.get("decision"):

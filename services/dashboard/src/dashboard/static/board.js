@@ -171,9 +171,10 @@
     const who = el("div", "meta teams");
     who.append(el("span", "group " + (incident.assignment_group ? "" : "unassigned"),
       incident.assignment_group ? `assigned to ${incident.assignment_group}` : "unassigned"));
-    if (teams.owner_team || teams.operations_team) {
-      who.append(document.createTextNode(` · owner ${teams.owner_team || "–"} · runs ` +
-        `${teams.operations_team || "–"}`));
+    const runs = teams.operations_team && teams.operations_team !== incident.assignment_group
+      ? ` · run by ${teams.operations_team}` : "";
+    if (teams.owner_team) {
+      who.append(document.createTextNode(` · built by ${teams.owner_team}${runs}`));
     } else {
       who.append(el("span", "tag unowned", "unowned service"));
     }
