@@ -197,8 +197,11 @@ def deployment_history(now: datetime) -> list[CloudEvent]:
 def busy_afternoon(now: datetime) -> list[CloudEvent]:
     """Live incidents, changes in flight, freezes and gated deployments, as of ``now``."""
     events: list[CloudEvent] = []
+    events.append(catalog_service("checkout", owner="checkout-dev", operations="checkout-ops",
+                                  tier=1).created())
+    events.append(catalog_service("search", owner=None).created())
     p1 = incident("Checkout returns 502 for card payments", "checkout", 1,
-                  reported=now - timedelta(minutes=52))
+                  reported=now - timedelta(minutes=52), assignment_group="checkout-ops")
     events.append(p1.created())
     events.append(p1.moved("acknowledged", now - timedelta(minutes=47),
                            acknowledged_at=iso(now - timedelta(minutes=47))))

@@ -135,6 +135,13 @@ async def test_the_board_shows_a_realistic_afternoon(
     assert set(buckets) <= {"elite", "high", "medium", "low", "n/a"}
     assert await page.locator("#dora svg polyline").count() >= 9  # a trend line per metric
     await expect(page.locator("#feed li")).to_have_count(60)
+    # Who works each incident and who builds and runs its service; unowned services as such.
+    await expect(page.locator("#incidents .row.p1 .teams")).to_have_text(
+        "assigned to checkout-ops · built by checkout-dev")
+    await expect(page.locator("#incidents .row.p3 .teams .tag.unowned")).to_have_count(1)
+    await expect(page.locator("#services .row")).to_have_count(2)
+    await expect(page.locator("#services .row.unowned")).to_have_attribute("data-service",
+                                                                           "search")
     await page.screenshot(path=ARTIFACTS / "board.png", full_page=True)
     await page.close()
     assert errors == []
