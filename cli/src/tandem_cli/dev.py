@@ -3,7 +3,9 @@
 A service (or the embedded broker) that dies is started again with a growing back-off and a
 line saying so; the rest keep running. What a dead process had accepted is in its database's
 outbox and is relayed once it is back; a restarted broker starts empty and every service
-publishes its retained history to it again (``tandem.outbox``), so nothing is lost.
+publishes its retained history to it again (``tandem.outbox``), so nothing is lost. For that
+history to come before anything new, the services that publish are started again with a new
+broker (the dashboard keeps running and reads it from its start).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import typer
 
 from tandem.auth import Role, mint_token
 from tandem.kafka import ensure_topics
-from tandem.settings import SERVICES, PlatformSettings
+from tandem.outbox import SETTLE_S
+from tandem.settings import SERVICES, TOPIC_OWNERS, PlatformSettings
 from tandem_cli.broker import EmbeddedBroker, port_open
 
 #: Back-off before restarting a process that died: doubles per quick death, up to this.
@@ -72,11 +75,11 @@ class Supervised:
         return None if self.process is None else self.process.poll()
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def _stop(processes: list[subprocess.Popen[bytes]], grace_s: float = 20) -> None:
     for p in processes:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + grace_s
     for p in processes:
         try:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -205,20 +208,28 @@ def _supervise(supervised: list[Supervised], broker: EmbeddedBroker | None,
     now = time.monotonic()
     if broker is not None and broker.process is not None and broker.process.poll() is not None:
         code = broker.process.returncode
-        typer.echo(f"the embedded broker exited with {code}; starting a new one (the services "
-                   "publish their retained events to it again)", err=True)
+        owners = [s for s in supervised if s.name in TOPIC_OWNERS and s.exited() is None]
+        typer.echo(f"the embedded broker exited with {code}; starting a new one, and "
+                   f"{', '.join(s.name for s in owners) or 'no service'} again to publish "
+                   "their retained events to it before anything new", err=True)
         broker.process = None
-        # The services wait while the new broker gets its topics: a client of theirs that
-        # reached it first would have it create a topic by itself, with 4 partitions, and the
-        # events on partitions 4 and 5 would never be read.
-        paused = _pause([s.process for s in supervised if s.exited() is None and s.process])
+        # A new broker holds none of the events: each service must publish its history to it
+        # before anything new, or consumers that apply a newer event of an aggregate first skip
+        # the older ones as stale (their reactions lost). A running service may have sends in
+        # flight, which its Kafka client delivers to the new broker first; a new process checks
+        # the broker before its first send. What they accepted is in their databases. They
+        # start again once the new broker has its topics (a client of theirs reaching it first
+        # would have it create a topic by itself, with 4 partitions).
+        _stop([s.process for s in owners if s.process is not None], grace_s=5)
+        stopped_at = time.monotonic()
         try:
             broker.start()
             asyncio.run(_create_topics(platform))
         except (RuntimeError, StartupError) as exc:
             typer.echo(f"error: the embedded broker did not start again: {exc}", err=True)
-        finally:
-            _resume(paused)
+        for s in owners:
+            # Once what they acknowledged last is settled enough for the relay's history check.
+            s.restart_at = stopped_at + SETTLE_S
     for process in supervised:
         code = process.exited()
         if code is None:
@@ -237,21 +248,6 @@ def _supervise(supervised: list[Supervised], broker: EmbeddedBroker | None,
             process.start()
             typer.echo(f"{process.name} restarted (restart {process.restarts})", err=True)
     return broker
-
-
-def _pause(processes: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
-    paused = []
-    for p in processes:
-        with contextlib.suppress(ProcessLookupError):
-            p.send_signal(signal.SIGSTOP)
-            paused.append(p)
-    return paused
-
-
-def _resume(processes: list[subprocess.Popen[bytes]]) -> None:
-    for p in processes:
-        with contextlib.suppress(ProcessLookupError):
-            p.send_signal(signal.SIGCONT)
 
 
 async def _create_topics(platform: PlatformSettings) -> None:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from dashboard.board import Board, event_services
 from dashboard.stream import EventHub, StreamEvent
 from tandem.events import CloudEvent
-from tandem.kafka import ensure_topics
+from tandem.kafka import ReadPositions, ensure_topics
 from tandem.settings import PlatformSettings
 
 log = logging.getLogger("dashboard.feed")
@@ -41,9 +41,8 @@ class TopicFeed:
         self.hub = hub
         self.topics = [platform.topic(t) for t in TOPICS]
         self.positions: dict[TopicPartition, int] = {}
-        #: The highest end offset the broker gave for each partition: a healthy partition's end
-        #: never goes below it.
-        self.ends: dict[TopicPartition, int] = {}
+        #: The last record read of each partition, to ask whether the broker still holds it.
+        self.read = ReadPositions(platform)
         self.connected = asyncio.Event()
         self.skipped = 0
 
@@ -76,6 +75,8 @@ class TopicFeed:
                         for record in records:
                             self.take(record)
                         self.positions[tp] = records[-1].offset + 1
+                        self.read.saw(tp.topic, tp.partition, records[-1].offset,
+                                      records[-1].value)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -103,32 +104,23 @@ class TopicFeed:
                 consumer.seek(tp, self.positions[tp])
 
     async def follow_reset_partitions(self, consumer: AIOKafkaConsumer) -> None:
-        """Partitions whose end went back (or that are empty after being read) belong to a
-        broker that lost them: read them from their start (the services publish their history
-        to it again).
+        """Partitions whose last record read the broker no longer holds belong to a broker that
+        lost them: read them from their start (the services publish their history to it again).
 
-        The end is not compared with the position read: the embedded broker ends a partition
-        at its last batch's first offset + 1, below the last record read, so a healthy
-        partition would look lost at every check and be read again from its start."""
-        ends = await consumer.end_offsets(list(consumer.assignment()))
-        reset = [tp for tp, end in ends.items()
-                 if end < self.ends.get(tp, 0) or (end == 0 and self.positions.get(tp, 0) > 0)]
-        self.note_ends(ends)
+        Not every partition ending at or below what was read: the embedded broker ends one at
+        its last batch's first offset + 1, so a healthy partition would be read again from its
+        start at every check (``ReadPositions`` reads that record again instead)."""
+        reset = await self.read.lost(consumer)
         if reset:
             log.warning("the broker no longer holds what the board read from %d partitions; "
                         "reading them from their start", len(reset))
             for tp in reset:
                 self.positions[tp] = 0
-                self.ends[tp] = ends[tp]
+                self.read.forget(tp)
                 consumer.seek(tp, 0)
-
-    def note_ends(self, ends: dict[TopicPartition, int]) -> None:
-        for tp, end in ends.items():
-            self.ends[tp] = max(end, self.ends.get(tp, 0))
 
     async def at_end(self, consumer: AIOKafkaConsumer) -> bool:
         ends = await consumer.end_offsets(list(consumer.assignment()))
-        self.note_ends(ends)
         return all(self.positions.get(tp, 0) >= end for tp, end in ends.items())
 
     def take(self, record: ConsumerRecord[bytes, bytes]) -> None:
