@@ -12,6 +12,7 @@ from tandem_cli.api import (
     Api,
     CommandError,
     JsonOption,
+    command_group,
     details,
     emit,
     iso,
@@ -24,8 +25,7 @@ from tandem_cli.api import (
     transition,
 )
 
-change_app = typer.Typer(help="Change requests: create, list, approve, reject, transition.",
-                         no_args_is_help=True)
+change_app = command_group("Change requests: create, list, approve, reject, transition.")
 
 COLUMNS = [("NUMBER", "number"), ("TYPE", "type"), ("STATUS", "status"), ("SERVICE", "service"),
            ("ENV", "environment"), ("START", "planned_start"), ("END", "planned_end"),
@@ -198,8 +198,7 @@ def move(
 
 # --- the standard change catalog -----------------------------------------------------------
 
-template_app = typer.Typer(help="Standard change templates: owner-approved, per service.",
-                           no_args_is_help=True)
+template_app = command_group("Standard change templates: owner-approved, per service.")
 change_app.add_typer(template_app, name="template")
 
 TEMPLATE_COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("SERVICE", "service"),

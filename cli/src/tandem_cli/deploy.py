@@ -21,6 +21,7 @@ from tandem_cli.api import (
     Api,
     CommandError,
     JsonOption,
+    command_group,
     emit,
     fail,
     iso,
@@ -39,8 +40,7 @@ EXIT_BY_DECISION = {"allowed": 0, "prevented": EXIT_PREVENTED, "awaiting": EXIT_
 #: The service holds one long poll for at most this long; longer waits poll again.
 LONG_POLL_S = 60
 
-deploy_app = typer.Typer(help="Deployments for pipelines: start (gate), finish, gate.",
-                         no_args_is_help=True)
+deploy_app = command_group("Deployments for pipelines: start (gate), finish, gate.")
 
 Ref = Annotated[str, typer.Argument(help="Deployment number (DEP0000042) or id")]
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("GATE", "gate.decision"),
