@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import uuid
@@ -306,17 +307,31 @@ def _cell(value: Any) -> str:
     return text
 
 
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one (a pipe or a file gets whole lines)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
-          *, empty: str = "nothing found") -> str:
-    """Aligned columns: ``columns`` are (heading, field) pairs; the last column is not padded."""
+          *, empty: str = "nothing found", width: int | None = None) -> str:
+    """Aligned columns: ``columns`` are (heading, field) pairs; the last column is not padded.
+
+    With ``width`` (default: the terminal's, when stdout is one) a line longer than it has its
+    last column cut with an ellipsis, as gh and kubectl do on a terminal.
+    """
     if not rows:
         return empty
+    width = width if width is not None else terminal_width()
     cells = [[_cell(_field(row, field)) for _, field in columns] for row in rows]
     headings = [h for h, _ in columns]
     widths = [max(len(headings[i]), *(len(r[i]) for r in cells)) for i in range(len(columns))]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+        text = "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+        if width is not None and len(text) > width:
+            lead = len(text) - len(values[-1])
+            text = text[:max(width - 1, lead + 1)] + "…"
+        return text
 
     return "\n".join([line(headings), *(line(r) for r in cells)])
 
