@@ -20,6 +20,7 @@ from e2e.stack import TANDEM
 from tandem.auth import mint_token
 from tandem.settings import SERVICES
 from tandem_cli import build_app
+from tandem_cli.api import service_url
 
 APP = build_app()
 
@@ -185,3 +186,5 @@ def test_a_named_profile_that_does_not_exist_is_refused(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"error: no profile 'prdo' in {tmp_path / 'config.toml'} "
                                       "(profiles: prod)")
+    # The choice lasted for that command only: the next call in this process uses no profile.
+    assert service_url("changes") == "http://127.0.0.1:8002"

@@ -80,6 +80,9 @@ class TandemGroup(TyperGroup):
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
+        finally:
+            # The profile was chosen for this command only (a process may run several).
+            choose_profile(None)
         code = result if isinstance(result, int) else 0
         if standalone_mode:
             sys.exit(code)
