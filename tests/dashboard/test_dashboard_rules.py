@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import pytest
 from board_scenario import (
     catalog_service,
     change,
