@@ -1,7 +1,7 @@
 """DORA, once: pure functions over plain records of deployments and incidents.
 
 The deployments service (``GET /api/v1/dora``) and the dashboard's board both hand their
-records of one environment to :func:`dora_metrics`; neither computes a figure of its own. The
+records of one environment to :func:`report`; neither computes a figure of its own. The
 definitions are written out in docs/dora.md:
 
 - a deployment *reached production* when it went live (``succeeded``, or ``rolled_back``
