@@ -1,13 +1,13 @@
-"""Pure rules of the dashboard, without broker or server: DORA arithmetic, the board
-projection, SSE fan-out (ring, resume, filters, slow clients)."""
+"""Pure rules of the dashboard, without broker or server: the board projection (its DORA from
+tandem.dora), SSE fan-out (ring, resume, filters, slow clients)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import pytest
 from board_scenario import (
     catalog_service,
     change,
@@ -20,7 +20,6 @@ from board_scenario import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboard import dora
 from dashboard.board import Board
 from dashboard.config import DashboardSettings
 from dashboard.stream import EventHub, StreamEvent, StreamFilter
@@ -29,106 +28,30 @@ NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 settings = DashboardSettings()
 
 
-def dep(status: str, finished_h_ago: float | None, *, commits_h: tuple[float, ...] = (),
-        caused: bool = False, resolved_h_ago: float | None = None) -> dora.DeploymentFacts:
-    finished = None if finished_h_ago is None else NOW - timedelta(hours=finished_h_ago)
-    return dora.DeploymentFacts(
-        id=str(id(object())), service="api", status=status, finished_at=finished,
-        commit_times=tuple(NOW - timedelta(hours=h) for h in commits_h), caused_incident=caused,
-        incident_resolved_at=None if resolved_h_ago is None
-        else NOW - timedelta(hours=resolved_h_ago))
+# -- DORA (the arithmetic is tandem.dora's: tests/shared/test_dora.py) ------------------
+
+def test_the_board_has_no_dora_arithmetic_of_its_own() -> None:
+    import dashboard
+
+    package = Path(dashboard.__file__).parent
+    assert not (package / "dora.py").exists()
+    assert "from tandem import dora" in (package / "board.py").read_text()
 
 
-# -- DORA ---------------------------------------------------------------------------------
-
-def test_median_is_interpolated() -> None:
-    assert dora.median([]) is None
-    assert dora.median([5.0]) == 5.0
-    assert dora.median([3.0, 1.0, 2.0]) == 2.0
-    assert dora.median([4.0, 1.0, 2.0, 3.0]) == 2.5
-
-
-@given(st.lists(st.floats(-1e6, 1e6), min_size=1), st.randoms())
-def test_median_lies_between_the_extremes_whatever_the_order(values: list[float],
-                                                             rnd: object) -> None:
-    shuffled = list(values)
-    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
-    m = dora.median(values)
-    assert m is not None and min(values) <= m <= max(values)
-    assert dora.median(shuffled) == m
-
-
-@pytest.mark.parametrize(("fn", "value", "bucket"), [
-    (dora.lead_time_bucket, 23.9, "elite"), (dora.lead_time_bucket, 24, "high"),
-    (dora.lead_time_bucket, 24 * 7, "medium"), (dora.lead_time_bucket, 24 * 30, "low"),
-    (dora.failure_rate_bucket, 5, "elite"), (dora.failure_rate_bucket, 5.1, "high"),
-    (dora.failure_rate_bucket, 15, "medium"), (dora.failure_rate_bucket, 15.1, "low"),
-    (dora.recovery_bucket, 0.99, "elite"), (dora.recovery_bucket, 1, "high"),
-    (dora.recovery_bucket, 24 * 7, "low"),
-])
-def test_buckets_follow_the_dora_table(fn: object, value: float, bucket: str) -> None:
-    assert fn(value) == bucket  # type: ignore[operator]
-
-
-def test_frequency_buckets_on_demand_weekly_monthly() -> None:
-    start = NOW - timedelta(days=28)
-    daily = [dep("succeeded", 24 * d + 1) for d in range(24)]
-    assert dora.deployment_frequency(daily, start, NOW).bucket == "elite"
-    weekly = [dep("succeeded", 24 * 7 * w + 1) for w in range(4)]
-    metric = dora.deployment_frequency(weekly, start, NOW)
-    assert (metric.value, metric.sample_size, metric.bucket) == (1.0, 4, "high")
-    assert dora.deployment_frequency(weekly[:1], start, NOW).bucket == "medium"
-    assert dora.deployment_frequency([dep("failed", 5)], start, NOW).bucket == "low"
-
-
-statuses = st.sampled_from(["requested", "in_progress", "succeeded", "failed", "rolled_back",
-                            "canceled"])
-deployments = st.lists(st.builds(
-    lambda status, h, caused: dep(status, h, caused=caused),
-    statuses, st.floats(0.1, 24 * 40), st.booleans()), max_size=40)
-
-
-@given(deployments)
-def test_change_failure_rate_is_failed_over_finished(deps: list[dora.DeploymentFacts]) -> None:
-    start = NOW - timedelta(days=28)
-    metric = dora.change_failure_rate(deps, start, NOW)
-    finished = [d for d in deps if d.status in dora.FINISHED
-                and d.finished_at is not None and d.finished_at >= start]
-    assert metric.sample_size == len(finished)
-    if not finished:
-        assert metric.value is None and metric.bucket is None
-    else:
-        assert metric.value is not None and 0 <= metric.value <= 100
-        expected = 100 * sum(d.failed for d in finished) / len(finished)
-        assert metric.value == round(expected, 1)
-
-
-@given(deployments)
+@given(st.lists(st.tuples(st.floats(0.5, 55 * 24), st.sampled_from(
+    ["succeeded", "failed", "rolled_back", "canceled"])), max_size=25))
 def test_weekly_trend_adds_up_to_the_deployments_of_those_weeks(
-        deps: list[dora.DeploymentFacts]) -> None:
-    metrics = dora.service_dora(deps, [], now=NOW, window_days=28, trend_weeks=8)
-    trend = metrics["deployment_frequency"].trend
-    assert len(trend) == 8
-    reached = [d for d in deps if d.status in dora.REACHED and d.finished_at is not None
-               and NOW - timedelta(days=56) <= d.finished_at < NOW]
-    assert round(sum(v or 0 for v in trend)) == len(reached)
-
-
-def test_lead_time_counts_each_commit_and_drops_commits_after_the_deployment() -> None:
-    deps = [dep("succeeded", 1, commits_h=(3, 5)), dep("succeeded", 2, commits_h=(1,)),
-            dep("failed", 1, commits_h=(100,))]
-    metric = dora.lead_time(deps, NOW - timedelta(days=28), NOW)
-    assert metric.sample_size == 2  # (3-1) and (5-1); the commit after its deployment is dropped
-    assert metric.value == 3.0 and metric.bucket == "elite"
-
-
-def test_recovery_is_the_earlier_of_the_next_good_deployment_and_the_incident_fix() -> None:
-    start = NOW - timedelta(days=28)
-    by_deployment = [dep("failed", 10, resolved_h_ago=5), dep("succeeded", 8)]
-    assert dora.recovery_times(by_deployment, start, NOW) == [2.0]
-    by_incident = [dep("succeeded", 20, caused=True, resolved_h_ago=19.5), dep("succeeded", 8)]
-    assert dora.recovery_times(by_incident, start, NOW) == [0.5]
-    assert dora.recovery_time([dep("rolled_back", 3)], start, NOW).value is None
+        history: list[tuple[float, str]]) -> None:
+    board = Board(settings)
+    for n, (hours_ago, status) in enumerate(history):
+        dep = finished_deployment("api", f"1.{n}", NOW - timedelta(hours=hours_ago), status)
+        apply_all(board, dep.events)
+    [api] = board.dora(NOW) or [{"metrics": {"deployment_frequency": {"trend": [0] * 8}}}]
+    trend = api["metrics"]["deployment_frequency"]["trend"]
+    assert len(trend) == settings.trend_weeks
+    live = [h for h, status in history if status in ("succeeded", "rolled_back")]
+    # Each week's value is deployments per week over a week: the count itself.
+    assert round(sum(v or 0 for v in trend)) == len(live)
 
 
 # -- the board ----------------------------------------------------------------------------
@@ -226,7 +149,10 @@ def test_board_dora_counts_a_deployment_an_incident_names_as_failed() -> None:
                       inc.moved("resolved", resolved_at=iso(NOW - timedelta(hours=22)))])
     [api] = board.dora(NOW)
     metrics = api["metrics"]
-    assert metrics["change_failure_rate"]["value"] == 50.0  # staging is left out
+    # Ratios, as /api/v1/dora answers them; staging is left out.
+    assert metrics["change_failure_rate"] == {
+        "value": 0.5, "unit": "ratio", "sample_size": 2, "bucket": "low",
+        "trend": metrics["change_failure_rate"]["trend"]}
     assert metrics["failed_deployment_recovery_time"]["value"] == 2.0
     assert metrics["deployment_frequency"]["sample_size"] == 2
     assert len(metrics["lead_time"]["trend"]) == settings.trend_weeks

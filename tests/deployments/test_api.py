@@ -192,8 +192,8 @@ async def test_dora_answers_every_metric_and_rejects_a_bad_window(stack: Stack,
         svc, "production", "30d")
     m = report["metrics"]
     assert set(m) == {"deployment_frequency", "lead_time", "change_failure_rate",
-                      "failed_deployment_recovery_time", "time_to_restore",
-                      "deployment_rework_rate"}
+                      "failed_deployment_attempts", "failed_deployment_recovery_time",
+                      "time_to_restore", "deployment_rework_rate"}
     assert m["deployment_frequency"]["sample_size"] == 1
     assert m["deployment_frequency"]["value"] == pytest.approx(7 / 30)
     assert m["lead_time"]["sample_size"] == 1 and m["lead_time"]["bucket"] == "low"

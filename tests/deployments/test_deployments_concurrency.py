@@ -92,13 +92,16 @@ async def test_parallel_finishes_with_one_if_match_publish_one_outcome(
     assert (mine[-1].data["from"], mine[-1].data["to"]) == ("in_progress", winner)
     fact = await stored_fact(stack, dep["id"])
     assert fact is not None and fact.outcome == winner
-    assert fact.failed is (winner == "failed")
+    assert fact.finished_at is not None
+    assert (fact.deployed_at is not None) is (winner == "succeeded")
     metrics = await dora(stack, svc)
-    # Only a deployment that ran to its end counts in the rates; only a success is deployed.
+    # Only a deployment that reached production counts in the rates (a failed one is a failed
+    # attempt, counted beside them); a canceled one counts nowhere.
     assert metrics["deployment_frequency"]["sample_size"] == (winner == "succeeded")
-    assert metrics["change_failure_rate"]["sample_size"] == (winner != "canceled")
-    if winner != "canceled":
-        assert metrics["change_failure_rate"]["value"] == (winner == "failed")
+    assert metrics["change_failure_rate"]["sample_size"] == (winner == "succeeded")
+    assert metrics["failed_deployment_attempts"]["value"] == (winner == "failed")
+    if winner == "succeeded":
+        assert metrics["change_failure_rate"]["value"] == 0.0
 
 
 async def test_parallel_different_moves_leave_one_history(stack: Stack,
@@ -120,10 +123,10 @@ async def test_parallel_different_moves_leave_one_history(stack: Stack,
     assert (stored["status"], stored["version"]) == (moves[-1], 3 + won)
     fact = await stored_fact(stack, dep["id"])
     assert fact is not None and fact.outcome == moves[-1]
-    assert fact.failed is (moves[-1] in ("failed", "rolled_back"))
-    assert (fact.recovered_at is not None) is (moves[-1] == "rolled_back")
+    assert (fact.rolled_back_at is not None) is (moves[-1] == "rolled_back")
+    # Reached production: succeeded, or rolled back after it; failed and canceled never did.
     assert (await dora(stack, svc))["change_failure_rate"]["sample_size"] == (
-        moves[-1] != "canceled")
+        moves[-1] in ("succeeded", "rolled_back"))
 
 
 @pytest.mark.parametrize("gate_mode", ["approval"], indirect=True)

@@ -16,7 +16,7 @@ from deployments.consumers import incident_moved
 from deployments.deployment import deployments
 from deployments.dora_facts import dora_report
 from deployments.lifecycle import record_deployment, transition
-from deployments.models import DeploymentCreate, DoraFact, Environment
+from deployments.models import Deployment, DeploymentCreate, Environment
 from tandem.db import Database
 from tandem.events import new_event
 from tandem.migrations import upgrade
@@ -36,11 +36,11 @@ class History:
         self.incident_seq: dict[str, int] = {}
 
     async def deploy(self, created: datetime, commits: list[datetime],
-                     moves: list[tuple[str, datetime]]) -> str:
+                     moves: list[tuple[str, datetime]], fixes: str | None = None) -> str:
         async with self.db.transaction() as s:
             snap = await record_deployment(s, self.settings,
                 DeploymentCreate(service="api", environment=Environment.production,
-                                 version=created.isoformat(),
+                                 version=created.isoformat(), fixes=fixes,
                                  commits=[{"sha": uuid.uuid4().hex[:12], "committed_at": c}
                                           for c in commits]),  # type: ignore[misc]
                 actor="ci", now=created)
@@ -52,10 +52,10 @@ class History:
 
     async def incident(self, incident_id: str, reported: datetime, *, status: str = "new",
                        resolved: datetime | None = None, cause: str | None = None,
-                       verb: str = "created", **facts: Any) -> None:
+                       verb: str = "created", priority: int = 3, **facts: Any) -> None:
         seq = self.incident_seq[incident_id] = self.incident_seq.get(incident_id, 0) + 1
         snapshot = {"id": incident_id, "number": f"INC000000{len(self.incident_seq)}",
-                    "service": "api", "environment": "production", "priority": 3,
+                    "service": "api", "environment": "production", "priority": priority,
                     "major": False, "status": status, "cause_deployment_id": cause,
                     "reported_at": reported.isoformat(),
                     "resolved_at": resolved.isoformat() if resolved else None}
@@ -85,11 +85,12 @@ async def test_fixed_history_gives_the_hand_computed_metrics(new_database: Any,
         # D2: commit 03-04 12:00, live 03-05 12:00 -> 24 h.
         d2 = await h.deploy(at(5, 11), [at(4, 12)],
                             [("in_progress", at(5, 11.5)), ("succeeded", at(5, 12))])
-        # INC-1 (P3, so the gate lets the fix through) reported 14:00.
+        # INC-1 (INC0000002, P3, so the gate lets the fix through) reported 14:00.
         await h.incident(inc1, at(5, 14))
-        # D3: the fix, made while INC-1 is open (rework); commit 15:00, live 16:00 -> 1 h.
+        # D3: the fix forward naming INC-1 (rework); commit 15:00, live 16:00 -> 1 h.
         d3 = await h.deploy(at(5, 15.5), [at(5, 15)],
-                            [("in_progress", at(5, 15.75)), ("succeeded", at(5, 16))])
+                            [("in_progress", at(5, 15.75)), ("succeeded", at(5, 16))],
+                            fixes="INC0000002")
         # 17:00 a manager confirms D2 caused INC-1: D2 failed at 12:00, fixed by D3 at 16:00.
         await h.incident(inc1, at(5, 14), cause=d2, verb="cause_confirmed", deployment_id=d2)
         # INC-1 resolved 18:00 (4 h to restore); D2's recovery stays at 16:00 (the earlier).
@@ -111,33 +112,37 @@ async def test_fixed_history_gives_the_hand_computed_metrics(new_database: Any,
         await h.incident(inc2, at(25, 10))
         await h.incident(inc2, at(25, 10), status="resolved", resolved=at(25, 10.5),
                          verb="transitioned")
-        await h.incident(inc3, at(28, 9))
+        await h.incident(inc3, at(28, 9), priority=5)
+        # D9: a routine deploy while the unrelated P5 INC-3 is open: not rework; commit 11:00,
+        # live 12:00 (1 h).
+        d9 = await h.deploy(at(28, 11.5), [at(28, 11)],
+                            [("in_progress", at(28, 11.75)), ("succeeded", at(28, 12))])
 
         async with db.transaction() as s:
-            fact_d2 = await s.get(DoraFact, uuid.UUID(d2))
-            fact_d3 = await s.get(DoraFact, uuid.UUID(d3))
-            fact_d4 = await s.get(DoraFact, uuid.UUID(d4))
-            assert fact_d2 is not None and fact_d2.failed
-            assert (fact_d2.failure_started_at, fact_d2.recovered_at) == (at(5, 12), at(5, 16))
-            assert fact_d3 is not None and fact_d3.rework and not fact_d3.failed
-            assert fact_d4 is not None and fact_d4.recovered_at == at(10, 11.5)
+            rows = {d: await s.get(Deployment, uuid.UUID(d)) for d in (d2, d3, d4, d9)}
+            assert rows[d3] is not None and rows[d3].rework
+            assert (rows[d3].recovery, rows[d3].fixes) == ("fix_forward", "INC0000002")
+            assert not any(rows[d].rework for d in (d2, d4, d9))  # type: ignore[union-attr]
 
             report = await dora_report(
                 s, service="api", environment=Environment.production, window="30d",
                 span=timedelta(days=30), until=at(31), buckets=h.settings.dora_buckets)
         m = report.metrics
 
-        # Live in 03-01..03-31: D1 D2 D3 D5 D6 = 5 over 30/7 weeks = 35/30 a week; deploy days
-        # 03-02 03-05 03-10 03-20 = 4 -> 0.93 a week: >= 1 a month, < 1 a week -> medium.
-        assert m.deployment_frequency.value == pytest.approx(35 / 30)
+        # Live in 03-01..03-31: D1 D2 D3 D5 D6 D9 = 6 over 30/7 weeks = 1.4 a week; deploy days
+        # 03-02 03-05 03-10 03-20 03-28 = 5 -> 1.17 a week: >= 1 a week -> high.
+        assert m.deployment_frequency.value == pytest.approx(6 * 7 / 30)
         assert (m.deployment_frequency.sample_size, m.deployment_frequency.bucket) == (
-            5, "medium")
-        # Lead times 4 2 | 24 | 1 | 1 | 6 h -> [1 1 2 4 6 24] -> (2 + 4) / 2 = 3 h -> elite.
+            6, "high")
+        # Lead times 4 2 | 24 | 1 | 1 | 6 | 1 h -> [1 1 1 2 4 6 24] -> 2 h -> elite.
         assert (m.lead_time.value, m.lead_time.sample_size, m.lead_time.bucket) == (
-            pytest.approx(3.0), 6, "elite")
-        # Finished D1 D2 D3 D4 D5 D6 = 6; failed D2 (INC-1) D4 (failed) D6 (rolled back) = 3.
+            pytest.approx(2.0), 7, "elite")
+        # Reached production D1 D2 D3 D5 D6 D9 = 6 (D4 never served); needed intervention D2
+        # (INC-1 names it) and D6 (rolled back) = 2 -> 1/3, low.
         assert (m.change_failure_rate.value, m.change_failure_rate.sample_size,
-                m.change_failure_rate.bucket) == (pytest.approx(0.5), 6, "low")
+                m.change_failure_rate.bucket) == (pytest.approx(1 / 3), 6, "low")
+        # Beside it: one failed attempt, D4.
+        assert m.failed_deployment_attempts.value == 1.0
         # Recovery D2 12:00->16:00 = 4 h, D4 10:00->11:30 = 1.5 h, D6 06:00->08:00 = 2 h:
         # median 2 h -> high.
         rec = m.failed_deployment_recovery_time
@@ -145,7 +150,8 @@ async def test_fixed_history_gives_the_hand_computed_metrics(new_database: Any,
         # Restore INC-1 4 h, INC-2 0.5 h (INC-3 open, INC-4 before): (0.5 + 4) / 2 = 2.25 h.
         ttr = m.time_to_restore
         assert (ttr.value, ttr.sample_size, ttr.bucket) == (pytest.approx(2.25), 2, "high")
-        # Rework: D3 of the 6 finished = 0.167 -> low.
+        # Rework: D3 (the fix forward) of the 6 that reached production = 0.167 -> low; D9,
+        # made while the unrelated INC-3 was open, is not rework.
         rw = m.deployment_rework_rate
         assert (rw.value, rw.sample_size, rw.bucket) == (pytest.approx(1 / 6), 6, "low")
     finally:

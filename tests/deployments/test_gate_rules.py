@@ -18,6 +18,7 @@ from deployments.rules.gate import (
     decide_gate,
     freeze_covers,
 )
+from deployments.rules.recovery import PastDeployment, recovery_of
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -273,3 +274,75 @@ def test_a_change_stands_rejected_when_sent_back_to_new(
         status: str, before: str | None, was: bool, recorded: bool, rejected: bool) -> None:
     assert change_rejected(status, before=before, was_rejected=was,
                            rejection_recorded=recorded) is rejected
+
+
+# --- recovery from a failed deploy -----------------------------------------------------------
+
+def past(status: str, version: str) -> PastDeployment:
+    return PastDeployment(id=uuid.uuid4(), software_version=version, status=status)
+
+
+def test_a_redeploy_of_the_last_good_version_after_a_failure_is_a_rollback() -> None:
+    good, bad = past("succeeded", "1.0"), past("failed", "1.1")
+    caused = incident(2, cause_deployment_id=bad.id)
+    other = incident(1, number="INC0000002")  # a monitor's: no cause
+    r = recovery_of(software_version="1.0", history=[bad, good],
+                    open_incidents=(caused, other), fixes=None)
+    assert r is not None and (r.kind, r.deployment_id, r.incident_id) == (
+        "rollback", bad.id, caused.id)
+    assert r.incidents == (caused,)
+    # Another version, or no failure since the last success, is no recovery.
+    assert recovery_of(software_version="1.2", history=[bad, good], open_incidents=(caused,),
+                       fixes=None) is None
+    assert recovery_of(software_version="1.0", history=[good], open_incidents=(),
+                       fixes=None) is None
+
+
+def test_a_succeeded_deployment_named_a_cause_is_not_the_version_to_roll_back_to() -> None:
+    older, blamed = past("succeeded", "1.0"), past("succeeded", "1.1")
+    caused = incident(2, cause_deployment_id=blamed.id)
+    r = recovery_of(software_version="1.0", history=[blamed, older],
+                    open_incidents=(caused,), fixes=None)
+    assert r is not None and r.kind == "rollback" and r.incidents == (caused,)
+    assert recovery_of(software_version="1.1", history=[blamed, older],
+                       open_incidents=(caused,), fixes=None) is None
+
+
+def test_a_fix_forward_recovers_only_a_deployment_caused_incident() -> None:
+    bad = uuid.uuid4()
+    caused = incident(2, cause_deployment_id=bad)
+    r = recovery_of(software_version="9", history=[], open_incidents=(caused,), fixes=caused)
+    assert r is not None and (r.kind, r.deployment_id, r.incidents) == (
+        "fix_forward", bad, (caused,))
+    monitor = incident(1)
+    r = recovery_of(software_version="9", history=[], open_incidents=(monitor,), fixes=monitor)
+    assert r is not None and r.kind == "fix_forward" and r.incidents == ()
+
+
+@pytest.mark.parametrize("mode", list(GateMode))
+def test_a_recovery_passes_its_incidents_freeze_with_an_emergency_change(
+        mode: GateMode) -> None:
+    caused = incident(2, cause_deployment_id=uuid.uuid4())
+    own = freeze(source="incident", incident_id=caused.id)
+    d = decide_gate(gate(mode, freezes=(own,), open_incidents=(caused,), recovery="rollback",
+                         recovers=(caused,)))
+    assert (d.decision, d.request_change) == (Decision.allowed, "emergency")
+    assert codes(d) == ["recovery", "emergency_change_recorded"]
+    # Asked once: a re-decision never asks again.
+    again = decide_gate(gate(mode, freezes=(own,), open_incidents=(caused,),
+                             recovery="rollback", recovers=(caused,), change_requested=True))
+    assert (again.decision, again.request_change) == (Decision.allowed, None)
+
+
+def test_a_recovery_is_still_held_by_another_incidents_freeze_and_every_other_deploy_too(
+        ) -> None:
+    caused = incident(2, cause_deployment_id=uuid.uuid4())
+    monitor = incident(1, number="INC0000002")
+    freezes = (freeze(source="incident", incident_id=caused.id),
+               freeze(source="incident", incident_id=monitor.id, number="FRZ0000002"))
+    d = decide_gate(gate(freezes=freezes, open_incidents=(caused, monitor),
+                         recovery="rollback", recovers=(caused,)))
+    assert (d.decision, codes(d)) == (Decision.prevented, ["freeze_active"])
+    assert "FRZ0000002" in d.reasons[0].message
+    plain = decide_gate(gate(freezes=freezes[:1], open_incidents=(caused,)))
+    assert (plain.decision, codes(plain)) == (Decision.prevented, ["freeze_active"])

@@ -265,9 +265,11 @@ async def failure_opens_incident(stack: Stack) -> set[tuple[str, str]]:
             return m if m["failed_deployment_recovery_time"]["sample_size"] == 1 else None
 
         metrics = await until(stack, dora_shows_recovery, "DORA recovery time of the failure")
+        # It never served: a failed deployment attempt, beside the change failure rate.
         cfr = metrics["change_failure_rate"]
         assert (cfr["value"], cfr["unit"], cfr["sample_size"], cfr["bucket"]) == (
-            1.0, "ratio", 1, "low")
+            None, "ratio", 0, None)
+        assert metrics["failed_deployment_attempts"]["value"] == 1
         recovery = metrics["failed_deployment_recovery_time"]
         assert recovery["unit"] == "hours" and recovery["bucket"] == "elite"
         assert 0 <= recovery["value"] < 1
@@ -443,3 +445,111 @@ async def killed_and_restarted(stack: Stack) -> set[tuple[str, str]]:
         changes = await http.items("changes", "/api/v1/changes", service=service)
     return {("deployment", deployment["id"]), ("incident", incident["id"]),
             *{("change", c["id"]) for c in changes}}
+
+
+# --- scenario 7 ---------------------------------------------------------------------------
+
+
+def gate_codes(deployment: dict[str, Any]) -> list[str]:
+    return [r["code"] for r in deployment["gate"]["reasons"]]
+
+
+async def recovery_through_the_freeze(stack: Stack) -> set[tuple[str, str]]:
+    """A failed production deploy of a tier-1 service opens a P2 incident that freezes it; the
+    pipeline's immediate redeploy of the previous version passes that freeze with an emergency
+    change recorded for it, its success mitigates the incident, and DORA's failed deployment
+    recovery time is exactly the time from the failure to that success. Any other deploy is
+    still held."""
+    stack.use_gate_mode("receipt")
+    service = unique_service("s7")
+    async with Http(stack) as http:
+        await http.call("POST", "catalog", "/api/v1/services", role="owner",
+                        json={"name": service, "tier": 1})
+
+        async def catalog_known() -> Any:  # the incidents service's projection of it
+            return await http.get("catalog", f"/api/v1/services/{service}")
+
+        await until(stack, catalog_known, "the catalog to know the service")
+        good = await deploy(stack, service, "1.0.0")
+        good = await finish(stack, good["number"], "succeeded")
+
+        bad = await deploy(stack, service, "1.1.0")
+        failed = await finish(stack, bad["number"], "failed")
+
+        async def frozen() -> Any:
+            items = await http.items("incidents", "/api/v1/incidents", service=service)
+            if not items:
+                return None
+            freezes = await http.items("changes", "/api/v1/freezes", service=service)
+            mine = [f for f in freezes if f.get("incident_id") == items[0]["id"]
+                    and f["status"] == "active"]
+            return (items[0], mine[0]) if mine else None
+
+        incident, freeze = await until(stack, frozen, "the failed deploy's incident to freeze")
+        assert (incident["priority"], incident["major"]) == (2, True)  # tier 1 -> P2
+        assert incident["cause_deployment_id"] == failed["id"]
+
+        # The pipeline redeploys the previous version at once: the gate lets it through the
+        # freeze (a retry only while the gate has not yet seen the incident).
+        for _ in range(40):
+            redeploy = await deploy(stack, service, "1.0.0", "--no-begin")
+            if "emergency_change_recorded" in gate_codes(redeploy):
+                break
+            assert redeploy["gate"]["decision"] == "allowed", redeploy
+            await finish(stack, redeploy["number"], "canceled")
+        else:
+            raise AssertionError("the gate never saw the failure's incident")
+        assert redeploy["gate"]["decision"] == "allowed"
+        assert gate_codes(redeploy)[:2] == ["recovery", "emergency_change_recorded"]
+        assert redeploy["recovery"] == {"kind": "rollback", "deployment_id": failed["id"],
+                                        "incident_id": incident["id"]}
+        assert redeploy["rework"] is True
+
+        async def emergency_change() -> Any:
+            items = await http.items("changes", "/api/v1/changes", service=service)
+            mine = [c for c in items if c["deployment_id"] == redeploy["id"]]
+            return mine[0] if mine and mine[0]["status"] == "scheduled" else None
+
+        change = await until(stack, emergency_change, "the recovery's emergency change")
+        assert (change["type"], change["incident_id"]) == ("emergency", incident["id"])
+
+        recovered = await finish(stack, redeploy["number"], "succeeded")
+
+        async def mitigated() -> Any:
+            body = await http.get("incidents", f"/api/v1/incidents/{incident['id']}")
+            return body if body["mitigated_at"] else None
+
+        incident = await until(stack, mitigated, "the incident mitigated by the recovery")
+        assert parse(incident["mitigated_at"]) == parse(recovered["finished_at"])
+
+        async def recovery_known() -> Any:
+            m = await dora(http, service)
+            return m if m["failed_deployment_recovery_time"]["sample_size"] == 1 else None
+
+        metrics = await until(stack, recovery_known, "DORA's recovery time of the failure")
+        expected_h = (parse(recovered["finished_at"])
+                      - parse(failed["finished_at"])).total_seconds() / 3600
+        assert abs(metrics["failed_deployment_recovery_time"]["value"] - expected_h) < 1e-9
+        # The failed attempt never served: beside the rate, not in it; the rollback is rework.
+        assert metrics["failed_deployment_attempts"]["value"] == 1
+        assert metrics["change_failure_rate"]["value"] == 0.0
+        assert metrics["change_failure_rate"]["sample_size"] == 2
+        assert metrics["deployment_rework_rate"]["value"] == 0.5
+
+        # The incident is still open (mitigated, not resolved): any other deploy is held.
+        held = await deploy(stack, service, "1.2.0", expect_exit=EXIT_PREVENTED)
+        assert gate_codes(held) == ["freeze_active"]
+
+        async def change_in_review() -> Any:
+            body = await http.get("changes", f"/api/v1/changes/{change['id']}")
+            return body if body["status"] == "review" else None
+
+        await until(stack, change_in_review, "the emergency change to follow its deployment")
+    return {("deployment", good["id"]), ("deployment", failed["id"]),
+            ("deployment", redeploy["id"]), ("deployment", held["id"]),
+            ("incident", incident["id"]), ("freeze", freeze["id"]), ("change", change["id"])}
+
+
+def parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+

@@ -36,6 +36,12 @@ async def test_5_sigkilled_service_restarts_with_no_effect_lost_or_doubled(
     touched["5"] = ids
 
 
+async def test_7_a_failed_deploys_rollback_passes_its_freeze_and_ends_its_recovery_time(
+        stack: Stack, touched: Touched) -> None:
+    ids = await scenarios.recovery_through_the_freeze(stack)
+    touched["7"] = ids
+
+
 # Scenario 1 runs after the others: it switches the gate to approval mode (a restart).
 async def test_1_approval_gate_waits_for_the_manager_and_the_change_follows(
         stack: Stack, touched: Touched) -> None:
@@ -44,7 +50,8 @@ async def test_1_approval_gate_waits_for_the_manager_and_the_change_follows(
 
 
 RUNNERS = {"2": scenarios.failure_opens_incident, "3": scenarios.major_incident_freeze,
-           "4": scenarios.suspect_confirmed, "1": scenarios.approval_mode}
+           "4": scenarios.suspect_confirmed, "7": scenarios.recovery_through_the_freeze,
+           "1": scenarios.approval_mode}
 
 
 async def test_6_subscriber_sees_every_event_in_order_and_valid(

@@ -23,6 +23,7 @@ from tandem_testing import (
     TopicWatcher,
     auth_headers,
     drop_pg_database,
+    eventually,
     isolated_platform,
     new_database_url,
     running_service,
@@ -121,6 +122,39 @@ def change_event(type_: str, *, sequence: int, change: dict[str, Any],
                  **facts: Any) -> CloudEvent:
     return new_event(service="changes", type=type_, subject=change["id"], sequence=sequence,
                      actor="change-manager", data={"change": change, **facts})
+
+
+class CatalogFeed:
+    """The catalog's events about services, as ``tandem.catalog`` would carry them."""
+
+    def __init__(self, svc: Running) -> None:
+        self.svc = svc
+        self.services: dict[str, dict[str, Any]] = {}
+
+    async def service(self, name: str, *, owner: str | None, operations: str | None,
+                      tier: int | None = 1) -> dict[str, Any]:
+        known = self.services.get(name)
+        snapshot = {"id": known["id"] if known else str(uuid.uuid4()),
+                    "number": "SVC0000001", "name": name, "tier": tier,
+                    "owner_team": owner, "operations_team": operations,
+                    "unowned": owner is None, "version": (known["version"] + 1) if known else 1}
+        self.services[name] = snapshot
+        verb = "updated" if known else "created"
+        await self.svc.publish("catalog", new_event(
+            service="catalog", type=f"tandem.service.{verb}", subject=snapshot["id"],
+            sequence=snapshot["version"], actor="olivia-owner",
+            data={"service": snapshot, **({"changes": {}} if known else {})}))
+        return snapshot
+
+
+async def known_as_run_by(svc: Running, service: str, team: str) -> None:
+    """Once the catalog's word that ``team`` runs ``service`` is applied (metrics by team
+    count the service)."""
+    async def check() -> bool:
+        r = await svc.client.get("/api/v1/incident-metrics", params={"team": team},
+                                 headers=svc.headers("viewer"))
+        return service in (r.json()["services"] or [])
+    await eventually(check)
 
 
 @asynccontextmanager

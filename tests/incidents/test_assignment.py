@@ -9,9 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from incidents_support import ROUTING_KEY, Running, deployment, run_deployment, unique_service
+from incidents_support import (
+    ROUTING_KEY,
+    CatalogFeed,
+    Running,
+    deployment,
+    known_as_run_by,
+    run_deployment,
+    unique_service,
+)
 
-from tandem.events import new_event
 from tandem_testing import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -20,43 +27,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 MONITORED = "checkout"
 
 
-class CatalogFeed:
-    """The catalog's events about services, as ``tandem.catalog`` would carry them."""
-
-    def __init__(self, svc: Running) -> None:
-        self.svc = svc
-        self.services: dict[str, dict[str, Any]] = {}
-
-    async def service(self, name: str, *, owner: str | None, operations: str | None,
-                      tier: int | None = 1) -> dict[str, Any]:
-        known = self.services.get(name)
-        snapshot = {"id": known["id"] if known else str(uuid.uuid4()),
-                    "number": "SVC0000001", "name": name, "tier": tier,
-                    "owner_team": owner, "operations_team": operations,
-                    "unowned": owner is None, "version": (known["version"] + 1) if known else 1}
-        self.services[name] = snapshot
-        verb = "updated" if known else "created"
-        await self.svc.publish("catalog", new_event(
-            service="catalog", type=f"tandem.service.{verb}", subject=snapshot["id"],
-            sequence=snapshot["version"], actor="olivia-owner",
-            data={"service": snapshot, **({"changes": {}} if known else {})}))
-        return snapshot
-
-
 async def incident(svc: Running, ref: str) -> dict[str, Any]:
     r = await svc.client.get(f"/api/v1/incidents/{ref}", headers=svc.headers("viewer"))
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
-
-
-async def known_as_run_by(svc: Running, service: str, team: str) -> None:
-    """Once the catalog's word that ``team`` runs ``service`` is applied (metrics by team
-    count the service)."""
-    async def check() -> bool:
-        r = await svc.client.get("/api/v1/incident-metrics", params={"team": team},
-                                 headers=svc.headers("viewer"))
-        return service in (r.json()["services"] or [])
-    await eventually(check)
 
 
 async def assigned(svc: Running, ref: str, group: str | None) -> dict[str, Any]:

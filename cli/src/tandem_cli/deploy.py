@@ -77,6 +77,9 @@ def _summary(deployment: dict[str, Any]) -> str:
              f"{deployment.get('software_version')} -> {deployment.get('environment')}",
              f"id      {deployment.get('id')}",
              f"status  {deployment.get('status')}"]
+    recovery = deployment.get("recovery")
+    if isinstance(recovery, dict):
+        lines.append(f"recovery {str(recovery.get('kind')).replace('_', ' ')} (rework)")
     if gate:
         first, *rest = gate_lines(gate)
         lines += [f"gate    {first}", *rest]
@@ -199,6 +202,10 @@ def start(
                                                 help="Link to the CI run")] = None,
     change: Annotated[str | None, typer.Option(
         help="The change (number or id) this deployment carries")] = None,
+    fixes: Annotated[str | None, typer.Option(
+        help="The open production incident (INC number) this deployment fixes forward: it "
+        "passes the freeze of a failed deploy's incident, with an emergency change recorded")]
+    = None,
     wait: Annotated[float, typer.Option(
         help="Seconds to wait while the gate is awaiting (approval)")] = 0,
     begin: Annotated[bool, typer.Option(
@@ -215,6 +222,8 @@ def start(
         body["artifact"] = artifact
     if ref:
         body["ref"] = ref
+    if fixes:
+        body["fixes"] = fixes
     if pipeline_id:
         body["pipeline"] = {"id": pipeline_id, "run_url": run_url}
     key = key or (idempotency_key(pipeline_id, service, environment, version)

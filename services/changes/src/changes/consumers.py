@@ -151,7 +151,10 @@ async def deployment_transitioned(session: AsyncSession, event: CloudEvent,
 async def gate_decided(session: AsyncSession, event: CloudEvent,
                        settings: ChangesSettings) -> None:
     """S1: a gate asking for a change creates it once per deployment, linked to it: a standard
-    one is recorded as scheduled (a receipt), a normal one waits in assess for approval."""
+    one is recorded as scheduled (a receipt), a normal one waits in assess for approval, and an
+    emergency one (a deployment recovering from the failed deploy that caused its incident) is
+    linked to that incident and recorded as scheduled, authorized by that rule and reviewed
+    after the fact, as ITIL's emergency changes are; its incident's freeze spares it."""
     request = event.data.get("change_request")
     if not request:
         return
@@ -160,7 +163,8 @@ async def gate_decided(session: AsyncSession, event: CloudEvent,
         return
     body = ChangeCreate.model_validate({
         k: request.get(k) for k in ("type", "title", "description", "service", "environment",
-                                    "planned_start", "planned_end") if request.get(k) is not None
+                                    "planned_start", "planned_end", "incident_id")
+        if request.get(k) is not None
     })
     template = (await standard_changes.active_template(session, body.service)
                 if body.type == "standard" else None)
@@ -185,6 +189,15 @@ async def gate_decided(session: AsyncSession, event: CloudEvent,
     elif change.type == "normal":
         await apply_move(session, changes, change, "assess", actor=event.actor,
                          reason="awaiting approval for a deployment")
+    elif change.type == "emergency":
+        number = event.data["deployment"].get("number") or deployment_id
+        await apply_move(session, changes, change, "authorize", actor=event.actor,
+                         reason=f"recovery deployment {number} of a failed deploy")
+        await apply_move(session, changes, change, "scheduled", actor=event.actor,
+                         conflicts=await conflicts_of(session, change),
+                         reason=f"authorized by the recovery rule for deployment {number}: "
+                                "a rollback or fix forward of the failed deploy that caused "
+                                "its incident; reviewed after the fact")
 
 
 # --- catalog --------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import Any
 
-from dashboard import dora
 from dashboard.config import DashboardSettings
+from tandem import dora
 from tandem.db import utcnow
 from tandem.events import CloudEvent
 
@@ -97,8 +97,11 @@ class Board:
         self.sequences: dict[tuple[str, str], int] = {}
         self.touched: dict[tuple[str, str], datetime] = {}
         self.breaches: defaultdict[str, set[str]] = defaultdict(set)
-        #: deployment id -> incident ids that a manager confirmed it caused.
-        self.confirmed_causes: defaultdict[str, set[str]] = defaultdict(set)
+        #: incident id -> the deployment a ``cause_confirmed`` named (as the deployments
+        #: service reads it: the event's ``deployment_id`` over the snapshot's cause).
+        self.confirmed_causes: dict[str, str] = {}
+        #: deployment id -> when it was rolled back (its ``rolled_back`` transition).
+        self.rolled_back_at: dict[str, datetime] = {}
         self.feed: deque[dict[str, Any]] = deque(maxlen=settings.feed_size)
         #: (aggregate, subject) -> who acted last on it (the last event's actor).
         self.actors: dict[tuple[str, str], str] = {}
@@ -122,7 +125,13 @@ class Board:
         if event.type == "tandem.incident.sla_breached":
             self.breaches[event.subject].add(breach_kind(event.data))
         if event.type == "tandem.incident.cause_confirmed" and event.data.get("deployment_id"):
-            self.confirmed_causes[str(event.data["deployment_id"])].add(event.subject)
+            self.confirmed_causes[event.subject] = str(event.data["deployment_id"])
+        if (event.type == "tandem.deployment.transitioned"
+                and event.data.get("to") == "rolled_back" and isinstance(snapshot, dict)):
+            # The move's own time: the snapshot's ``updated_at`` (the event's is when written).
+            moved = parse_time(snapshot.get("updated_at"))
+            if moved is not None:
+                self.rolled_back_at[event.subject] = moved
         self.feed.appendleft(self.feed_item(event, event_id))
         self.last_event_id = event_id
         self.events_applied += 1
@@ -154,7 +163,8 @@ class Board:
                                            7 * self.settings.trend_weeks) + 7)
         recent = now - timedelta(days=2)
         finished = {"incident": INCIDENT_CLOSED, "change": CHANGE_DONE,
-                    "freeze": frozenset({"ended"}), "deployment": dora.FINISHED | {"canceled"},
+                    "freeze": frozenset({"ended"}),
+                    "deployment": dora.FINISHED_OUTCOMES | {"canceled"},
                     "service": frozenset(), "team": frozenset()}
         keep_until = {"incident": horizon, "change": recent, "freeze": recent,
                       "deployment": horizon, "service": horizon, "team": horizon}
@@ -167,6 +177,7 @@ class Board:
                     self.touched.pop(key, None)
                     self.actors.pop(key, None)
                     self.breaches.pop(subject, None)
+                    self.rolled_back_at.pop(subject, None)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -271,46 +282,61 @@ class Board:
         self._dora_cache = (key, result)
         return result
 
-    def _compute_dora(self, now: datetime) -> list[dict[str, Any]]:
+    def dora_records(self) -> tuple[dict[str, list[dora.DeploymentRecord]],
+                                    dict[str, list[dora.IncidentRecord]]]:
+        """The deployments and incidents of the DORA environment, by service, as
+        :mod:`tandem.dora` takes them (the deployments service hands it the same records)."""
         env = self.settings.dora_environment
-        causes: defaultdict[str, list[datetime | None]] = defaultdict(list)
-        restores: defaultdict[str, list[dora.RestoreFacts]] = defaultdict(list)
-        incidents = self.aggregates["incident"]
-        for inc in incidents.values():
-            resolved_at = parse_time(inc.get("resolved_at"))
-            if inc.get("cause_deployment_id"):
-                causes[str(inc["cause_deployment_id"])].append(resolved_at)
+        deployments: defaultdict[str, list[dora.DeploymentRecord]] = defaultdict(list)
+        incidents: defaultdict[str, list[dora.IncidentRecord]] = defaultdict(list)
+        for subject, inc in self.aggregates["incident"].items():
             reported = parse_time(inc.get("reported_at")) or parse_time(inc.get("created_at"))
-            if inc.get("environment") == env and reported is not None:
-                restores[str(inc.get("service"))].append(dora.RestoreFacts(reported, resolved_at))
-        for deployment_id, subjects in self.confirmed_causes.items():
-            for subject in subjects:
-                inc = incidents.get(subject, {})
-                causes[deployment_id].append(parse_time(inc.get("resolved_at")))
-        per_service: defaultdict[str, list[dora.DeploymentFacts]] = defaultdict(list)
-        for dep in self.aggregates["deployment"].values():
+            if inc.get("environment") != env or reported is None:
+                continue
+            cause = self.confirmed_causes.get(subject) or inc.get("cause_deployment_id")
+            incidents[str(inc.get("service"))].append(dora.IncidentRecord(
+                id=subject, service=str(inc.get("service")), reported_at=reported,
+                resolved_at=parse_time(inc.get("resolved_at")),
+                cause_deployment_id=str(cause) if cause else None))
+        for subject, dep in self.aggregates["deployment"].items():
             if dep.get("environment") != env or not isinstance(dep.get("service"), str):
                 continue
-            dep_id = str(dep.get("id"))
-            resolved = [t for t in causes.get(dep_id, []) if t is not None]
+            status = str(dep.get("status"))
+            finished = parse_time(dep.get("finished_at"))
+            deployed = finished if status in dora.DEPLOYED_OUTCOMES else None
             commits = dep.get("commits") if isinstance(dep.get("commits"), list) else []
-            per_service[dep["service"]].append(dora.DeploymentFacts(
-                id=dep_id, service=dep["service"], status=str(dep.get("status")),
-                finished_at=parse_time(dep.get("finished_at")),
-                commit_times=tuple(t for c in commits if isinstance(c, dict)
-                                   if (t := parse_time(c.get("committed_at"))) is not None),
-                caused_incident=dep_id in causes,
-                incident_resolved_at=min(resolved) if resolved else None,
-                rework=dep.get("rework") is True,
-            ))
+            committed = [t for c in commits if isinstance(c, dict)
+                         if (t := parse_time(c.get("committed_at"))) is not None]
+            deployments[dep["service"]].append(dora.DeploymentRecord(
+                id=subject, service=dep["service"], status=status, deployed_at=deployed,
+                finished_at=finished,
+                rolled_back_at=self.rolled_back_at.get(subject) if status == "rolled_back"
+                else None,
+                lead_times_s=dora.lead_times(committed, deployed) if deployed else (),
+                rework=dep.get("rework") is True))
+        return deployments, incidents
+
+    def _compute_dora(self, now: datetime) -> list[dict[str, Any]]:
+        deployments, incidents = self.dora_records()
+        buckets = self.settings.dora_buckets
+        start = now - timedelta(days=self.settings.dora_window_days)
         out = []
-        for service in sorted(per_service):
-            metrics = dora.service_dora(per_service[service], restores.get(service, []), now=now,
-                                        window_days=self.settings.dora_window_days,
-                                        trend_weeks=self.settings.trend_weeks)
-            out.append({"service": service, "environment": env,
+        for service in sorted(deployments):
+            records, named = deployments[service], incidents.get(service, [])
+            metrics = dora.report(records, named, start=start, end=now, buckets=buckets)
+            trends: dict[str, list[float | None]] = {name: [] for name in metrics}
+            for week in range(self.settings.trend_weeks - 1, -1, -1):
+                w_end = now - timedelta(days=7 * week)
+                weekly = dora.report(records, named, start=w_end - timedelta(days=7),
+                                     end=w_end, buckets=buckets)
+                for name, metric in weekly.items():
+                    trends[name].append(metric.value)
+            out.append({"service": service, "environment": self.settings.dora_environment,
                         "window_days": self.settings.dora_window_days,
-                        "metrics": {k: m.as_dict() for k, m in metrics.items()}})
+                        "metrics": {name: {"value": m.value, "unit": m.unit,
+                                           "sample_size": m.sample_size, "bucket": m.bucket,
+                                           "trend": trends[name]}
+                                    for name, m in metrics.items()}})
         return out
 
     def snapshot(self, now: datetime | None = None) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tandem.dora import BucketTable
+
 #: Default SLA targets in minutes per priority: (to acknowledged, to resolved); None = no target.
 DEFAULT_SLA_MINUTES: dict[int, tuple[int | None, int | None]] = {
     1: (15, 4 * 60),
@@ -33,5 +35,7 @@ class DashboardSettings(BaseSettings):
     dora_window_days: int = Field(default=28, ge=1)
     #: Environment the DORA panel reports on.
     dora_environment: str = "production"
+    #: The DORA buckets; keep them equal to ``TANDEM_DEPLOYMENTS_DORA_BUCKETS`` (the same JSON).
+    dora_buckets: BucketTable = Field(default_factory=BucketTable)
     sla_minutes: dict[int, tuple[int | None, int | None]] = Field(
         default_factory=lambda: dict(DEFAULT_SLA_MINUTES))

@@ -9,9 +9,9 @@ from fastapi import Depends
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from deployments.rules.dora import BucketTable
 from deployments.rules.gate import GateMode
 from tandem.app import service_settings
+from tandem.dora import BucketTable
 from tandem.settings import ServiceSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

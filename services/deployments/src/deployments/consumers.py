@@ -1,6 +1,6 @@
 """Every reaction of the deployments service to another service's event, by event type: the
 projections the gate and DORA read (:mod:`deployments.projections`), a waiting gate decided
-again when its change moves, DORA's failed changes from incidents naming their cause, and the
+again when its change moves, the incidents (DORA reads the causes they name), and the
 catalog's services (DORA by team).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployments.config import DeploymentsSettings
-from deployments.dora_facts import record_incident_cause
 from deployments.gate_decisions import deployments_for_change, redecide
 from deployments.projections import (
     project_change,
@@ -43,10 +42,9 @@ async def freeze_moved(session: AsyncSession, event: CloudEvent,
 
 async def incident_moved(session: AsyncSession, event: CloudEvent,
                          settings: DeploymentsSettings) -> None:
-    """Keep the incident's view (gate, time to restore); an incident naming a deployment its
-    cause counts that deployment as a failed change (S3, S6)."""
-    incident = await project_incident(session, event)
-    await record_incident_cause(session, incident)
+    """Keep the incident's view (gate, time to restore, and the cause DORA counts as a failed
+    change: S3, S6)."""
+    await project_incident(session, event)
 
 
 async def catalog_service_changed(session: AsyncSession, event: CloudEvent,

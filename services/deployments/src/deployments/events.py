@@ -7,6 +7,7 @@ schema and the published bytes agree.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -44,13 +45,15 @@ class DeploymentTransitioned(EventData):
 class ChangeRequest(BaseModel):
     """The change the gate asks the changes service to create (with ``deployment_id``)."""
 
-    type: Literal["standard", "normal"]
+    type: Literal["standard", "normal", "emergency"]
     title: str
     description: str
     service: str
     environment: Environment
     planned_start: datetime
     planned_end: datetime
+    #: An emergency change's incident (the one the recovering deployment recovers from).
+    incident_id: uuid.UUID | None = None
 
 
 class DeploymentGateDecided(EventData):

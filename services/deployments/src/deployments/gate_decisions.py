@@ -14,7 +14,6 @@ from sqlalchemy import (
     Boolean,
     CompoundSelect,
     Integer,
-    Uuid,
     and_,
     bindparam,
     cast,
@@ -31,6 +30,7 @@ from deployments.deployment import deployments
 from deployments.events import ChangeRequest, DeploymentGateDecided, DeploymentUpdated
 from deployments.models import Deployment, DeploymentPublic, FreezeView, IncidentView
 from deployments.projections import change_facts, changes_seen
+from deployments.recoveries import recovery_for
 from deployments.rules.gate import (
     OPEN_INCIDENT_STATUSES,
     ChangeFacts,
@@ -42,6 +42,7 @@ from deployments.rules.gate import (
     IncidentFacts,
     decide_gate,
 )
+from deployments.rules.recovery import Recovery
 from tandem.db import JSONType, UTCDateTime, utcnow
 
 
@@ -57,7 +58,7 @@ def _projections_query() -> CompoundSelect[Any]:
     incidents = select(
         literal_column("'incident'"), IncidentView.id, IncidentView.number,
         IncidentView.status, IncidentView.reported_at, cast(null(), UTCDateTime),
-        IncidentView.service, cast(null(), Uuid), cast(null(), JSONType),
+        IncidentView.service, IncidentView.cause_deployment_id, cast(null(), JSONType),
         IncidentView.priority, IncidentView.major,
     ).where(IncidentView.service == bindparam("service"),
             IncidentView.environment == "production",
@@ -83,24 +84,31 @@ async def gate_projections(session: AsyncSession, service: str, now: datetime,
         else:
             incidents.append(IncidentFacts(
                 id=row.id, number=row.number, service=row.source, priority=row.priority,
-                major=bool(row.major), status=row.status))
+                major=bool(row.major), status=row.status,
+                cause_deployment_id=row.incident_id))
     return tuple(freezes), tuple(incidents)
 
 
 async def first_decision(session: AsyncSession, *, service: str, environment: str,
                          mode: GateMode, change_id: uuid.UUID | None, now: datetime,
-                         ) -> tuple[GateDecision, ChangeFacts | None, tuple[IncidentFacts, ...]]:
-    """The gate of a deployment being recorded, with the named change and the open production
-    incidents it was decided on (a create reads them once: one statement for freezes and
-    incidents, one for the named change)."""
+                         software_version: str, fixes: str | None,
+                         ) -> tuple[GateDecision, ChangeFacts | None, Recovery | None]:
+    """The gate of a deployment being recorded, with the named change and the recovery (a
+    rollback or fix forward) it was decided on (a create reads them once: one statement for
+    freezes and incidents, one for the named change, one for the service's recent history)."""
     named = await changes_seen.get(session, change_id)
     change = change_facts(named, named.rejected) if named is not None else None
     freezes, incidents = (await gate_projections(session, service, now)
                           if environment == "production" else ((), ()))
+    recovery = await recovery_for(session, service=service, environment=environment,
+                                  software_version=software_version, fixes=fixes,
+                                  open_incidents=incidents)
     decision = decide_gate(GateInput(
         service=service, environment=environment, mode=mode, now=now, freezes=freezes,
-        open_incidents=incidents, named_change_id=change_id, change=change))
-    return decision, change, incidents
+        open_incidents=incidents, named_change_id=change_id, change=change,
+        recovery=recovery.kind if recovery else None,
+        recovers=recovery.incidents if recovery else ()))
+    return decision, change, recovery
 
 
 def store_decision(dep: Any, decision: GateDecision, now: datetime) -> None:
@@ -122,9 +130,18 @@ def store_decision(dep: Any, decision: GateDecision, now: datetime) -> None:
 
 def change_request(dep: Any, kind: str, settings: DeploymentsSettings,
                    now: datetime) -> ChangeRequest:
-    """What the changes service should record for a deployment that has no change."""
+    """What the changes service should record for a deployment that has no change (an
+    emergency one, for a recovery, linked to the incident it recovers from)."""
     details = [f"Deployment {dep.number} of {dep.service} {dep.software_version} to "
                f"{dep.environment}."]
+    title = f"Deploy {dep.service} {dep.software_version} to {dep.environment}"
+    if kind == "emergency":
+        what = ("Rollback to the last version that succeeded" if dep.recovery == "rollback"
+                else "Fix forward")
+        details.insert(0, f"{what}, recovering from a failed deployment: recorded "
+                          "automatically by the deployments gate, with the deployment as its "
+                          "reason.")
+        title = f"Recover {dep.service}: {title[0].lower()}{title[1:]}"
     if dep.artifact:
         details.append(f"Artifact: {dep.artifact}.")
     if dep.ref:
@@ -135,7 +152,7 @@ def change_request(dep: Any, kind: str, settings: DeploymentsSettings,
         details.append(f"Pipeline run: {dep.pipeline['run_url']}.")
     return ChangeRequest(
         type=kind,  # type: ignore[arg-type]
-        title=f"Deploy {dep.service} {dep.software_version} to {dep.environment}"[:200],
+        title=title[:200], incident_id=dep.recovers_incident_id if kind == "emergency" else None,
         description=" ".join(details), service=dep.service,
         environment=dep.environment,
         planned_start=now, planned_end=now + timedelta(minutes=settings.change_window_minutes),

@@ -36,9 +36,10 @@ async def record_deployment(session: AsyncSession, settings: DeploymentsSettings
     """
     now = now or utcnow()
     production = body.environment == "production"
-    decision, change, incidents = await first_decision(
+    decision, change, recovery = await first_decision(
         session, service=body.service, environment=body.environment.value,
-        mode=settings.gate_mode, change_id=body.change_id, now=now)
+        mode=settings.gate_mode, change_id=body.change_id, now=now,
+        software_version=body.software_version, fixes=body.fixes)
     commits = [{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
                for c in body.commits]
     # A plain record, inserted with one Core statement: the ORM's unit of work (and pydantic's
@@ -51,9 +52,14 @@ async def record_deployment(session: AsyncSession, settings: DeploymentsSettings
         change_id=body.change_id, status="requested", gate_decision="", gate_reasons=[],
         gate_change_id=None, gate_mode="", gate_decided_at=now, gate_history=[],
         change_requested=False,
-        # Unplanned work: shipped while the service has an open production incident.
-        rework=production and (bool(incidents) or (change is not None
-                                                    and change.type == "emergency")),
+        # Rework (DORA 2024): unplanned, made because of a production incident: a rollback,
+        # a fix forward naming it, or a deployment carrying an emergency change linked to it.
+        rework=production and (recovery is not None or (
+            change is not None and change.type == "emergency"
+            and change.incident_id is not None)),
+        fixes=body.fixes, recovery=recovery.kind if recovery else None,
+        recovers_deployment_id=recovery.deployment_id if recovery else None,
+        recovers_incident_id=recovery.incident_id if recovery else None,
         started_at=None, finished_at=None, version=0, created_at=now, updated_at=now,
     )
     store_decision(dep, decision, now)

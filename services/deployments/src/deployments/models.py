@@ -53,6 +53,13 @@ class Deployment(ServiceTable, AggregateColumns, table=True):
                                               sa_column=Column(JSONType, nullable=False))
     change_requested: bool = False
     rework: bool = False
+    #: The incident number the pipeline said this deployment fixes (a fix forward), if any.
+    fixes: str | None = Col(default=None, max_length=16)
+    #: ``rollback`` or ``fix_forward`` when it recovers from a failure; else null.
+    recovery: str | None = Col(default=None, max_length=16)
+    #: The failed deployment it recovers from, and the incident, when known.
+    recovers_deployment_id: uuid.UUID | None = None
+    recovers_incident_id: uuid.UUID | None = None
     started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
 
@@ -129,7 +136,8 @@ class ServiceView(ServiceTable, table=True):
 
 
 class DoraFact(ServiceTable, table=True):
-    """One deployment's DORA facts, kept current from its transitions and incident events."""
+    """One deployment's DORA record (``tandem.dora.DeploymentRecord``), kept current from its
+    transitions; failures and recoveries are derived from these and the incidents when asked."""
 
     __tablename__ = "dora_fact"
 
@@ -141,11 +149,8 @@ class DoraFact(ServiceTable, table=True):
     finished_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     lead_times_s: list[float] = Col(default_factory=list,
                                               sa_column=Column(JSONType, nullable=False))
-    failed: bool = False
-    failure_started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
-    #: When the failure became known (picks the deployment that fixed it).
-    failure_known_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
-    recovered_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    #: When a deployment that had gone live was rolled back.
+    rolled_back_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     rework: bool = False
 
     __table_args__ = (
@@ -188,6 +193,22 @@ class DeploymentCreate(BaseModel):
     commits: list[Commit] = Field(default_factory=list, max_length=1000)
     pipeline: PipelineRun | None = None
     change_id: uuid.UUID | None = None
+    fixes: str | None = Field(
+        default=None, pattern=r"^INC[0-9]{7}$",
+        description="The open production incident of the service this deployment fixes (a "
+                    "fix forward), by number: it is rework, and when a failed deployment "
+                    "caused that incident it passes the incident's freeze with an emergency "
+                    "change recorded for it.")
+
+
+class Recovery(BaseModel):
+    """How a deployment recovers from a failure (null on every other deployment)."""
+
+    kind: Literal["rollback", "fix_forward"]
+    #: The failed deployment it recovers from, if known.
+    deployment_id: uuid.UUID | None
+    #: The incident it recovers from, if known (a fix forward names it).
+    incident_id: uuid.UUID | None
 
 
 class GateReason(BaseModel):
@@ -227,6 +248,8 @@ class DeploymentPublic(BaseModel):
     status: str
     gate: GatePublic
     rework: bool
+    fixes: str | None = None
+    recovery: Recovery | None = None
     allowed_transitions: list[str]
     started_at: datetime | None
     finished_at: datetime | None
@@ -250,6 +273,7 @@ class DoraMetrics(BaseModel):
     deployment_frequency: MetricPublic
     lead_time: MetricPublic
     change_failure_rate: MetricPublic
+    failed_deployment_attempts: MetricPublic
     failed_deployment_recovery_time: MetricPublic
     time_to_restore: MetricPublic
     deployment_rework_rate: MetricPublic

@@ -23,10 +23,10 @@ from deployments.models import (
     GateAnswer,
 )
 from deployments.projections import services_of_team
-from deployments.rules.dora import parse_window
 from tandem.app import Session
 from tandem.auth import Pipeline, Reader
 from tandem.db import utcnow
+from tandem.dora import parse_window
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
 from tandem.problems import Problem

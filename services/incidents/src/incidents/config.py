@@ -42,6 +42,13 @@ class IncidentsSettings(ServiceSettings):
     #: Impact and urgency of the incident a failed production deployment opens (S2).
     deployment_failure_impact: int = Field(default=2, ge=1, le=3)
     deployment_failure_urgency: int = Field(default=1, ge=1, le=3)
+    #: The priority of that incident by the service's catalog tier: ``tier=priority`` pairs,
+    #: ``*`` for every other tier and for services the catalog does not know. P1/P2 is major
+    #: and freezes the service (S4); the default freezes only the services people depend on.
+    deployment_failure_priority_by_tier: str = "1=2,*=3"
+    #: When a deployment recovering from a failure succeeds, its incident is mitigated; with
+    #: this, resolved too (``rolled_back`` for a rollback, ``resolved_by_change`` otherwise).
+    resolve_on_recovery: bool = False
 
     @field_validator("suspect_window")
     @classmethod
@@ -56,6 +63,18 @@ class IncidentsSettings(ServiceSettings):
                 any(not 1 <= p <= 5 for row in value for p in row):
             raise ValueError("the priority matrix is 3 rows of 3 priorities from 1 to 5")
         return value
+
+    @field_validator("deployment_failure_priority_by_tier")
+    @classmethod
+    def _tiers_parse(cls, value: str) -> str:
+        parse_priority_by_tier(value)
+        return value
+
+    def deployment_failure_priority(self, tier: int | None) -> int:
+        """The priority of a failed production deployment's incident for a service of
+        ``tier`` (None: not in the catalog, or no tier)."""
+        by_tier = parse_priority_by_tier(self.deployment_failure_priority_by_tier)
+        return by_tier.get(str(tier) if tier is not None else "*", by_tier["*"])
 
     @field_validator("routing_keys")
     @classmethod
@@ -117,3 +136,15 @@ def parse_sla_targets(value: str) -> dict[int, tuple[int | None, int | None]]:
 
         targets[int(priority)] = (seconds(response), seconds(resolution))
     return targets
+
+
+def parse_priority_by_tier(value: str) -> dict[str, int]:
+    """``"1=2,*=3"`` -> ``{"1": 2, "*": 3}`` (``*`` defaults to 3 when not given)."""
+    out: dict[str, int] = {"*": 3}
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        tier, sep, priority = (part.strip() for part in pair.partition("="))
+        if not sep or tier not in {"1", "2", "3", "4", "*"} or priority not in set("12345"):
+            raise ValueError(f"priority by tier entry {pair!r} is not tier=priority (tier 1..4 "
+                             "or *, priority 1..5)")
+        out[tier] = int(priority)
+    return out

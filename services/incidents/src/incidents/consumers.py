@@ -10,12 +10,16 @@ imports another service: events carry the fields docs/architecture.md lists.
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from incidents import events
 from incidents.assignment import group_of
 from incidents.config import IncidentsSettings
-from incidents.incident import assign_unassigned, incidents, open_incident
+from incidents.incident import assign_unassigned, incidents, move_incident, open_incident
 from incidents.models import Incident
 from incidents.notes import add_note
 from incidents.projections import (
@@ -23,9 +27,10 @@ from incidents.projections import (
     project_change,
     project_deployment,
     project_service,
+    service_named,
 )
-from incidents.rules.lifecycle import FINAL_STATES
-from incidents.schemas import IncidentCreate, Source
+from incidents.rules.lifecycle import FINAL_STATES, OPEN_STATES, ResolutionCode
+from incidents.schemas import IncidentCreate, Source, Status, TransitionRequest
 from tandem.app import Reaction, ReactionHandler
 from tandem.events import CloudEvent
 
@@ -46,6 +51,54 @@ async def deployment_moved(session: AsyncSession, event: CloudEvent,
     to = event.data.get("to", deployment.status)
     if to in DEPLOYMENT_FAILED and deployment.environment == "production":
         await deployment_failed(session, event, settings, deployment, to)
+    elif to == "succeeded" and deployment.environment == "production":
+        await recovery_succeeded(session, event, settings, deployment)
+
+
+async def _recovered_incident(session: AsyncSession,
+                              recovery: dict[str, Any]) -> Incident | None:
+    """The incident a recovery names (a fix forward's, or the emergency change's), else the
+    one its failed deployment opened; read for update."""
+    if recovery.get("incident_id"):
+        found = await incidents.find(session, uuid.UUID(str(recovery["incident_id"])),
+                                     for_update=True)
+        if found is not None:
+            return found
+    if not recovery.get("deployment_id"):
+        return None
+    failed = uuid.UUID(str(recovery["deployment_id"]))
+    return (await session.scalars(incidents.locked(select(Incident).where(
+        Incident.opened_by_deployment_id == failed)))).first()
+
+
+async def recovery_succeeded(session: AsyncSession, event: CloudEvent,
+                             settings: IncidentsSettings, deployment: DeploymentSnapshot) -> None:
+    """Closing the loop: a deployment that recovers from a failure (a rollback or a fix
+    forward) succeeded, so the failure's incident is mitigated at that moment (and resolved,
+    with ``TANDEM_INCIDENTS_RESOLVE_ON_RECOVERY``)."""
+    recovery = (event.data.get("deployment") or {}).get("recovery")
+    if not isinstance(recovery, dict):
+        return
+    incident = await _recovered_incident(session, recovery)
+    if incident is None or incident.status not in OPEN_STATES:
+        return
+    at = deployment.finished_at or event.time
+    kind = "rolled back" if recovery.get("kind") == "rollback" else "fixed forward"
+    text = f"Deployment {deployment.number} ({kind}) succeeded: service restored."
+    if incident.mitigated_at is None:
+        incident.mitigated_at = at
+        await incidents.record(session, incident, events.IncidentUpdated, actor=event.actor,
+                               changes={"mitigated_at": (None, at.isoformat())})
+        await add_note(session, incident, text, actor=event.actor, kind="deployment",
+                       details={"deployment_id": str(deployment.id), "status": "succeeded",
+                                "recovery": recovery.get("kind"),
+                                "mitigated_at": at.isoformat()})
+    if settings.resolve_on_recovery and incident.status != "on_hold":
+        code = (ResolutionCode.rolled_back if recovery.get("kind") == "rollback"
+                else ResolutionCode.resolved_by_change)
+        await move_incident(session, incident, TransitionRequest(
+            to=Status.resolved, reason=f"recovery deployment {deployment.number} succeeded",
+            resolution_code=code, resolution_notes=text), actor=event.actor)
 
 
 async def deployment_failed(session: AsyncSession, event: CloudEvent,
@@ -63,6 +116,8 @@ async def deployment_failed(session: AsyncSession, event: CloudEvent,
                            details={"deployment_id": str(deployment.id), "status": to})
         return
     # A second opener of the same deployment fails on opened_by_deployment_id's unique key.
+    service = await service_named(session, deployment.service)
+    priority = settings.deployment_failure_priority(service.tier if service else None)
     await open_incident(
         session, settings,
         IncidentCreate(
@@ -76,6 +131,7 @@ async def deployment_failed(session: AsyncSession, event: CloudEvent,
         ),
         actor=event.actor, source=Source.deployment, opened_by_deployment_id=deployment.id,
         cause_deployment_id=deployment.id, cause_change_id=deployment.change_id,
+        priority=priority,
     )
 
 

@@ -72,19 +72,23 @@ async def open_incident(
     source: Source = Source.manual, dedup_key: str | None = None,
     opened_by_deployment_id: uuid.UUID | None = None,
     cause_deployment_id: uuid.UUID | None = None, cause_change_id: uuid.UUID | None = None,
+    priority: int | None = None,
 ) -> tuple[Incident, IncidentPublic]:
     """Open an incident (priority from the policy's matrix, SLA due times; with no assignment
     group, its service's operations team) and look for suspects: the ``created`` event, then
-    ``suspects_found`` when there are any. Returns the new row and its snapshot after the last
-    event."""
+    ``suspects_found`` when there are any; ``priority`` given by a rule (S2's by tier) is kept
+    as an override of the matrix. Returns the new row and its snapshot after the last event."""
     policy = await load_policy(session, settings)
-    priority = derive_priority(policy.priority_matrix, body.impact, body.urgency)
+    overridden = priority is not None
+    if priority is None:
+        priority = derive_priority(policy.priority_matrix, body.impact, body.urgency)
     now = utcnow()
     fields = body.model_dump(mode="json")
     fields["assignment_group"] = await group_for(session, body.service, body.assignment_group)
     incident = await incidents.new(
         session, now=now, **fields,
-        priority=priority, major=is_major(priority, False), status="new",
+        priority=priority, priority_overridden=overridden, major=is_major(priority, False),
+        status="new",
         source=source.value, dedup_key=dedup_key, alert_count=1 if dedup_key else 0,
         opened_by_deployment_id=opened_by_deployment_id,
         cause_deployment_id=cause_deployment_id, cause_change_id=cause_change_id,
@@ -154,6 +158,24 @@ async def edit_incident(session: AsyncSession, settings: IncidentsSettings, inci
         return public(incident)
     return await incidents.record(session, incident, events.IncidentUpdated, actor=actor.sub,
                                   now=now, changes=changes)
+
+
+async def raise_priority(session: AsyncSession, settings: IncidentsSettings,
+                         incident: Incident, priority: int, *, actor: str) -> bool:
+    """Raise an open incident (read for update) to ``priority`` when that is higher (a lower
+    number), with its SLA due times; an ``updated`` event. False when it already was."""
+    if incident.status not in OPEN_STATES or incident.priority <= priority:
+        return False
+    policy = await load_policy(session, settings)
+    before = _snapshot_fields(incident)
+    incident.priority, incident.priority_overridden = priority, True
+    incident.major = is_major(priority, incident.major_declared)
+    set_due_times(incident, policy.sla_targets)
+    after = _snapshot_fields(incident)
+    await incidents.record(session, incident, events.IncidentUpdated, actor=actor,
+                           changes={k: (before[k], after[k]) for k in after
+                                    if before[k] != after[k]})
+    return True
 
 
 async def move_incident(session: AsyncSession, incident: Incident, body: TransitionRequest, *,

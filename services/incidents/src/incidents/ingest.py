@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents.config import IncidentsSettings, Settings
-from incidents.incident import incidents, move_incident, open_incident
+from incidents.incident import incidents, move_incident, open_incident, raise_priority
 from incidents.models import Incident
 from incidents.notes import add_note
 from incidents.rules.lifecycle import LIFECYCLE, OPEN_STATES, ResolutionCode, Status
@@ -182,7 +182,26 @@ async def trigger(session: AsyncSession, settings: IncidentsSettings, event: Mon
                                       source=Source.monitor, dedup_key=dedup_key)
     await add_note(session, incident, f"Alert from {payload.source}: {payload.summary}"[:10000],
                    actor=actor, kind="alert", details=alert)
+    await raise_failed_deployments(session, settings, incident, actor=actor)
     return incident
+
+
+async def raise_failed_deployments(session: AsyncSession, settings: IncidentsSettings,
+                                   alert: Incident, *, actor: str) -> None:
+    """A monitor sees the same service failing while a failed deployment's incident (S2) of
+    it is open: that incident is raised to the monitor's priority (a P3 by tier becomes major
+    when the monitor says users are hit), with a note naming the alert's incident."""
+    rows = (await session.scalars(incidents.locked(select(Incident).where(
+        Incident.service == alert.service, Incident.environment == alert.environment,
+        Incident.source == Source.deployment.value,
+        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
+        Incident.priority > alert.priority).order_by(Incident.id)))).all()
+    for failed in rows:
+        before = failed.priority
+        if await raise_priority(session, settings, failed, alert.priority, actor=actor):
+            await add_note(session, failed, f"Raised from P{before} to P{alert.priority}: "
+                           f"a monitor reports {alert.service} failing ({alert.number}).",
+                           actor=actor, details={"incident_id": str(alert.id)})
 
 
 async def lock_numbers(session: AsyncSession) -> None:

@@ -10,6 +10,7 @@
     ["lead_time", "Lead time"],
     ["change_failure_rate", "Fail rate"],
     ["failed_deployment_recovery_time", "Recovery"],
+    ["deployment_rework_rate", "Rework"],
   ];
 
   // The token comes once in the URL (?access_token=); keep it out of the address bar.
@@ -101,7 +102,7 @@
   function formatMetric(name, metric) {
     if (!metric || metric.value === null || metric.value === undefined) return "no data";
     if (name === "deployment_frequency") return `${metric.value.toFixed(1)} / wk`;
-    if (name === "change_failure_rate") return `${metric.value.toFixed(1)} %`;
+    if (metric.unit === "ratio") return `${(100 * metric.value).toFixed(1)} %`;
     return hours(metric.value);
   }
 

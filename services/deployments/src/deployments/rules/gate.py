@@ -4,7 +4,10 @@ Order of the rules (contract section 6):
 
 1. a non-production deployment is allowed and recorded;
 2. an active freeze covering the service prevents it, unless the deployment carries an
-   emergency change linked to an open incident of the service;
+   emergency change linked to an open incident of the service, or it recovers from the failed
+   deployment that caused the freeze's incident (a rollback or a fix forward,
+   :mod:`deployments.rules.recovery`): then it is allowed in every mode and an emergency change
+   linked to that incident is recorded for it (``request_change = "emergency"``);
 3. a change named by ``change_id`` of that service, in ``scheduled`` or ``implement``, whose
    window covers now, allows it; a standard change does only when it was recorded from a
    standard change template (pre-authorized), never when it is outside one (anyone, a
@@ -88,6 +91,8 @@ class IncidentFacts:
     priority: int
     major: bool
     status: str
+    #: The deployment the incident names its cause (S2 declares it for a failed deploy).
+    cause_deployment_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,10 @@ class GateInput:
     change: ChangeFacts | None = None
     #: A change was already asked for by an earlier decision (do not ask twice).
     change_requested: bool = False
+    #: ``rollback`` or ``fix_forward`` when the deployment recovers from a failure.
+    recovery: str | None = None
+    #: The open incidents caused by a deployment that it recovers from (their freezes spare it).
+    recovers: tuple[IncidentFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,8 @@ class GateDecision:
     mode: GateMode
     #: The change the decision rests on (named, or created for this deployment).
     change_id: uuid.UUID | None = None
-    #: ``standard`` or ``normal`` when the changes service should create a change now.
+    #: ``standard``, ``normal`` or ``emergency`` when the changes service should create a
+    #: change now (an emergency one is linked to the first incident the deployment recovers).
     request_change: str | None = None
 
 
@@ -247,7 +257,10 @@ def decide_gate(gate: GateInput) -> GateDecision:
             mode, gate.named_change_id)
     reasons: list[Reason] = []
     fixes = _emergency_fix(gate)
-    freezes = [f for f in gate.freezes if freeze_covers(f, gate.service, gate.now)]
+    recovered = {i.id for i in gate.recovers}
+    covering = [f for f in gate.freezes if freeze_covers(f, gate.service, gate.now)]
+    freezes = [f for f in covering
+               if not (f.source == "incident" and f.incident_id in recovered)]
     if freezes:
         if fixes is None:
             return GateDecision(Decision.prevented, (_frozen_reason(gate, freezes[0]),), mode,
@@ -255,17 +268,34 @@ def decide_gate(gate: GateInput) -> GateDecision:
         assert gate.change is not None
         reasons.append(Reason("emergency_change", f"Emergency change {gate.change.number} fixes "
                               f"open incident {fixes.number}; the freeze does not stop it."))
+    if gate.recovers:
+        numbers = ", ".join(i.number for i in gate.recovers)
+        what = "rolls back to the last version that succeeded" if gate.recovery == "rollback" \
+            else "fixes forward"
+        reasons.append(Reason("recovery", f"The deployment {what} after the failed deployment "
+                              f"that caused {numbers}; "
+                              + ("the freeze of that incident does not stop it."
+                                 if len(covering) > len(freezes) else "it is a recovery.")))
     if gate.named_change_id is not None:
         covers, reason = _named_change_reason(gate)
         reasons.append(reason)
         if covers:
             return GateDecision(Decision.allowed, tuple(reasons), mode, gate.named_change_id)
+    if gate.recovers and gate.named_change_id is None:
+        first = gate.recovers[0]
+        reasons.append(Reason("emergency_change_recorded", "An emergency change linked to "
+                              f"incident {first.number} is recorded for this recovery, with the "
+                              "deployment as its reason."))
+        request = None if gate.change_requested or gate.change is not None else "emergency"
+        change_id = gate.change.id if gate.change is not None else None
+        return GateDecision(Decision.allowed, tuple(reasons), mode, change_id, request)
     if mode == GateMode.off:
         reasons.append(Reason("gate_off", "The gate is off; the deployment is allowed."))
         return GateDecision(Decision.allowed, tuple(reasons), mode, gate.named_change_id)
     if mode == GateMode.approval:
         return _approval(gate, reasons)
-    majors = [i for i in gate.open_incidents if i.major and (fixes is None or i.id != fixes.id)]
+    majors = [i for i in gate.open_incidents if i.major and i.id not in recovered
+              and (fixes is None or i.id != fixes.id)]
     if majors:
         reasons.append(Reason("major_incident_open", f"Major incident {majors[0].number} "
                               f"(P{majors[0].priority}) is open on {gate.service}."))

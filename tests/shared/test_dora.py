@@ -1,4 +1,4 @@
-"""DORA arithmetic: a fixed history computed by hand, bucket edges, and properties."""
+"""tandem.dora: a fixed history computed by hand, bucket edges, and properties."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployments.rules.dora import (
+from tandem.dora import (
     BucketRule,
     BucketTable,
     DeploymentFact,
-    RestoreFact,
+    DeploymentRecord,
+    IncidentRecord,
     bucket_of,
     dora_metrics,
     interpolated_median,
     parse_window,
+    report,
 )
 
 H = 3600.0
@@ -29,40 +31,45 @@ def at(day: int, hour: float = 0, month: int = 3) -> datetime:
     return datetime(2026, month, day, tzinfo=UTC) + timedelta(hours=hour)
 
 
-# Service "api" in production, 2026-03-01 .. 2026-03-31 (30 days = 30/7 weeks).
-HISTORY = [
+def live(id_: str, when: datetime, lead_h: tuple[float, ...], **kw: object) -> DeploymentRecord:
+    return DeploymentRecord(id_, "api", kw.pop("status", "succeeded"),  # type: ignore[arg-type]
+                            deployed_at=when, finished_at=when,
+                            lead_times_s=tuple(h * H for h in lead_h), **kw)  # type: ignore[arg-type]
+
+
+# Service "api" in production, 2026-03-01 .. 2026-03-31 (30 days = 30/7 weeks), as the
+# deployments service and the board both record it; failures and recoveries are derived.
+RECORDS = [
     # D1: commits 08:00 and 10:00, live 03-02 12:00 -> lead times 4 h and 2 h.
-    DeploymentFact("succeeded", at(2, 12), at(2, 12), (4 * H, 2 * H)),
-    # D2: commit 03-04 12:00, live 03-05 12:00 (24 h); caused INC-1 (reported 14:00), fixed
-    # by D3 going live at 16:00 -> failed, recovery 12:00 -> 16:00 = 4 h.
-    DeploymentFact("succeeded", at(5, 12), at(5, 12), (24 * H,), failed=True,
-                   failure_started_at=at(5, 12), recovered_at=at(5, 16)),
-    # D3: the fix, shipped while INC-1 was open (rework); commit 15:00, live 16:00 (1 h).
-    DeploymentFact("succeeded", at(5, 16), at(5, 16), (1 * H,), rework=True),
-    # D4: failed 03-10 10:00 (never live); recovered when D5 went live at 11:30 -> 1.5 h.
-    DeploymentFact("failed", None, at(10, 10), (), failed=True, failure_started_at=at(10, 10),
-                   recovered_at=at(10, 11.5)),
+    live("D1", at(2, 12), (4, 2)),
+    # D2: commit 03-04 12:00, live 03-05 12:00 (24 h); INC-1 (reported 14:00) names it its
+    # cause: it needed intervention from 12:00; D3 live at 16:00 is the fix -> 4 h.
+    live("D2", at(5, 12), (24,)),
+    # D3: the fix forward naming INC-1 (rework); commit 15:00, live 16:00 (1 h).
+    live("D3", at(5, 16), (1,), rework=True),
+    # D4: failed 03-10 10:00, never live: a failed attempt, beside the rate, not in it; the
+    # service recovered when D5 went live at 11:30 -> 1.5 h.
+    DeploymentRecord("D4", "api", "failed", finished_at=at(10, 10)),
     # D5: commit 10:30, live 11:30 (1 h).
-    DeploymentFact("succeeded", at(10, 11.5), at(10, 11.5), (1 * H,)),
+    live("D5", at(10, 11.5), (1,)),
     # D6: commit 03-20 00:00, live 06:00 (6 h), rolled back 08:00 -> failed, recovery 2 h.
-    DeploymentFact("rolled_back", at(20, 6), at(20, 6), (6 * H,), failed=True,
-                   failure_started_at=at(20, 6), recovered_at=at(20, 8)),
+    live("D6", at(20, 6), (6,), status="rolled_back", rolled_back_at=at(20, 8)),
     # D7: canceled before it ran: counts nowhere.
-    DeploymentFact("canceled", None, at(21, 9)),
-    # D8: live 02-20, before the window: counts nowhere.
-    DeploymentFact("succeeded", at(20, 0, month=2), at(20, 0, month=2), (1 * H,), failed=True,
-                   failure_started_at=at(20, 0, month=2), recovered_at=at(20, 1, month=2)),
+    DeploymentRecord("D7", "api", "canceled", finished_at=at(21, 9)),
+    # D8: live 02-20, rolled back 01:00, before the window: counts nowhere.
+    live("D8", at(20, 0, month=2), (1,), status="rolled_back",
+         rolled_back_at=at(20, 1, month=2)),
 ]
 INCIDENTS = [
-    RestoreFact(at(5, 14), at(5, 18)),          # INC-1: 4 h
-    RestoreFact(at(25, 10), at(25, 10.5)),      # INC-2: 0.5 h
-    RestoreFact(at(28, 9), None),               # INC-3: still open, no sample
-    RestoreFact(at(15, 0, month=2), at(15, 1, month=2)),  # before the window
+    IncidentRecord("INC-1", "api", at(5, 14), at(5, 18), cause_deployment_id="D2"),  # 4 h
+    IncidentRecord("INC-2", "api", at(25, 10), at(25, 10.5)),       # 0.5 h
+    IncidentRecord("INC-3", "api", at(28, 9), None),                # still open, no sample
+    IncidentRecord("INC-4", "api", at(15, 0, month=2), at(15, 1, month=2)),  # before it
 ]
 
 
 def test_hand_computed_history() -> None:
-    m = dora_metrics(HISTORY, INCIDENTS, start=START, end=END, buckets=BucketTable())
+    m = report(RECORDS, INCIDENTS, start=START, end=END, buckets=BucketTable())
 
     # Frequency: D1, D2, D3, D5, D6 live in the window = 5 over 30/7 weeks = 35/30 a week.
     # Deploy days 03-02, 03-05, 03-10, 03-20 = 4 -> 4 / (30/7) = 0.933 a week: >= 1 a month
@@ -75,9 +82,14 @@ def test_hand_computed_history() -> None:
     lt = m["lead_time"]
     assert (lt.value, lt.sample_size, lt.bucket) == (pytest.approx(3.0), 6, "elite")
 
-    # Change failure rate: finished D1 D2 D3 D4 D5 D6 = 6; failed D2 D4 D6 = 3 -> 0.5, low.
+    # Change failure rate: reached production D1 D2 D3 D5 D6 = 5 (D4 never served); needed
+    # intervention D2 (caused INC-1) and D6 (rolled back) = 2 -> 0.4, low.
     cfr = m["change_failure_rate"]
-    assert (cfr.value, cfr.sample_size, cfr.bucket) == (pytest.approx(0.5), 6, "low")
+    assert (cfr.value, cfr.sample_size, cfr.bucket) == (pytest.approx(0.4), 5, "low")
+
+    # Failed deployment attempts, beside the rate: D4 = 1.
+    fa = m["failed_deployment_attempts"]
+    assert (fa.value, fa.sample_size, fa.bucket) == (1.0, 1, None)
 
     # Recovery: D2 4 h, D4 1.5 h, D6 2 h -> median 2 h: < 1 day -> high.
     rec = m["failed_deployment_recovery_time"]
@@ -87,16 +99,38 @@ def test_hand_computed_history() -> None:
     ttr = m["time_to_restore"]
     assert (ttr.value, ttr.sample_size, ttr.bucket) == (pytest.approx(2.25), 2, "high")
 
-    # Rework: D3 of 6 finished -> 1/6 = 0.167 > 0.15 -> low.
+    # Rework: D3 of the 5 that reached production -> 0.2 > 0.15 -> low.
     rw = m["deployment_rework_rate"]
-    assert (rw.value, rw.sample_size, rw.bucket) == (pytest.approx(1 / 6), 6, "low")
+    assert (rw.value, rw.sample_size, rw.bucket) == (pytest.approx(0.2), 5, "low")
+
+
+def test_resolution_before_the_next_deployment_is_the_recovery() -> None:
+    # D2 named by INC-1, resolved at 13:00 (before any fix went live) -> 1 h.
+    records = [live("D1", at(2, 12), ()), live("D2", at(5, 12), ()), live("D3", at(6, 0), ())]
+    incidents = [IncidentRecord("INC-1", "api", at(5, 12.5), at(5, 13), "D2")]
+    m = report(records, incidents, start=START, end=END, buckets=BucketTable())
+    rec = m["failed_deployment_recovery_time"]
+    assert (rec.value, rec.sample_size) == (pytest.approx(1.0), 1)
+
+
+def test_a_failed_attempt_recovered_by_a_redeploy() -> None:
+    # D2 failed at 10:00; the pipeline redeployed D1's version, live at 10:05 -> 5 minutes.
+    records = [live("D1", at(2, 12), ()),
+               DeploymentRecord("D2", "api", "failed", finished_at=at(3, 10)),
+               live("D3", at(3, 10) + timedelta(minutes=5), (), rework=True)]
+    m = report(records, [], start=START, end=END, buckets=BucketTable())
+    assert m["failed_deployment_recovery_time"].value == pytest.approx(5 / 60)
+    assert m["change_failure_rate"].value == 0.0  # D2 never served
+    assert m["failed_deployment_attempts"].value == 1.0
+    assert m["deployment_rework_rate"].value == pytest.approx(1 / 2)
 
 
 def test_no_sample_gives_no_value_and_no_bucket() -> None:
     m = dora_metrics([], [], start=START, end=END, buckets=BucketTable())
-    assert m["deployment_frequency"].value == 0.0
+    counts = ("deployment_frequency", "failed_deployment_attempts")
+    assert m["deployment_frequency"].value == m["failed_deployment_attempts"].value == 0.0
     assert all(x.bucket is None and x.sample_size == 0 for x in m.values())
-    assert all(m[k].value is None for k in m if k != "deployment_frequency")
+    assert all(m[k].value is None for k in m if k not in counts)
 
 
 def test_lead_times_at_or_below_zero_are_dropped() -> None:
@@ -182,7 +216,7 @@ def test_metrics_do_not_depend_on_order(history: list[DeploymentFact], rnd: obje
 @given(st.lists(facts(), max_size=40))
 def test_rates_are_ratios_of_counted_deployments(history: list[DeploymentFact]) -> None:
     m = dora_metrics(history, [], start=START, end=END, buckets=BucketTable())
-    finished = [f for f in history if f.outcome in ("succeeded", "failed", "rolled_back")]
+    finished = [f for f in history if f.outcome in ("succeeded", "rolled_back")]
     for name in ("change_failure_rate", "deployment_rework_rate"):
         metric = m[name]
         assert metric.sample_size == len(finished)

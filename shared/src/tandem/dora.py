@@ -1,8 +1,18 @@
-"""S6, DORA arithmetic: pure functions over per-deployment fact rows and incident times.
+"""DORA, once: pure functions over plain records of deployments and incidents.
 
-The service keeps one fact row per deployment current from events (its own transitions and
-the incidents it consumes); a request only selects the rows of one service, environment and
-window and runs the arithmetic here. The definitions are written out in docs/dora.md.
+The deployments service (``GET /api/v1/dora``) and the dashboard's board both hand their
+records of one environment to :func:`report`; neither computes a figure of its own. The
+definitions are written out in docs/dora.md:
+
+- a deployment *reached production* when it went live (``succeeded``, or ``rolled_back``
+  after it had succeeded); the change failure rate and the rework rate count those;
+- a deployment that moved to ``failed`` never served: a *failed deployment attempt*, reported
+  beside the rate (``failed_deployment_attempts``), not inside it;
+- a deployment *needed intervention* when it failed, was rolled back, or an incident names it
+  its cause; its recovery is the earliest of its rollback, the next deployment of the service
+  going live after the failure was known, and the resolution of an incident naming it;
+- *rework* is an unplanned deployment made because of a production incident (an emergency
+  change linked to it, a fix-forward naming it, or a rollback): the recording service sets it.
 """
 
 from __future__ import annotations
@@ -16,28 +26,60 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 HOUR = 3600.0
-#: Deployments that reached the end of their run in the environment (the rates' denominator).
-FINISHED_OUTCOMES = frozenset({"succeeded", "failed", "rolled_back"})
-#: Deployments that ran in the environment (deployment frequency, lead time).
+#: Deployments that went live in the environment: frequency, lead time and the rates count them.
 DEPLOYED_OUTCOMES = frozenset({"succeeded", "rolled_back"})
+#: Deployments that reached the end of their run (a record a board may forget).
+FINISHED_OUTCOMES = frozenset({"succeeded", "failed", "rolled_back"})
+#: The metrics, in the order they are shown.
+METRICS = ("deployment_frequency", "lead_time", "change_failure_rate",
+           "failed_deployment_attempts", "failed_deployment_recovery_time", "time_to_restore",
+           "deployment_rework_rate")
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """What DORA needs of one deployment of the environment, as its service recorded it."""
+
+    id: str
+    service: str
+    #: Its state: requested, in_progress, succeeded, failed, rolled_back or canceled.
+    status: str
+    #: When it went live (succeeded); kept when it is later rolled back.
+    deployed_at: datetime | None = None
+    #: When it ended: succeeded or failed.
+    finished_at: datetime | None = None
+    #: When a deployment that had gone live was rolled back.
+    rolled_back_at: datetime | None = None
+    #: Seconds from each shipped commit to ``deployed_at`` (see :func:`lead_times`).
+    lead_times_s: tuple[float, ...] = ()
+    #: An unplanned deployment made because of a production incident (set when recorded).
+    rework: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """An incident of the environment: reported, (perhaps) resolved, and the deployment it
+    names its cause (declared by S2, or a confirmed suspect), if any."""
+
+    id: str
+    service: str
+    reported_at: datetime
+    resolved_at: datetime | None = None
+    cause_deployment_id: str | None = None
 
 
 @dataclass(frozen=True)
 class DeploymentFact:
-    """One deployment as DORA sees it."""
+    """One deployment as the metrics see it (derived by :func:`deployment_facts`)."""
 
     outcome: str | None
-    #: When it succeeded (reached the environment); kept when later rolled back.
     deployed_at: datetime | None = None
-    #: When it ended: succeeded or failed (a rollback keeps the succeeded time).
     finished_at: datetime | None = None
-    #: Seconds from each shipped commit to ``deployed_at``.
     lead_times_s: tuple[float, ...] = ()
     #: Needed intervention: failed, rolled back, or named the cause of an incident.
     failed: bool = False
     failure_started_at: datetime | None = None
     recovered_at: datetime | None = None
-    #: Unplanned: made because of an open production incident (see docs/dora.md).
     rework: bool = False
 
 
@@ -150,9 +192,58 @@ def _rate_metric(hits: int, total: int, rule: BucketRule) -> Metric:
     return Metric(value, "ratio", total, bucket_of(rule, value))
 
 
+def lead_times(committed: Iterable[datetime], deployed_at: datetime) -> tuple[float, ...]:
+    """Seconds from each commit to the deployment going live (negatives kept; dropped later)."""
+    return tuple((deployed_at - c).total_seconds() for c in committed)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None
+
+
+def deployment_facts(records: Sequence[DeploymentRecord],
+                     incidents: Sequence[IncidentRecord]) -> list[DeploymentFact]:
+    """Each deployment's DORA facts: whether it needed intervention, when that began and
+    when it was recovered (the rules are in the module's docstring and docs/dora.md)."""
+    causes: dict[str, list[IncidentRecord]] = {}
+    for incident in incidents:
+        if incident.cause_deployment_id is not None:
+            causes.setdefault(incident.cause_deployment_id, []).append(incident)
+    live: dict[str, list[tuple[datetime, str]]] = {}
+    for r in records:
+        if r.status in DEPLOYED_OUTCOMES and r.deployed_at is not None:
+            live.setdefault(r.service, []).append((r.deployed_at, r.id))
+    for moments in live.values():
+        moments.sort()
+    facts = []
+    for r in records:
+        named = causes.get(r.id, [])
+        if r.status == "failed":
+            started, known = r.finished_at, r.finished_at
+        elif r.status == "rolled_back" or (named and r.deployed_at is not None):
+            started = r.deployed_at
+            known = _earliest(r.rolled_back_at, *(i.reported_at for i in named))
+        else:
+            started = known = None
+        failed = started is not None
+        recovered = None
+        if failed and started is not None and known is not None:
+            fix = next((at for at, other in live.get(r.service, ())
+                        if other != r.id and at >= known and at > started), None)
+            resolved = [i.resolved_at for i in named
+                        if i.resolved_at is not None and i.resolved_at >= started]
+            recovered = _earliest(r.rolled_back_at, fix, *resolved)
+        facts.append(DeploymentFact(
+            outcome=r.status, deployed_at=r.deployed_at, finished_at=r.finished_at,
+            lead_times_s=r.lead_times_s, failed=failed, failure_started_at=started,
+            recovered_at=recovered, rework=r.rework))
+    return facts
+
+
 def deployment_frequency(facts: Iterable[DeploymentFact], *, start: datetime, end: datetime,
                          rule: BucketRule) -> Metric:
-    """Successful deployments per week; bucketed on distinct deploy days per week."""
+    """Deployments gone live per week; bucketed on distinct deploy days per week."""
     deployed = [f.deployed_at for f in facts
                 if f.outcome in DEPLOYED_OUTCOMES and _within(f.deployed_at, start, end)]
     weeks = (end - start) / timedelta(weeks=1)
@@ -165,12 +256,12 @@ def deployment_frequency(facts: Iterable[DeploymentFact], *, start: datetime, en
 
 def dora_metrics(facts: Sequence[DeploymentFact], incidents: Sequence[RestoreFact], *,
                  start: datetime, end: datetime, buckets: BucketTable) -> dict[str, Metric]:
-    """The six metrics over ``[start, end)`` for one service and environment."""
+    """The metrics over ``[start, end)`` for one environment (of one service, or several)."""
     deployed = [f for f in facts
                 if f.outcome in DEPLOYED_OUTCOMES and _within(f.deployed_at, start, end)]
-    lead_times = [s / HOUR for f in deployed for s in f.lead_times_s if s > 0]
-    finished = [f for f in facts
-                if f.outcome in FINISHED_OUTCOMES and _within(f.finished_at, start, end)]
+    lead = [s / HOUR for f in deployed for s in f.lead_times_s if s > 0]
+    attempts = sum(1 for f in facts if f.outcome == "failed"
+                   and _within(f.finished_at, start, end))
     recoveries = [
         (f.recovered_at - f.failure_started_at).total_seconds() / HOUR
         for f in facts
@@ -182,13 +273,22 @@ def dora_metrics(facts: Sequence[DeploymentFact], incidents: Sequence[RestoreFac
     return {
         "deployment_frequency": deployment_frequency(
             facts, start=start, end=end, rule=buckets.deployment_frequency),
-        "lead_time": _median_metric(lead_times, "hours", buckets.lead_time),
-        "change_failure_rate": _rate_metric(sum(f.failed for f in finished), len(finished),
+        "lead_time": _median_metric(lead, "hours", buckets.lead_time),
+        "change_failure_rate": _rate_metric(sum(f.failed for f in deployed), len(deployed),
                                             buckets.change_failure_rate),
+        "failed_deployment_attempts": Metric(float(attempts), "deployments", attempts, None),
         "failed_deployment_recovery_time": _median_metric(
             [max(r, 0.0) for r in recoveries], "hours", buckets.failed_deployment_recovery_time),
         "time_to_restore": _median_metric([max(r, 0.0) for r in restores], "hours",
                                           buckets.time_to_restore),
-        "deployment_rework_rate": _rate_metric(sum(f.rework for f in finished), len(finished),
+        "deployment_rework_rate": _rate_metric(sum(f.rework for f in deployed), len(deployed),
                                                buckets.deployment_rework_rate),
     }
+
+
+def report(records: Sequence[DeploymentRecord], incidents: Sequence[IncidentRecord], *,
+           start: datetime, end: datetime, buckets: BucketTable) -> dict[str, Metric]:
+    """The metrics over ``[start, end)`` from the records of one environment."""
+    return dora_metrics(deployment_facts(records, incidents),
+                        [RestoreFact(i.reported_at, i.resolved_at) for i in incidents],
+                        start=start, end=end, buckets=buckets)
