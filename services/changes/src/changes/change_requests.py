@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from changes import risk, standard_changes, success_scores
 from changes.catalog import ownership_of
 from changes.config import ChangesSettings
-from changes.conflicts import conflicts_of
+from changes.conflicts import conflicts_of, freezes_passed
 from changes.errors import CloseCodeRequired
 from changes.events import ChangeCreated, ChangeTransitioned, ChangeUpdated
 from changes.freezes import active_freezes
@@ -228,7 +228,8 @@ async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Ch
         conflicts = await conflicts_of(session, change)
         if change.type != "standard":
             _, counted = await changes.tally_of(session, change)
-    frozen = bool(await active_freezes(session, change.service)) if to == "implement" else False
+    frozen = (bool(await active_freezes(session, change.service, change.environment))
+              if to == "implement" else False)
     move = Move(
         type=change.type, status=change.status, to=to, approvals_received=counted.received,
         approvals_required=counted.required, approvals_missing=counted.missing, frozen=frozen,
@@ -257,6 +258,8 @@ async def apply_move(session: AsyncSession, changes: ChangeAggregate, change: Ch
             raise CloseCodeRequired()
         await success_scores.add_points(session, change.service, close_score(close_code),
                                         closed=1)
+    passed = (await freezes_passed(session, change)
+              if to in ("scheduled", "implement") else [])
     before = change.status
     change.status = to
     if to == "scheduled" and forced:
@@ -264,7 +267,8 @@ async def apply_move(session: AsyncSession, changes: ChangeAggregate, change: Ch
     if to == "closed":
         change.close_code, change.close_notes, change.closed_at = close_code, close_notes, utcnow()
     return await changes.record(session, change, ChangeTransitioned, actor=actor, from_=before,
-                                to=to, reason=reason, forced=forced, conflicts=list(conflicts))
+                                to=to, reason=reason, forced=forced, conflicts=list(conflicts),
+                                freezes_passed=passed)
 
 
 async def transition(session: AsyncSession, settings: ChangesSettings, change: Change,

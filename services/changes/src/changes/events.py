@@ -41,6 +41,11 @@ class ChangeTransitioned(EventData):
                          description="Scheduled despite the listed conflicts by a manager.")
     conflicts: list[Conflict] = Field(default_factory=list,
                                       description="Conflicts known when it was scheduled.")
+    freezes_passed: list[str] = Field(
+        default_factory=list,
+        description="The incident freezes in force that this emergency change passed, being "
+                    "the fix of an open incident of its service (freeze numbers), when it was "
+                    "scheduled or implemented.")
 
 
 class ChangeApprovalRecorded(EventData):

@@ -72,6 +72,9 @@ class Freeze(ServiceTable, AggregateColumns, table=True):
 
     services: list[str] = Column(default_factory=list,
                                  sa_column=SAColumn(JSONType, nullable=False))
+    #: The environments frozen; empty for every one (an incident's freeze: its environment).
+    environments: list[str] = Column(default_factory=list,
+                                     sa_column=SAColumn(JSONType, nullable=False))
     starts_at: datetime = Column(sa_type=UTCDateTime, index=True)
     #: Null for an incident's freeze: it lasts until the incident is resolved or canceled.
     ends_at: datetime | None = Column(default=None, sa_type=UTCDateTime)

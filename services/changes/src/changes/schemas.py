@@ -181,6 +181,9 @@ class FreezeCreate(BaseModel):
     services: list[ServiceName] = Field(default_factory=list, max_length=200,
                                         description="The services frozen; empty for every "
                                                     "service.")
+    environments: list[Environment] = Field(
+        default_factory=list, max_length=10,
+        description="The environments frozen; empty (the default) for every environment.")
     starts_at: UTCTime
     ends_at: UTCTime
     reason: str = Field(min_length=1, max_length=2000)
@@ -190,6 +193,10 @@ class FreezePublic(BaseModel):
     id: uuid.UUID
     number: str
     services: list[str] = Field(description="The services frozen; empty for every service.")
+    environments: list[str] = Field(
+        default_factory=list,
+        description="The environments frozen; empty for every environment. An incident's "
+                    "freeze covers the incident's environment only.")
     starts_at: datetime
     ends_at: datetime | None = Field(
         description="Null for an incident's freeze: it lasts until the incident is resolved.")

@@ -1,0 +1,27 @@
+"""The details ops people check (issue 23): the environments a freeze covers (an incident's
+freeze covers the incident's environment only).
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from tandem.db import JSONType
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("freeze") as batch:
+        batch.add_column(sa.Column("environments", JSONType, nullable=False,
+                                   server_default="[]"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("freeze") as batch:
+        batch.drop_column("environments")

@@ -1,0 +1,134 @@
+"""The details ops people check (issue 23) where a freeze, a change and a deployment meet:
+incidents, changes and deployments on one set of topics, over HTTP, on both databases.
+
+- an incident's freeze covers the incident's environment only; a manual freeze names the
+  environments it covers (default every one); the gate and the changes' conflicts agree;
+- a canceled deployment takes the change it carried with it (no longer a conflict, nor a
+  suspect);
+- two open major incidents on one service: an emergency change fixing one passes the other's
+  freeze, in the changes service and at the gate alike, and the pass is recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import Wall, unique
+
+from deployments.models import FreezeView
+from deployments.rules.gate import GateMode
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def window(start_in_minutes: float = -5, hours: float = 1) -> dict[str, str]:
+    start = datetime.now(UTC) + timedelta(minutes=start_in_minutes)
+    return {"planned_start": start.isoformat(),
+            "planned_end": (start + timedelta(hours=hours)).isoformat()}
+
+
+async def open_incident(wall: Wall, service: str, environment: str = "production",
+                        impact: int = 1, urgency: int = 1) -> dict[str, Any]:
+    return await wall.call("incidents", "POST", "/api/v1/incidents", role="practitioner",
+                           expect=201, json={"title": f"{service} is down", "service": service,
+                                             "environment": environment, "impact": impact,
+                                             "urgency": urgency})
+
+
+async def incident_freeze(wall: Wall, incident_id: str) -> dict[str, Any]:
+    """The freeze the incident put on its service, once the deployments service knows it."""
+    async def found() -> Any:
+        listed = await wall.call("changes", "GET", "/api/v1/freezes",
+                                 params={"source": "incident", "limit": 200})
+        return next((f for f in listed["items"] if f["incident_id"] == incident_id), None)
+
+    freeze = await wall.until(found)
+    await wall.until(lambda: wall.row("deployments", FreezeView, uuid.UUID(freeze["id"])))
+    return freeze
+
+
+async def change(wall: Wall, service: str, change_type: str = "standard",
+                 environment: str = "production", **fields: Any) -> dict[str, Any]:
+    body = {"type": change_type, "title": f"{change_type} change of {service}",
+            "service": service, "environment": environment, **window(), **fields}
+    return await wall.call("changes", "POST", "/api/v1/changes", role="practitioner",
+                           expect=201, json=body)
+
+
+async def move(wall: Wall, change_id: str, to: str, *, role: str = "practitioner",
+               expect: int = 200, **fields: Any) -> Any:
+    return await wall.call("changes", "POST", f"/api/v1/changes/{change_id}/transitions",
+                           role=role, expect=expect, json={"to": to, **fields})
+
+
+async def conflicts(wall: Wall, change_id: str) -> list[dict[str, Any]]:
+    return (await wall.call("changes", "GET", f"/api/v1/changes/{change_id}/conflicts"))[
+        "items"]
+
+
+async def deploy(wall: Wall, service: str, **fields: Any) -> dict[str, Any]:
+    return await wall.call("deployments", "POST", "/api/v1/deployments", role="pipeline",
+                           expect=201, json={"service": service, "environment": "production",
+                                             "version": "1.0.0", **fields})
+
+
+# --- freezes cover their environments ---------------------------------------------------------
+
+
+async def test_a_staging_p1_freezes_staging_only(wall: Wall) -> None:
+    wall.deployments.gate_mode = GateMode.receipt
+    service = unique("matrix")
+    incident = await open_incident(wall, service, "staging")
+    freeze = await incident_freeze(wall, incident["id"])
+    assert (freeze["services"], freeze["environments"]) == ([service], ["staging"])
+
+    production = await change(wall, service)
+    assert await conflicts(wall, production["id"]) == []
+    await move(wall, production["id"], "scheduled")
+    assert (await move(wall, production["id"], "implement"))["status"] == "implement"
+
+    dep = await deploy(wall, service)
+    assert dep["gate"]["decision"] == "allowed", dep["gate"]
+
+    staging = await change(wall, service, environment="staging")
+    assert [c["id"] for c in await conflicts(wall, staging["id"])] == [freeze["id"]]
+    await move(wall, staging["id"], "scheduled", role="manager", force=True)
+    refused = await move(wall, staging["id"], "implement", expect=409)
+    assert refused["type"].endswith("frozen"), refused
+
+    listed = await wall.call("changes", "GET", "/api/v1/freezes",
+                             params={"service": service, "environment": "production"})
+    assert freeze["id"] not in [f["id"] for f in listed["items"]]
+
+
+async def test_a_manual_freeze_covers_the_environments_it_names_default_all(wall: Wall) -> None:
+    wall.deployments.gate_mode = GateMode.receipt
+    service = unique("ledger")
+    now = datetime.now(UTC)
+    times = {"starts_at": (now - timedelta(minutes=1)).isoformat(),
+             "ends_at": (now + timedelta(hours=1)).isoformat()}
+    staging_only = await wall.call(
+        "changes", "POST", "/api/v1/freezes", role="manager", expect=201,
+        json={"services": [service], "environments": ["staging"], "reason": "staging tests",
+              **times})
+    assert staging_only["environments"] == ["staging"]
+    await wall.until(lambda: wall.row("deployments", FreezeView,
+                                      uuid.UUID(staging_only["id"])))
+    assert (await deploy(wall, service))["gate"]["decision"] == "allowed"
+
+    everywhere = await wall.call("changes", "POST", "/api/v1/freezes", role="manager",
+                                 expect=201, json={"services": [service],
+                                                   "reason": "quarter end", **times})
+    assert everywhere["environments"] == []
+    await wall.until(lambda: wall.row("deployments", FreezeView, uuid.UUID(everywhere["id"])))
+    prevented = await deploy(wall, service)
+    assert prevented["gate"]["decision"] == "prevented"
+    assert everywhere["number"] in prevented["gate"]["reasons"][0]["message"]
+
+    bad = await wall.call("changes", "POST", "/api/v1/freezes", role="manager", expect=422,
+                          json={"services": [service], "environments": ["moon"],
+                                "reason": "x", **times})
+    assert bad["errors"][0]["field"].startswith("environments")
