@@ -36,6 +36,7 @@ from tandem_testing import (
     eventually,
     isolated_platform,
     new_database_url,
+    TopicWatcher,
     running_service,
 )
 
@@ -111,3 +112,13 @@ async def wall(request: pytest.FixtureRequest, broker: EmbeddedBroker,
         await eventually(lambda: all(c.started.is_set() for app in apps.values()
                                      for c in app.state.runtime.consumers), timeout=60)
         yield Wall(platform, clients, apps, incidents, changes, deployments)
+
+
+async def events_about(wall: Wall, service: str, subject: str,
+                       predicate: Callable[[list[Any]], bool], timeout: float = 30) -> list[Any]:
+    """The events ``service`` published about ``subject``, once ``predicate`` holds for them."""
+    async with TopicWatcher(wall.platform, wall.platform.topic(service)) as watcher:
+        def mine(events: list[Any]) -> list[Any]:
+            return [e for e in events if e.subject == subject]
+
+        return mine(await watcher.wait_for(lambda evs: predicate(mine(evs)), timeout=timeout))

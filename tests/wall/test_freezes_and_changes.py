@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Wall, unique
+from conftest import Wall, events_about, unique
 
-from deployments.models import FreezeView
+from deployments.models import ChangeView, FreezeView
 from deployments.rules.gate import GateMode
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -132,3 +132,47 @@ async def test_a_manual_freeze_covers_the_environments_it_names_default_all(wall
                           json={"services": [service], "environments": ["moon"],
                                 "reason": "x", **times})
     assert bad["errors"][0]["field"].startswith("environments")
+
+
+# --- two open major incidents: one rule ---------------------------------------------------------
+
+
+async def test_an_emergency_fix_of_one_major_incident_passes_the_other_major_incidents_freeze(
+        wall: Wall) -> None:
+    wall.deployments.gate_mode = GateMode.receipt
+    service = unique("orders")
+    first, second = await open_incident(wall, service), await open_incident(wall, service)
+    freezes = [await incident_freeze(wall, first["id"]),
+               await incident_freeze(wall, second["id"])]
+
+    fix = await change(wall, service, "emergency", incident_id=first["id"])
+    assert await conflicts(wall, fix["id"]) == []
+    await move(wall, fix["id"], "authorize")
+    approved = await wall.call("changes", "POST", f"/api/v1/changes/{fix['id']}/approvals",
+                               role="manager", sub="mia", expect=201,
+                               json={"decision": "approve"})
+    assert (approved["status"], approved["forced"]) == ("scheduled", False)
+    assert (await move(wall, fix["id"], "implement"))["status"] == "implement"
+    moves = await events_about(wall, "changes", fix["id"], lambda evs: any(
+        e.type == "tandem.change.transitioned" and e.data["to"] == "implement" for e in evs))
+    passed = {e.data["to"]: sorted(e.data["freezes_passed"]) for e in moves
+              if e.type == "tandem.change.transitioned"}
+    numbers = sorted(f["number"] for f in freezes)
+    assert passed["scheduled"] == numbers and passed["implement"] == numbers
+
+    # The gate applies the same rule to the same change.
+
+    async def gate_knows() -> bool:
+        seen = await wall.row("deployments", ChangeView, uuid.UUID(fix["id"]))
+        return seen is not None and seen.status == "implement"
+
+    await wall.until(gate_knows)
+    dep = await deploy(wall, service, change_id=fix["id"])
+    assert dep["gate"]["decision"] == "allowed", dep["gate"]
+    assert "emergency_change" in [r["code"] for r in dep["gate"]["reasons"]]
+
+    # Any other change stays held by both freezes, and a deploy without the fix is prevented.
+    other = await change(wall, service, "normal")
+    assert sorted(c["id"] for c in await conflicts(wall, other["id"]) if c["kind"] == "freeze") \
+        == sorted(f["id"] for f in freezes)
+    assert (await deploy(wall, service))["gate"]["decision"] == "prevented"
