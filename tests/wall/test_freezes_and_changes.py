@@ -20,6 +20,7 @@ from conftest import Wall, events_about, unique
 
 from deployments.models import ChangeView, FreezeView
 from deployments.rules.gate import GateMode
+from incidents.models import ChangeView as IncidentsChangeView
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -132,6 +133,65 @@ async def test_a_manual_freeze_covers_the_environments_it_names_default_all(wall
                           json={"services": [service], "environments": ["moon"],
                                 "reason": "x", **times})
     assert bad["errors"][0]["field"].startswith("environments")
+
+
+# --- a canceled deployment takes its change with it ---------------------------------------------
+
+
+async def receipt_of(wall: Wall, deployment_id: str, status: str) -> dict[str, Any]:
+    """The change the gate recorded for a deployment, once it is in ``status``."""
+    async def found() -> Any:
+        listed = await wall.call("changes", "GET", "/api/v1/changes",
+                                 params={"deployment_id": deployment_id})
+        return next((c for c in listed["items"] if c["status"] == status), None)
+
+    return await wall.until(found)
+
+
+async def move_deployment(wall: Wall, deployment_id: str, to: str) -> dict[str, Any]:
+    return await wall.call("deployments", "POST",
+                           f"/api/v1/deployments/{deployment_id}/transitions",
+                           role="pipeline", json={"to": to})
+
+
+async def test_a_canceled_deployment_cancels_its_change_no_conflict_no_suspect(
+        wall: Wall) -> None:
+    wall.deployments.gate_mode = GateMode.receipt
+    service = unique("matrix")
+    dep = await deploy(wall, service)
+    assert dep["gate"]["decision"] == "allowed"
+    await receipt_of(wall, dep["id"], "scheduled")
+    await move_deployment(wall, dep["id"], "in_progress")
+    receipt = await receipt_of(wall, dep["id"], "implement")
+    await move_deployment(wall, dep["id"], "canceled")
+    canceled = await receipt_of(wall, dep["id"], "canceled")
+    assert canceled["id"] == receipt["id"]
+
+    later = await change(wall, service, "normal")
+    assert [c for c in await conflicts(wall, later["id"]) if c["kind"] == "change"] == []
+
+    async def incidents_know() -> bool:
+        seen = await wall.row("incidents", IncidentsChangeView, uuid.UUID(receipt["id"]))
+        return seen is not None and seen.status == "canceled"
+
+    await wall.until(incidents_know)
+    incident = await open_incident(wall, service, impact=3, urgency=3)
+    suspects = await wall.call("incidents", "GET", f"/api/v1/incidents/{incident['id']}/suspects")
+    assert [s["id"] for s in suspects["items"]] == []
+
+
+async def test_a_canceled_deployment_closes_its_change_in_review_unsuccessful(
+        wall: Wall) -> None:
+    wall.deployments.gate_mode = GateMode.receipt
+    service = unique("matrix")
+    dep = await deploy(wall, service)
+    await receipt_of(wall, dep["id"], "scheduled")
+    await move_deployment(wall, dep["id"], "in_progress")
+    receipt = await receipt_of(wall, dep["id"], "implement")
+    await move(wall, receipt["id"], "review")
+    await move_deployment(wall, dep["id"], "canceled")
+    closed = await receipt_of(wall, dep["id"], "closed")
+    assert closed["close_code"] == "unsuccessful"
 
 
 # --- two open major incidents: one rule ---------------------------------------------------------

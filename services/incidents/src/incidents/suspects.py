@@ -41,6 +41,8 @@ async def find_suspects(session: AsyncSession, settings: IncidentsSettings,
     changes = await session.scalars(select(ChangeView).execution_options(**fresh).where(
         ChangeView.service == incident.service,
         ChangeView.environment == "production",
+        # A change canceled with its deployment (or by people) is no suspect.
+        ChangeView.status != "canceled",
         ChangeView.implemented_at >= start,  # type: ignore[operator]
         ChangeView.implemented_at <= end,  # type: ignore[operator]
     ))
