@@ -73,6 +73,11 @@ class Incident(ServiceTable, AggregateColumns, table=True):
     resolution_due_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     response_breached_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     resolution_breached_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    #: Since when the resolution SLA's clock stands still (resolved, or on hold for a pausing
+    #: reason); null while it runs.
+    resolution_paused_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    #: Seconds the resolution clock stood still in earlier pauses (already in its due time).
+    resolution_paused_seconds: float = 0.0
 
 
 class IncidentEvent(ServiceTable, table=True):

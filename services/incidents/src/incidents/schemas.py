@@ -134,6 +134,12 @@ class IncidentPublic(BaseModel):
     resolution_due_at: datetime | None
     response_breached_at: datetime | None
     resolution_breached_at: datetime | None
+    resolution_paused_at: datetime | None = Field(
+        default=None, description="Since when the resolution SLA is paused (resolved, or on "
+                                  "hold awaiting the caller or a vendor); null while it runs.")
+    resolution_paused_seconds: float = Field(
+        default=0.0, description="Seconds the resolution SLA stood still in earlier pauses; "
+                                 "resolution_due_at is already later by them.")
     version: int
     created_at: datetime
     updated_at: datetime
