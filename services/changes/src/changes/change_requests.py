@@ -32,6 +32,8 @@ from changes.rules.lifecycle import (
     check_incident_link,
     check_move,
     check_window,
+    window_covers,
+    window_extension,
 )
 from changes.rules.risk import SET_BY_REQUESTER
 from changes.rules.standard_changes import (
@@ -217,9 +219,19 @@ async def edit(session: AsyncSession, settings: ChangesSettings, change: Change,
     return await changes.record(session, change, ChangeUpdated, actor=actor, changes=diff)
 
 
+def extends_window(change: Change, to: str, *, for_its_deployment: bool = False) -> bool:
+    """Whether moving ``change`` to ``to`` extends its planned window to cover now rather than
+    being refused: an emergency change's (scheduled or implemented), and a change implemented
+    by the very deployment that asked for it (the gate allowed that deployment)."""
+    if to not in ("scheduled", "implement"):
+        return False
+    return change.type == "emergency" or (for_its_deployment and to == "implement")
+
+
 async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Change, to: str,
                      *, force: bool = False, may_force: bool = False,
-                     close_code: str | None = None) -> tuple[Move, list[Conflict]]:
+                     close_code: str | None = None,
+                     for_its_deployment: bool = False) -> tuple[Move, list[Conflict]]:
     """What moving ``change`` to ``to`` depends on (read only as far as the move needs), and
     the conflicts of its window when it is being scheduled."""
     conflicts: list[Conflict] = []
@@ -236,6 +248,10 @@ async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Ch
         conflicts=len(conflicts), force=force, may_force=may_force,
         has_window=change.planned_start is not None and change.planned_end is not None,
         close_code=close_code,
+        in_window=(to != "implement" or window_covers(change.planned_start, change.planned_end,
+                                                       utcnow())
+                   or extends_window(change, to, for_its_deployment=for_its_deployment)),
+        planned_start=change.planned_start, planned_end=change.planned_end,
     )
     return move, conflicts
 
@@ -243,8 +259,12 @@ async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Ch
 async def apply_move(session: AsyncSession, changes: ChangeAggregate, change: Change, to: str,
                      *, reason: str, actor: str, conflicts: Sequence[Conflict] = (),
                      forced: bool = False, close_code: str | None = None,
-                     close_notes: str | None = None) -> ChangePublic:
-    """Write an already checked move and its ``transitioned`` event."""
+                     close_notes: str | None = None, forced_window: bool = False,
+                     for_its_deployment: bool = False) -> ChangePublic:
+    """Write an already checked move and its ``transitioned`` event. An emergency change (or
+    a deployment's own change, implemented by it) scheduled or implemented outside its window
+    has the window moved to cover now, with the reason recorded; a manager's ``force``
+    outside the window is recorded on the change."""
     # The statements beside the row go first, so the row itself is written once, with its event.
     if to == "new":
         # Revert to new (or a rejection) cancels the approvals gathered so far.
@@ -260,15 +280,28 @@ async def apply_move(session: AsyncSession, changes: ChangeAggregate, change: Ch
                                         closed=1)
     passed = (await freezes_passed(session, change)
               if to in ("scheduled", "implement") else [])
+    extended_from = None
+    if extends_window(change, to, for_its_deployment=for_its_deployment) and (
+            extended := window_extension(change.planned_start, change.planned_end,
+                                         utcnow())) is not None:
+        extended_from = [change.planned_start, change.planned_end]
+        change.planned_start, change.planned_end = extended
+        change.window_extended_reason = (
+            f"{'emergency change ' if change.type == 'emergency' else ''}{to} outside its "
+            f"planned window ({extended_from[0].isoformat()} to {extended_from[1].isoformat()})"
+            f" by {actor}: {reason}")[:2000]
     before = change.status
     change.status = to
     if to == "scheduled" and forced:
         change.forced, change.forced_by = True, actor
+    if to == "implement" and forced_window:
+        change.window_forced_by = actor
     if to == "closed":
         change.close_code, change.close_notes, change.closed_at = close_code, close_notes, utcnow()
     return await changes.record(session, change, ChangeTransitioned, actor=actor, from_=before,
-                                to=to, reason=reason, forced=forced, conflicts=list(conflicts),
-                                freezes_passed=passed)
+                                to=to, reason=reason, forced=forced or forced_window,
+                                conflicts=list(conflicts), freezes_passed=passed,
+                                window_extended_from=extended_from)
 
 
 async def transition(session: AsyncSession, settings: ChangesSettings, change: Change,
@@ -282,6 +315,9 @@ async def transition(session: AsyncSession, settings: ChangesSettings, change: C
     move, conflicts = await move_facts(session, changes, change, req.to, force=req.force,
                                        may_force=may_force, close_code=close_code)
     check_move(move)
+    outside = req.to == "implement" and not window_covers(
+        change.planned_start, change.planned_end, utcnow()) and not extends_window(change, req.to)
     return await apply_move(session, changes, change, req.to, reason=req.reason, actor=actor,
                             conflicts=conflicts, forced=req.force and bool(conflicts),
-                            close_code=close_code, close_notes=req.close_notes)
+                            close_code=close_code, close_notes=req.close_notes,
+                            forced_window=req.force and outside)

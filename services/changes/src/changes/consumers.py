@@ -121,15 +121,19 @@ async def deployment_transitioned(session: AsyncSession, event: CloudEvent,
     to = event.data.get("to") or deployment.status
     reason = f"deployment {deployment.number or deployment.id} {to.replace('_', ' ')}"
 
+    own = change.deployment_id == deployment.id
+
     async def step(target: str, close_code: str | None = None) -> bool:
-        move, _ = await move_facts(session, changes, change, target, close_code=close_code)
+        move, _ = await move_facts(session, changes, change, target, close_code=close_code,
+                                   for_its_deployment=own)
         if (refusal := move_refusal(move)) is not None:
             # The deployment moved on regardless; the change stays where its rules hold it.
             log.info("change %s does not follow %s: %s", change.number, reason, refusal.detail)
             return False
         await apply_move(session, changes, change, target, reason=reason, actor=event.actor,
                          close_code=close_code,
-                         close_notes=reason if close_code is not None else None)
+                         close_notes=reason if close_code is not None else None,
+                         for_its_deployment=own)
         return True
 
     if to == "in_progress" and change.status == "scheduled":
@@ -140,9 +144,8 @@ async def deployment_transitioned(session: AsyncSession, event: CloudEvent,
         if change.status == "implement":
             await step("review")
     elif to == "canceled":
-        asked = change.deployment_id == deployment.id
         if change.status == "implement" or (
-                asked and change.status in {"new", "assess", "authorize", "scheduled"}):
+                own and change.status in {"new", "assess", "authorize", "scheduled"}):
             # A change the deployment asked for has no purpose once that deployment is
             # canceled; an implementation that stopped with its deployment is over.
             await step("canceled")

@@ -48,6 +48,12 @@ class Change(ServiceTable, AggregateColumns, table=True):
                                          sa_column=SAColumn(JSONType, nullable=False))
     forced: bool = False
     forced_by: str | None = Column(default=None, max_length=255)
+    #: The manager who had it implemented outside its planned window (``force``).
+    window_forced_by: str | None = Column(default=None, max_length=255)
+    #: Why its window was moved to cover now (an emergency change, or a deployment's own
+    #: change, scheduled or implemented outside the planned one).
+    window_extended_reason: str | None = Column(default=None,
+                                                sa_column=SAColumn(Text, nullable=True))
     closed_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
 
 

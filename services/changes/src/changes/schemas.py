@@ -126,6 +126,13 @@ class ChangePublic(BaseModel):
         description="Incidents a manager confirmed this change caused.")
     forced: bool = Field(description="Scheduled despite conflicts by a manager's force.")
     forced_by: str | None
+    window_forced_by: str | None = Field(
+        default=None, description="The manager who had it implemented outside its planned "
+                                  "window (force: true).")
+    window_extended_reason: str | None = Field(
+        default=None, description="Why its planned window was moved to cover now: an "
+                                  "emergency change (or a deployment's own change) scheduled "
+                                  "or implemented outside it.")
     approvals: list[ApprovalPublic] = Field(description="Decisions since the last revert to new.")
     approvals_required: int
     approvals_received: int
@@ -145,7 +152,8 @@ ChangesPage = Page[ChangePublic]
 
 
 class ChangeTransitionRequest(TransitionRequest):
-    #: A manager's override of conflicts when moving to scheduled.
+    #: A manager's override: of conflicts when moving to scheduled, of the planned window when
+    #: moving to implement.
     force: bool = False
     close_code: CloseCode | None = None
     close_notes: str | None = Field(default=None, max_length=10000)

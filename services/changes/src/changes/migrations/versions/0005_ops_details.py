@@ -1,5 +1,6 @@
 """The details ops people check (issue 23): the environments a freeze covers (an incident's
-freeze covers the incident's environment only).
+freeze covers the incident's environment only); who forced a change's implementation outside
+its window, and why a window was extended.
 
 Revision ID: 0005
 Revises: 0004
@@ -20,8 +21,14 @@ def upgrade() -> None:
     with op.batch_alter_table("freeze") as batch:
         batch.add_column(sa.Column("environments", JSONType, nullable=False,
                                    server_default="[]"))
+    with op.batch_alter_table("change") as batch:
+        batch.add_column(sa.Column("window_forced_by", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("window_extended_reason", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("change") as batch:
+        batch.drop_column("window_extended_reason")
+        batch.drop_column("window_forced_by")
     with op.batch_alter_table("freeze") as batch:
         batch.drop_column("environments")
