@@ -66,3 +66,43 @@ async def test_an_emergency_change_whose_window_ended_has_it_extended_with_a_rea
     assert [datetime.fromisoformat(t) for t in event.data["window_extended_from"]] == [
         datetime.fromisoformat(planned["planned_start"]),
         datetime.fromisoformat(planned["planned_end"])]
+
+
+async def post_change(svc: ChangesService, role: str, expect: int, **fields: Any) -> Any:
+    body = {"type": "normal", "title": "Resize the pool", "service": unique_service(),
+            "environment": "production", **window(start_in_minutes=-5), **fields}
+    r = await svc.client.post("/api/v1/changes", json=body, headers=svc.auth(role, "pat"))
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+async def test_a_requester_proposes_no_lower_risk_than_the_rules_and_a_manager_lowers_it(
+        svc: ChangesService) -> None:
+    # The rules give a normal production change "moderate".
+    refused = await post_change(svc, "practitioner", 403, risk="low")
+    assert refused["type"].endswith("risk-below-rules")
+    assert [e["field"] for e in refused["errors"]] == ["risk"]
+
+    raised = await post_change(svc, "practitioner", 201, risk="high")
+    assert (raised["risk"], raised["risk_lowered_by"]) == ("high", None)
+    assert "moderate" in raised["risk_rule"]
+    same = await post_change(svc, "practitioner", 201, risk="moderate")
+    assert (same["risk"], same["risk_rule"]) == ("moderate", "normal change in production")
+
+    unexplained = await post_change(svc, "manager", 422, risk="low")
+    assert [e["field"] for e in unexplained["errors"]] == ["risk_reason"]
+    lowered = await post_change(svc, "manager", 201, risk="low",
+                                risk_reason="a config flag, rolled back in seconds")
+    assert (lowered["risk"], lowered["risk_lowered_by"], lowered["risk_reason"]) == (
+        "low", "pat", "a config flag, rolled back in seconds")
+    assert "lowered by pat from the rules' moderate" in lowered["risk_rule"]
+
+    # PATCH holds to the same rule.
+    r = await svc.client.patch(f"/api/v1/changes/{raised['id']}", json={"risk": "low"},
+                               headers=svc.auth("practitioner", "pat"))
+    assert r.status_code == 403 and r.json()["errors"][0]["field"] == "risk", r.text
+    r = await svc.client.patch(f"/api/v1/changes/{raised['id']}",
+                               json={"risk": "low", "risk_reason": "tested in staging"},
+                               headers=svc.auth("manager", "mia"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["risk"], r.json()["risk_lowered_by"]) == ("low", "mia")

@@ -35,7 +35,7 @@ from changes.rules.lifecycle import (
     window_covers,
     window_extension,
 )
-from changes.rules.risk import SET_BY_REQUESTER
+from changes.rules.risk import chosen_risk, risk_rank
 from changes.rules.standard_changes import (
     check_templated_window,
     template_refusal,
@@ -138,7 +138,8 @@ def rule_public(rule: ApprovalRule, counted: Tally) -> dict[str, Any]:
 
 async def create(session: AsyncSession, settings: ChangesSettings, body: ChangeCreate, *,
                  actor: str, deployment_id: uuid.UUID | None = None,
-                 by_pipeline: bool = False) -> tuple[Change, ChangePublic]:
+                 by_pipeline: bool = False,
+                 may_lower_risk: bool = False) -> tuple[Change, ChangePublic]:
     """Record a new change request (status ``new``) and publish ``created``. A standard change
     from a template takes its title, description and window from it; a pipeline's standard
     change needs one (:func:`~changes.rules.standard_changes.template_refusal`)."""
@@ -155,17 +156,19 @@ async def create(session: AsyncSession, settings: ChangesSettings, body: ChangeC
         start, end = templated_window(start, end, template, utcnow())
     check_window(start, end, settings.max_window_hours)
     check_incident_link(body.type, body.incident_id)
+    level, rule = await risk.assess(
+        session, settings, change_type=body.type.value, service=body.service,
+        environment=body.environment.value, planned_start=start, planned_end=end)
+    lowered_by = None
     if body.risk is not None:
-        level, rule = body.risk, SET_BY_REQUESTER
-    else:
-        level, rule = await risk.assess(
-            session, settings, change_type=body.type.value, service=body.service,
-            environment=body.environment.value, planned_start=start, planned_end=end)
+        level, rule, lowered_by = chosen_risk(body.risk, level, rule, actor=actor,
+                                              may_lower=may_lower_risk, reason=body.risk_reason)
     changes = ChangeAggregate(settings)
     change = await changes.new(
         session, type=body.type.value, title=title, description=description or "",
         service=body.service, environment=body.environment.value, status="new", risk=level,
         risk_rule=rule, risk_set_by_requester=body.risk is not None,
+        risk_lowered_by=lowered_by, risk_reason=body.risk_reason if lowered_by else None,
         planned_start=start, planned_end=end, incident_id=body.incident_id,
         deployment_id=deployment_id, template_id=body.template_id, requested_by=actor)
     return change, await changes.record(session, change, ChangeCreated, actor=actor)
@@ -186,29 +189,41 @@ class _Edited(BaseModel):
 
 
 async def edit(session: AsyncSession, settings: ChangesSettings, change: Change,
-               body: ChangeUpdate, *, actor: str) -> ChangePublic:
+               body: ChangeUpdate, *, actor: str, may_lower_risk: bool = False) -> ChangePublic:
     """Apply a PATCH; publishes ``updated`` with ``{field: [old, new]}`` when anything changed.
-    A new window is assessed for risk again, unless the requester chose the risk."""
+    A new window is assessed for risk again, unless a person chose the risk; a risk given is
+    held to the rules' (only a manager lowers it, with ``risk_reason``)."""
     given = body.model_dump(exclude_unset=True)
+    reason = given.pop("risk_reason", None)
     check_edit(change.type, change.status, given)
-    reassessed = None
-    if "planned_start" in given or "planned_end" in given:
-        start = given.get("planned_start", change.planned_start)
-        end = given.get("planned_end", change.planned_end)
+    windowed = "planned_start" in given or "planned_end" in given
+    start = given.get("planned_start", change.planned_start)
+    end = given.get("planned_end", change.planned_end)
+    if windowed:
         check_window(start, end, settings.max_window_hours)
         template = await standard_changes.template_of_change(session, change.template_id)
         if template is not None:
             check_templated_window(start, end, template)
-        if not change.risk_set_by_requester and "risk" not in given:
-            # Assessed before the row changes, so the row is written once, with its event.
-            reassessed = await risk.assess(
-                session, settings, change_type=change.type, service=change.service,
-                environment=change.environment, planned_start=start, planned_end=end)
+    reassessed = chosen = None
+    if "risk" in given or (windowed and change.risk_lowered_by is None):
+        # Assessed before the row changes, so the row is written once, with its event.
+        assessed = await risk.assess(
+            session, settings, change_type=change.type, service=change.service,
+            environment=change.environment, planned_start=start, planned_end=end)
+        if "risk" in given:
+            chosen = chosen_risk(given["risk"], *assessed, actor=actor,
+                                 may_lower=may_lower_risk, reason=reason)
+        elif not change.risk_set_by_requester or risk_rank(assessed[0]) > risk_rank(
+                change.risk):
+            # A requester's proposal stands unless the rules now give more.
+            reassessed = assessed
     before = _Edited.model_validate(change).model_dump(mode="json")
     for name, value in given.items():
         setattr(change, name, value)
-    if "risk" in given:
-        change.risk_set_by_requester, change.risk_rule = True, SET_BY_REQUESTER
+    if chosen is not None:
+        change.risk, change.risk_rule, change.risk_lowered_by = chosen
+        change.risk_set_by_requester = True
+        change.risk_reason = reason if chosen[2] else None
     elif reassessed is not None:
         change.risk, change.risk_rule = reassessed
     after = _Edited.model_validate(change).model_dump(mode="json")

@@ -34,6 +34,9 @@ class Change(ServiceTable, AggregateColumns, table=True):
     risk: str = Column(max_length=16)
     risk_rule: str | None = Column(default=None, max_length=200)
     risk_set_by_requester: bool = False
+    #: The manager who lowered the risk below the rules', and why.
+    risk_lowered_by: str | None = Column(default=None, max_length=255)
+    risk_reason: str | None = Column(default=None, sa_column=SAColumn(Text, nullable=True))
     planned_start: datetime | None = Column(default=None, sa_type=UTCDateTime)
     planned_end: datetime | None = Column(default=None, sa_type=UTCDateTime)
     incident_id: uuid.UUID | None = None

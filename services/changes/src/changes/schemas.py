@@ -45,7 +45,12 @@ class ChangeCreate(BaseModel):
     environment: Environment
     planned_start: UTCTime | None = None
     planned_end: UTCTime | None = None
-    risk: Risk | None = None
+    risk: Risk | None = Field(
+        default=None, description="A proposed risk: no lower than the rules' (a manager may "
+                                  "lower it, with risk_reason).")
+    risk_reason: str | None = Field(default=None, min_length=1, max_length=2000,
+                                    description="Why a manager lowers the risk below the "
+                                                "rules'.")
     incident_id: uuid.UUID | None = None
     template_id: uuid.UUID | None = Field(
         default=None, description="The standard change template it is recorded from (a "
@@ -68,6 +73,7 @@ class ChangeUpdate(BaseModel):
     planned_start: UTCTime | None = None
     planned_end: UTCTime | None = None
     risk: Risk | None = None
+    risk_reason: str | None = Field(default=None, min_length=1, max_length=2000)
     incident_id: uuid.UUID | None = None
 
 
@@ -112,7 +118,12 @@ class ChangePublic(BaseModel):
     environment: Environment
     status: str
     risk: Risk
-    risk_rule: str | None = Field(description="The risk rule that set the risk, or null.")
+    risk_rule: str | None = Field(description="The risk rule that set the risk, or null; or "
+                                              "how a person chose it over the rules'.")
+    risk_lowered_by: str | None = Field(
+        default=None, description="The manager who lowered the risk below the rules'.")
+    risk_reason: str | None = Field(default=None,
+                                    description="Why the manager lowered it.")
     planned_start: datetime | None
     planned_end: datetime | None
     incident_id: uuid.UUID | None = Field(description="The incident an emergency change fixes.")
