@@ -21,6 +21,7 @@ from conftest import Wall, events_about, unique
 from deployments.models import ChangeView, FreezeView
 from deployments.rules.gate import GateMode
 from incidents.models import ChangeView as IncidentsChangeView
+from incidents.models import DeploymentView as IncidentsDeploymentView
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -236,3 +237,46 @@ async def test_an_emergency_fix_of_one_major_incident_passes_the_other_major_inc
     assert sorted(c["id"] for c in await conflicts(wall, other["id"]) if c["kind"] == "freeze") \
         == sorted(f["id"] for f in freezes)
     assert (await deploy(wall, service))["gate"]["decision"] == "prevented"
+
+
+# --- suspects: each deployment once, with its change ------------------------------------------
+
+
+async def test_suspects_list_each_deployment_once_with_its_change_by_when_it_went_live(
+        wall: Wall) -> None:
+    wall.deployments.gate_mode = GateMode.receipt
+    service = unique("matrix")
+    shipped = []
+    for version in ("1.0.0", "1.1.0"):
+        dep = await deploy(wall, service, version=version)
+        await receipt_of(wall, dep["id"], "scheduled")
+        await move_deployment(wall, dep["id"], "in_progress")
+        await move_deployment(wall, dep["id"], "succeeded")
+        shipped.append((dep, await receipt_of(wall, dep["id"], "review")))
+    by_hand = await change(wall, service, "normal")
+    await move(wall, by_hand["id"], "assess")
+    await move(wall, by_hand["id"], "authorize")
+    await wall.call("changes", "POST", f"/api/v1/changes/{by_hand['id']}/approvals",
+                    role="manager", sub="mia", expect=201, json={"decision": "approve"})
+    await move(wall, by_hand["id"], "implement")
+
+    async def incidents_know() -> bool:
+        for dep, receipt in shipped:
+            d = await wall.row("incidents", IncidentsDeploymentView, uuid.UUID(dep["id"]))
+            c = await wall.row("incidents", IncidentsChangeView, uuid.UUID(receipt["id"]))
+            if d is None or d.status != "succeeded" or c is None or c.status != "review":
+                return False
+        c = await wall.row("incidents", IncidentsChangeView, uuid.UUID(by_hand["id"]))
+        return c is not None and c.status == "implement"
+
+    await wall.until(incidents_know)
+    incident = await open_incident(wall, service, impact=3, urgency=3)
+    suspects = (await wall.call("incidents", "GET",
+                                f"/api/v1/incidents/{incident['id']}/suspects"))["items"]
+    (first, first_receipt), (second, second_receipt) = shipped
+    assert [(s["kind"], s["id"]) for s in suspects] == [
+        ("change", by_hand["id"]), ("deployment", second["id"]), ("deployment", first["id"])]
+    assert [s["change"]["id"] for s in suspects[1:]] == [second_receipt["id"],
+                                                         first_receipt["id"]]
+    assert suspects[1]["change"]["number"] == second_receipt["number"]
+    assert suspects[1]["change_id"] == second_receipt["id"]

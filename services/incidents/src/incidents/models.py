@@ -137,6 +137,8 @@ class DeploymentView(ServiceTable, table=True):
     status: str = Column(max_length=16)
     #: When it started to run (or was first seen running); null while it never ran.
     deployed_at: datetime | None = Column(default=None, sa_type=UTCDateTime, index=True)
+    #: When it went live: when it succeeded (a rolled back one too), else when it ran.
+    live_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -152,6 +154,8 @@ class ChangeView(ServiceTable, table=True):
     service: str = Column(index=True, max_length=100)
     environment: str = Column(max_length=16)
     status: str = Column(max_length=16)
+    #: The deployment that asked for it (a gate's receipt or approval request), if any.
+    deployment_id: uuid.UUID | None = Column(default=None, index=True)
     #: When it first reached ``implement`` (or a later state); null if it never did.
     implemented_at: datetime | None = Column(default=None, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
