@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Wall, events_about, unique
+from wall_support import Wall, events_about, unique
 
 from deployments.models import ChangeView, FreezeView
 from deployments.rules.gate import GateMode

@@ -22,11 +22,11 @@ from tandem_cli.api import (
 freeze_app = typer.Typer(help="Freeze windows: create, list, end early.", no_args_is_help=True)
 
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("SERVICES", "services"),
-           ("ENVIRONMENTS", "environments"), ("SOURCE", "source"), ("STARTS", "starts_at"), ("ENDS", "ends_at"),
-           ("REASON", "reason")]
+           ("ENVIRONMENTS", "environments"), ("SOURCE", "source"), ("STARTS", "starts_at"),
+           ("ENDS", "ends_at"), ("REASON", "reason")]
 FIELDS = [("number", "number"), ("id", "id"), ("status", "status"), ("services", "services"),
-          ("environments", "environments"), ("source", "source"), ("incident", "incident_id"), ("starts", "starts_at"),
-          ("ends", "ends_at"), ("reason", "reason")]
+          ("environments", "environments"), ("source", "source"), ("incident", "incident_id"),
+          ("starts", "starts_at"), ("ends", "ends_at"), ("reason", "reason")]
 
 
 def _show(freeze: dict[str, Any], as_json: bool) -> None:
@@ -47,8 +47,9 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Freeze some services (or all) in some environments (or all) for a window."""
-    body = {"services": service or [], "environments": environment or [], "starts_at": iso(parse_when(starts)),
-            "ends_at": iso(parse_when(ends)), "reason": reason}
+    body = {"services": service or [], "environments": environment or [],
+            "starts_at": iso(parse_when(starts)), "ends_at": iso(parse_when(ends)),
+            "reason": reason}
     with reporting(as_json), Api("changes") as api:
         _show(api.post("/api/v1/freezes", body), as_json)
 
