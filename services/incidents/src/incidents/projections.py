@@ -86,15 +86,23 @@ async def project_deployment(session: AsyncSession, event: CloudEvent) -> Deploy
     d = deployments_seen.read(event)
     ran = d.status not in NEVER_RAN
     ran_at = (d.started_at or d.finished_at or event.time) if ran else None
-    gate_change = (d.gate or {}).get("change_id")
     return await deployments_seen.apply(session, event, derived={
         "updated_at": event.time,
         "deployed_at": ran_at,
         # The change it carried: the one the pipeline named, else the gate's receipt.
-        "change_id": d.change_id or (uuid.UUID(str(gate_change)) if gate_change else None),
+        "change_id": d.change_id or _gate_change(d.gate),
         # Live: once it succeeded (a rolled back one was live until then), else since it ran.
         "live_at": d.finished_at if d.status in LIVE and d.finished_at else ran_at,
     })
+
+
+def _gate_change(gate: dict[str, Any] | None) -> uuid.UUID | None:
+    """The change the gate's decision rests on (its receipt), if it names a well-formed one."""
+    value = (gate or {}).get("change_id") if isinstance(gate, dict) else None
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 async def project_change(session: AsyncSession, event: CloudEvent) -> ChangeSnapshot:
