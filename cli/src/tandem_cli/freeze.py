@@ -22,7 +22,7 @@ from tandem_cli.api import (
 freeze_app = typer.Typer(help="Freeze windows: create, list, end early.", no_args_is_help=True)
 
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("SERVICES", "services"),
-           ("ENVIRONMENTS", "environments"), ("SOURCE", "source"), ("STARTS", "starts_at"),
+           ("SOURCE", "source"), ("ENVIRONMENTS", "environments"), ("STARTS", "starts_at"),
            ("ENDS", "ends_at"), ("REASON", "reason")]
 FIELDS = [("number", "number"), ("id", "id"), ("status", "status"), ("services", "services"),
           ("environments", "environments"), ("source", "source"), ("incident", "incident_id"),
