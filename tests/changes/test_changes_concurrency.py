@@ -24,7 +24,7 @@ REQUIRED_APPROVALS = 3
 PARALLEL = 8
 
 
-def window(start_in_minutes: float = 10, hours: float = 1) -> dict[str, str]:
+def window(start_in_minutes: float = -5, hours: float = 1) -> dict[str, str]:
     start = datetime.now(UTC) + timedelta(minutes=start_in_minutes)
     return {"planned_start": start.isoformat(),
             "planned_end": (start + timedelta(hours=hours)).isoformat()}

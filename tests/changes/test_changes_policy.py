@@ -46,6 +46,9 @@ def test_window_must_end_after_it_starts_and_stay_bounded(
 def test_freeze_times_coverage_and_overlap() -> None:
     assert freezes.freeze_covers([], "api") and freezes.freeze_covers(["api"], "api")
     assert not freezes.freeze_covers(["web"], "api")
+    assert freezes.freeze_covers(["api"], "api", [], "production")
+    assert freezes.freeze_covers(["api"], "api", ["staging"], "staging")
+    assert not freezes.freeze_covers(["api"], "api", ["staging"], "production")
     hour = timedelta(hours=1)
     assert freezes.freeze_status_at(T0 + hour, T0 + 2 * hour, T0) == "scheduled"
     assert freezes.freeze_status_at(T0 - hour, T0 + hour, T0) == "active"
@@ -191,6 +194,14 @@ def test_freeze_windows_ends_and_the_incident_freeze_rule() -> None:
     assert not any(freezes.incident_freezes_its_service(1, s)
                    for s in ("resolved", "closed", "canceled"))
     incident = "6f1c1b7e-8f7e-4a55-9d1e-1d2b1f2a3b4c"
-    assert freezes.freeze_spares("emergency", incident, incident)
-    assert not freezes.freeze_spares("normal", incident, incident)
-    assert not freezes.freeze_spares("emergency", None, None)
+    other = "0b5d7c1e-1f2a-4b3c-8d4e-5f6a7b8c9d0e"
+    assert freezes.freeze_spares("emergency", incident, "incident", incident)
+    assert not freezes.freeze_spares("normal", incident, "incident", incident)
+    assert not freezes.freeze_spares("emergency", None, "incident", None)
+    # Another major incident's freeze of the same service: passed by a fix of an open one.
+    assert freezes.freeze_spares("emergency", incident, "incident", other,
+                                 fixes_open_incident=True)
+    assert not freezes.freeze_spares("emergency", incident, "incident", other)
+    # A manual freeze holds every change (a manager forces an emergency one through).
+    assert not freezes.freeze_spares("emergency", incident, "manual", None,
+                                     fixes_open_incident=True)

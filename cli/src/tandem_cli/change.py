@@ -96,7 +96,11 @@ def create(
         help="Planned end (default: start + 2h, or the template's longest window)")] = None,
     template: Annotated[str | None, typer.Option(
         help="The standard change template (STD number or id) it is recorded from")] = None,
-    risk: Annotated[str | None, typer.Option(help="low, moderate, high, very_high")] = None,
+    risk: Annotated[str | None, typer.Option(
+        help="low, moderate, high, very_high: no lower than the rules' (a manager may lower "
+             "it with --risk-reason)")] = None,
+    risk_reason: Annotated[str | None, typer.Option(
+        help="Why a manager lowers the risk below the rules'")] = None,
     incident: Annotated[str | None, typer.Option(
         help="The incident (number or id) an emergency change fixes")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
@@ -114,7 +118,8 @@ def create(
             body["planned_end"] = iso(planned_end)
     if title is None and template is None:
         raise typer.BadParameter("--title is required without --template")
-    for name, value in (("title", title), ("description", description), ("risk", risk)):
+    for name, value in (("title", title), ("description", description), ("risk", risk),
+                        ("risk_reason", risk_reason)):
         if value is not None:
             body[name] = value
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None

@@ -23,16 +23,16 @@ from tandem_cli.api import (
 freeze_app = command_group("Freeze windows: create, list, end early.")
 
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("SERVICES", "services"),
-           ("SOURCE", "source"), ("STARTS", "starts_at"), ("ENDS", "ends_at"),
-           ("REASON", "reason")]
+           ("SOURCE", "source"), ("ENVIRONMENTS", "environments"), ("STARTS", "starts_at"),
+           ("ENDS", "ends_at"), ("REASON", "reason")]
 FIELDS = [("number", "number"), ("id", "id"), ("status", "status"), ("services", "services"),
-          ("source", "source"), ("incident", "incident_id"), ("starts", "starts_at"),
-          ("ends", "ends_at"), ("reason", "reason")]
+          ("environments", "environments"), ("source", "source"), ("incident", "incident_id"),
+          ("starts", "starts_at"), ("ends", "ends_at"), ("reason", "reason")]
 
 
 def _show(freeze: dict[str, Any], as_json: bool) -> None:
-    if not freeze.get("services"):
-        freeze = {**freeze, "services": ["(all)"]}
+    freeze = {**freeze, "services": freeze.get("services") or ["(all)"],
+              "environments": freeze.get("environments") or ["(all)"]}
     emit(freeze, as_json, details(freeze, FIELDS))
 
 
@@ -42,12 +42,15 @@ def create(
     reason: Annotated[str, typer.Option(help="Why nothing may change")],
     service: Annotated[list[str] | None, typer.Option(
         help="A frozen service (repeat for more; none freezes every service)")] = None,
+    environment: Annotated[list[str] | None, typer.Option(
+        help="A frozen environment (repeat for more; none freezes every environment)")] = None,
     starts: Annotated[str, typer.Option(help="Start: now, +1h or RFC 3339")] = "now",
     as_json: JsonOption = False,
 ) -> None:
-    """Freeze some services (or all) for a window."""
-    body = {"services": service or [], "starts_at": iso(parse_when(starts)),
-            "ends_at": iso(parse_when(ends)), "reason": reason}
+    """Freeze some services (or all) in some environments (or all) for a window."""
+    body = {"services": service or [], "environments": environment or [],
+            "starts_at": iso(parse_when(starts)), "ends_at": iso(parse_when(ends)),
+            "reason": reason}
     with reporting(as_json), Api("changes") as api:
         _show(api.post("/api/v1/freezes", body), as_json)
 
@@ -64,7 +67,8 @@ def list_freezes(
     """List freeze windows."""
     with reporting(as_json), Api("changes") as api:
         items = list_all(api, "/api/v1/freezes", {"status": status, "service": service}, limit)
-    rows = [{**f, "services": f.get("services") or ["(all)"]} for f in items]
+    rows = [{**f, "services": f.get("services") or ["(all)"],
+             "environments": f.get("environments") or ["(all)"]} for f in items]
     emit(items, as_json, table(rows, COLUMNS, empty="no freezes"))
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from changes import risk, standard_changes, success_scores
 from changes.catalog import ownership_of
 from changes.config import ChangesSettings
-from changes.conflicts import conflicts_of
+from changes.conflicts import conflicts_of, freezes_passed
 from changes.errors import CloseCodeRequired
 from changes.events import ChangeCreated, ChangeTransitioned, ChangeUpdated
 from changes.freezes import active_freezes
@@ -32,8 +32,10 @@ from changes.rules.lifecycle import (
     check_incident_link,
     check_move,
     check_window,
+    window_covers,
+    window_extension,
 )
-from changes.rules.risk import SET_BY_REQUESTER
+from changes.rules.risk import chosen_risk, risk_rank
 from changes.rules.standard_changes import (
     check_templated_window,
     template_refusal,
@@ -136,7 +138,8 @@ def rule_public(rule: ApprovalRule, counted: Tally) -> dict[str, Any]:
 
 async def create(session: AsyncSession, settings: ChangesSettings, body: ChangeCreate, *,
                  actor: str, deployment_id: uuid.UUID | None = None,
-                 by_pipeline: bool = False) -> tuple[Change, ChangePublic]:
+                 by_pipeline: bool = False,
+                 may_lower_risk: bool = False) -> tuple[Change, ChangePublic]:
     """Record a new change request (status ``new``) and publish ``created``. A standard change
     from a template takes its title, description and window from it; a pipeline's standard
     change needs one (:func:`~changes.rules.standard_changes.template_refusal`)."""
@@ -153,17 +156,19 @@ async def create(session: AsyncSession, settings: ChangesSettings, body: ChangeC
         start, end = templated_window(start, end, template, utcnow())
     check_window(start, end, settings.max_window_hours)
     check_incident_link(body.type, body.incident_id)
+    level, rule = await risk.assess(
+        session, settings, change_type=body.type.value, service=body.service,
+        environment=body.environment.value, planned_start=start, planned_end=end)
+    lowered_by = None
     if body.risk is not None:
-        level, rule = body.risk, SET_BY_REQUESTER
-    else:
-        level, rule = await risk.assess(
-            session, settings, change_type=body.type.value, service=body.service,
-            environment=body.environment.value, planned_start=start, planned_end=end)
+        level, rule, lowered_by = chosen_risk(body.risk, level, rule, actor=actor,
+                                              may_lower=may_lower_risk, reason=body.risk_reason)
     changes = ChangeAggregate(settings)
     change = await changes.new(
         session, type=body.type.value, title=title, description=description or "",
         service=body.service, environment=body.environment.value, status="new", risk=level,
         risk_rule=rule, risk_set_by_requester=body.risk is not None,
+        risk_lowered_by=lowered_by, risk_reason=body.risk_reason if lowered_by else None,
         planned_start=start, planned_end=end, incident_id=body.incident_id,
         deployment_id=deployment_id, template_id=body.template_id, requested_by=actor)
     return change, await changes.record(session, change, ChangeCreated, actor=actor)
@@ -184,29 +189,41 @@ class _Edited(BaseModel):
 
 
 async def edit(session: AsyncSession, settings: ChangesSettings, change: Change,
-               body: ChangeUpdate, *, actor: str) -> ChangePublic:
+               body: ChangeUpdate, *, actor: str, may_lower_risk: bool = False) -> ChangePublic:
     """Apply a PATCH; publishes ``updated`` with ``{field: [old, new]}`` when anything changed.
-    A new window is assessed for risk again, unless the requester chose the risk."""
+    A new window is assessed for risk again, unless a person chose the risk; a risk given is
+    held to the rules' (only a manager lowers it, with ``risk_reason``)."""
     given = body.model_dump(exclude_unset=True)
+    reason = given.pop("risk_reason", None)
     check_edit(change.type, change.status, given)
-    reassessed = None
-    if "planned_start" in given or "planned_end" in given:
-        start = given.get("planned_start", change.planned_start)
-        end = given.get("planned_end", change.planned_end)
+    windowed = "planned_start" in given or "planned_end" in given
+    start = given.get("planned_start", change.planned_start)
+    end = given.get("planned_end", change.planned_end)
+    if windowed:
         check_window(start, end, settings.max_window_hours)
         template = await standard_changes.template_of_change(session, change.template_id)
         if template is not None:
             check_templated_window(start, end, template)
-        if not change.risk_set_by_requester and "risk" not in given:
-            # Assessed before the row changes, so the row is written once, with its event.
-            reassessed = await risk.assess(
-                session, settings, change_type=change.type, service=change.service,
-                environment=change.environment, planned_start=start, planned_end=end)
+    reassessed = chosen = None
+    if "risk" in given or (windowed and change.risk_lowered_by is None):
+        # Assessed before the row changes, so the row is written once, with its event.
+        assessed = await risk.assess(
+            session, settings, change_type=change.type, service=change.service,
+            environment=change.environment, planned_start=start, planned_end=end)
+        if "risk" in given:
+            chosen = chosen_risk(given["risk"], *assessed, actor=actor,
+                                 may_lower=may_lower_risk, reason=reason)
+        elif not change.risk_set_by_requester or risk_rank(assessed[0]) > risk_rank(
+                change.risk):
+            # A requester's proposal stands unless the rules now give more.
+            reassessed = assessed
     before = _Edited.model_validate(change).model_dump(mode="json")
     for name, value in given.items():
         setattr(change, name, value)
-    if "risk" in given:
-        change.risk_set_by_requester, change.risk_rule = True, SET_BY_REQUESTER
+    if chosen is not None:
+        change.risk, change.risk_rule, change.risk_lowered_by = chosen
+        change.risk_set_by_requester = True
+        change.risk_reason = reason if chosen[2] else None
     elif reassessed is not None:
         change.risk, change.risk_rule = reassessed
     after = _Edited.model_validate(change).model_dump(mode="json")
@@ -217,9 +234,19 @@ async def edit(session: AsyncSession, settings: ChangesSettings, change: Change,
     return await changes.record(session, change, ChangeUpdated, actor=actor, changes=diff)
 
 
+def extends_window(change: Change, to: str, *, for_its_deployment: bool = False) -> bool:
+    """Whether moving ``change`` to ``to`` extends its planned window to cover now rather than
+    being refused: an emergency change's (scheduled or implemented), and a change implemented
+    by the very deployment that asked for it (the gate allowed that deployment)."""
+    if to not in ("scheduled", "implement"):
+        return False
+    return change.type == "emergency" or (for_its_deployment and to == "implement")
+
+
 async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Change, to: str,
                      *, force: bool = False, may_force: bool = False,
-                     close_code: str | None = None) -> tuple[Move, list[Conflict]]:
+                     close_code: str | None = None,
+                     for_its_deployment: bool = False) -> tuple[Move, list[Conflict]]:
     """What moving ``change`` to ``to`` depends on (read only as far as the move needs), and
     the conflicts of its window when it is being scheduled."""
     conflicts: list[Conflict] = []
@@ -228,13 +255,18 @@ async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Ch
         conflicts = await conflicts_of(session, change)
         if change.type != "standard":
             _, counted = await changes.tally_of(session, change)
-    frozen = bool(await active_freezes(session, change.service)) if to == "implement" else False
+    frozen = (bool(await active_freezes(session, change.service, change.environment))
+              if to == "implement" else False)
     move = Move(
         type=change.type, status=change.status, to=to, approvals_received=counted.received,
         approvals_required=counted.required, approvals_missing=counted.missing, frozen=frozen,
         conflicts=len(conflicts), force=force, may_force=may_force,
         has_window=change.planned_start is not None and change.planned_end is not None,
         close_code=close_code,
+        in_window=(to != "implement" or window_covers(change.planned_start, change.planned_end,
+                                                       utcnow())
+                   or extends_window(change, to, for_its_deployment=for_its_deployment)),
+        planned_start=change.planned_start, planned_end=change.planned_end,
     )
     return move, conflicts
 
@@ -242,8 +274,12 @@ async def move_facts(session: AsyncSession, changes: ChangeAggregate, change: Ch
 async def apply_move(session: AsyncSession, changes: ChangeAggregate, change: Change, to: str,
                      *, reason: str, actor: str, conflicts: Sequence[Conflict] = (),
                      forced: bool = False, close_code: str | None = None,
-                     close_notes: str | None = None) -> ChangePublic:
-    """Write an already checked move and its ``transitioned`` event."""
+                     close_notes: str | None = None, forced_window: bool = False,
+                     for_its_deployment: bool = False) -> ChangePublic:
+    """Write an already checked move and its ``transitioned`` event. An emergency change (or
+    a deployment's own change, implemented by it) scheduled or implemented outside its window
+    has the window moved to cover now, with the reason recorded; a manager's ``force``
+    outside the window is recorded on the change."""
     # The statements beside the row go first, so the row itself is written once, with its event.
     if to == "new":
         # Revert to new (or a rejection) cancels the approvals gathered so far.
@@ -257,14 +293,30 @@ async def apply_move(session: AsyncSession, changes: ChangeAggregate, change: Ch
             raise CloseCodeRequired()
         await success_scores.add_points(session, change.service, close_score(close_code),
                                         closed=1)
+    passed = (await freezes_passed(session, change)
+              if to in ("scheduled", "implement") else [])
+    extended_from = None
+    if extends_window(change, to, for_its_deployment=for_its_deployment) and (
+            extended := window_extension(change.planned_start, change.planned_end,
+                                         utcnow())) is not None:
+        extended_from = [change.planned_start, change.planned_end]
+        change.planned_start, change.planned_end = extended
+        change.window_extended_reason = (
+            f"{'emergency change ' if change.type == 'emergency' else ''}{to} outside its "
+            f"planned window ({extended_from[0].isoformat()} to {extended_from[1].isoformat()})"
+            f" by {actor}: {reason}")[:2000]
     before = change.status
     change.status = to
     if to == "scheduled" and forced:
         change.forced, change.forced_by = True, actor
+    if to == "implement" and forced_window:
+        change.window_forced_by = actor
     if to == "closed":
         change.close_code, change.close_notes, change.closed_at = close_code, close_notes, utcnow()
     return await changes.record(session, change, ChangeTransitioned, actor=actor, from_=before,
-                                to=to, reason=reason, forced=forced, conflicts=list(conflicts))
+                                to=to, reason=reason, forced=forced or forced_window,
+                                conflicts=list(conflicts), freezes_passed=passed,
+                                window_extended_from=extended_from)
 
 
 async def transition(session: AsyncSession, settings: ChangesSettings, change: Change,
@@ -278,6 +330,9 @@ async def transition(session: AsyncSession, settings: ChangesSettings, change: C
     move, conflicts = await move_facts(session, changes, change, req.to, force=req.force,
                                        may_force=may_force, close_code=close_code)
     check_move(move)
+    outside = req.to == "implement" and not window_covers(
+        change.planned_start, change.planned_end, utcnow()) and not extends_window(change, req.to)
     return await apply_move(session, changes, change, req.to, reason=req.reason, actor=actor,
                             conflicts=conflicts, forced=req.force and bool(conflicts),
-                            close_code=close_code, close_notes=req.close_notes)
+                            close_code=close_code, close_notes=req.close_notes,
+                            forced_window=req.force and outside)

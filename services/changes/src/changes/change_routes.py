@@ -50,7 +50,8 @@ async def create_change(body: ChangeCreate, session: Session, settings: Settings
     if (replay := await idem.replay(session)) is not None:
         return replay
     change, snapshot = await change_requests.create(session, settings, body, actor=actor.sub,
-                                                    by_pipeline=actor.role == Role.pipeline)
+                                                    by_pipeline=actor.role == Role.pipeline,
+                                                    may_lower_risk=actor.role in MANAGE)
     return await idem.respond(session, snapshot, location=f"/api/v1/changes/{change.id}")
 
 
@@ -93,8 +94,8 @@ async def update_change(ref: str, body: ChangeUpdate, request: Request, session:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
     check_if_match(request, change.version)
-    return resource_response(
-        await change_requests.edit(session, settings, change, body, actor=actor.sub))
+    return resource_response(await change_requests.edit(
+        session, settings, change, body, actor=actor.sub, may_lower_risk=actor.role in MANAGE))
 
 
 @router.post("/{ref}/transitions", response_model=ChangePublic)

@@ -107,8 +107,11 @@ async def cause_confirmed(session: AsyncSession, event: CloudEvent,
 
 async def deployment_transitioned(session: AsyncSession, event: CloudEvent,
                                   settings: ChangesSettings) -> None:
-    """S5: the change follows its deployment (in_progress, succeeded, failed, rolled_back); a
-    change requested by a deployment is canceled with it."""
+    """S5: the change follows its deployment (in_progress, succeeded, failed, rolled_back). A
+    canceled deployment takes the change it carried with it: one it asked for is canceled
+    before implementation, any carried change being implemented is canceled, and one already
+    in review is closed unsuccessful; a scheduled change named by the pipeline stays scheduled
+    (another deployment may carry it)."""
     deployment = DeploymentSnapshot.model_validate(event.data["deployment"])
     changes = ChangeAggregate(settings)
     change = await _change_for(session, changes, change_id=deployment.change_id,
@@ -118,13 +121,19 @@ async def deployment_transitioned(session: AsyncSession, event: CloudEvent,
     to = event.data.get("to") or deployment.status
     reason = f"deployment {deployment.number or deployment.id} {to.replace('_', ' ')}"
 
-    async def step(target: str) -> bool:
-        move, _ = await move_facts(session, changes, change, target)
+    own = change.deployment_id == deployment.id
+
+    async def step(target: str, close_code: str | None = None) -> bool:
+        move, _ = await move_facts(session, changes, change, target, close_code=close_code,
+                                   for_its_deployment=own)
         if (refusal := move_refusal(move)) is not None:
             # The deployment moved on regardless; the change stays where its rules hold it.
             log.info("change %s does not follow %s: %s", change.number, reason, refusal.detail)
             return False
-        await apply_move(session, changes, change, target, reason=reason, actor=event.actor)
+        await apply_move(session, changes, change, target, reason=reason, actor=event.actor,
+                         close_code=close_code,
+                         close_notes=reason if close_code is not None else None,
+                         for_its_deployment=own)
         return True
 
     if to == "in_progress" and change.status == "scheduled":
@@ -134,10 +143,14 @@ async def deployment_transitioned(session: AsyncSession, event: CloudEvent,
             return
         if change.status == "implement":
             await step("review")
-    elif to == "canceled" and change.status in {"new", "assess", "authorize", "scheduled"}:
-        # A change the deployment asked for has no purpose once that deployment is canceled.
-        if change.deployment_id is not None:
+    elif to == "canceled":
+        if change.status == "implement" or (
+                own and change.status in {"new", "assess", "authorize", "scheduled"}):
+            # A change the deployment asked for has no purpose once that deployment is
+            # canceled; an implementation that stopped with its deployment is over.
             await step("canceled")
+        elif change.status == "review":
+            await step("closed", close_code="unsuccessful")
     elif to in ("failed", "rolled_back"):
         if not change.marked_unsuccessful and change.status not in FINAL:
             change.marked_unsuccessful = True

@@ -76,6 +76,17 @@ class ForceForbidden(Forbidden):
         super().__init__("Only a manager or owner may force a change past its conflicts.")
 
 
+class ImplementOutsideWindow(Conflict):
+    """Implementing a change outside its planned window is a manager's call (``force``)."""
+
+    code = "outside-window"
+
+    def __init__(self, start: object, end: object) -> None:
+        super().__init__(f"The change is planned for {start} to {end}, which does not cover "
+                         "now; reschedule it, or have a manager implement it with force: true.",
+                         allowed=["canceled"], planned_start=str(start), planned_end=str(end))
+
+
 class ScheduleConflict(Conflict):
     """The planned window overlaps another change's slot or a freeze."""
 

@@ -6,6 +6,7 @@ Every event is written by ``Aggregate.record`` from one of these models, so :dat
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -38,9 +39,19 @@ class ChangeTransitioned(EventData):
     to: str
     reason: str
     forced: bool = Field(default=False,
-                         description="Scheduled despite the listed conflicts by a manager.")
+                         description="Scheduled despite the listed conflicts, or implemented "
+                                     "outside its planned window, by a manager.")
+    window_extended_from: list[datetime] | None = Field(
+        default=None, description="The planned window [start, end] before this move extended "
+                                  "it to cover now (an emergency change, or a deployment's own "
+                                  "change); the change's window_extended_reason says why.")
     conflicts: list[Conflict] = Field(default_factory=list,
                                       description="Conflicts known when it was scheduled.")
+    freezes_passed: list[str] = Field(
+        default_factory=list,
+        description="The incident freezes in force that this emergency change passed, being "
+                    "the fix of an open incident of its service (freeze numbers), when it was "
+                    "scheduled or implemented.")
 
 
 class ChangeApprovalRecorded(EventData):

@@ -16,6 +16,7 @@ from tandem.app import Session
 from tandem.auth import Manager, Reader
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
+from tandem.vocabulary import Environment
 
 router = APIRouter(prefix="/api/v1/freezes", tags=["freezes"])
 
@@ -37,6 +38,8 @@ async def list_freezes(
     source: str | None = None,
     service_name: Annotated[str | None, Query(
         alias="service", description="Freezes covering this service (named or all)")] = None,
+    environment: Annotated[Environment | None, Query(
+        description="Freezes covering this environment (named or all)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
 ) -> FreezesPage:
     stmt = select(Freeze)
@@ -47,9 +50,12 @@ async def list_freezes(
     if source:
         stmt = stmt.where(Freeze.source == source)
     items, next_cursor = await page(session, stmt, Freeze, limit=limit, cursor=cursor)
-    if service_name:
-        # Coverage lives in a JSON list; filtering the page keeps the cursor valid.
-        items = [f for f in items if freeze_covers(f.services, service_name)]
+    if service_name or environment:
+        # Coverage lives in JSON lists; filtering the page keeps the cursor valid.
+        items = [f for f in items
+                 if (not service_name or freeze_covers(f.services, service_name))
+                 and (not environment
+                      or freeze_covers([], "", f.environments, environment.value))]
     return FreezesPage(items=[freeze_public(f) for f in items], next_cursor=next_cursor)
 
 

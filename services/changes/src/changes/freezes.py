@@ -57,7 +57,8 @@ async def create(session: AsyncSession, body: FreezeCreate, *, actor: str) -> Fr
     now = utcnow()
     check_freeze_window(body.starts_at, body.ends_at, now)
     freeze = await freeze_windows.new(
-        session, services=sorted(set(body.services)), starts_at=body.starts_at,
+        session, services=sorted(set(body.services)),
+        environments=sorted({e.value for e in body.environments}), starts_at=body.starts_at,
         ends_at=body.ends_at, status=freeze_status_at(body.starts_at, body.ends_at, now),
         source="manual", reason=body.reason, created_by=actor, now=now)
     return await freeze_windows.record(session, freeze, FreezeCreated, actor=actor, now=now)
@@ -69,9 +70,11 @@ async def freeze_for_incident(session: AsyncSession, incident: IncidentSnapshot,
     incident is over."""
     now = utcnow()
     freeze = await freeze_windows.new(
-        session, services=[incident.service], starts_at=now, ends_at=None, status="active",
+        session, services=[incident.service], environments=[incident.environment],
+        starts_at=now, ends_at=None, status="active",
         source="incident", incident_id=incident.id,
-        reason=f"open P{incident.priority} incident {incident.number or incident.id}",
+        reason=f"open P{incident.priority} incident {incident.number or incident.id} in "
+               f"{incident.environment}",
         created_by=actor, now=now)
     return await freeze_windows.record(session, freeze, FreezeCreated, actor=actor, now=now)
 
@@ -92,16 +95,16 @@ async def end(session: AsyncSession, freeze: Freeze, *, reason: str, actor: str)
                                 from_=before, to="ended", reason=reason)
 
 
-async def active_freezes(session: AsyncSession, service: str,
+async def active_freezes(session: AsyncSession, service: str, environment: str | None = None,
                          now: datetime | None = None) -> list[Freeze]:
-    """The freezes covering ``service`` that hold now."""
+    """The freezes covering ``service`` (in ``environment``, when given) that hold now."""
     now = now or utcnow()
     rows = await session.scalars(
         select(Freeze).where(Freeze.status != "ended", Freeze.starts_at <= now)
         .execution_options(populate_existing=True))
     return [f for f in rows
             if freeze_in_force(f.status, f.starts_at, f.ends_at, now)
-            and freeze_covers(f.services, service)]
+            and freeze_covers(f.services, service, f.environments, environment)]
 
 
 async def advance(session: AsyncSession, now: datetime | None = None) -> int:

@@ -29,6 +29,16 @@ class IncidentSnapshot(Snapshot):
 incidents_seen = Projection(IncidentView, IncidentSnapshot)
 
 
+async def fixes_open_incident(session: AsyncSession, change_type: str, service: str,
+                              incident_id: uuid.UUID | None) -> bool:
+    """Whether an emergency change of ``service`` is linked to an incident known open on that
+    same service (what lets it pass the service's incident freezes)."""
+    if change_type != "emergency" or incident_id is None:
+        return False
+    row = await session.get(IncidentView, incident_id, populate_existing=True)
+    return row is not None and row.service == service and row.status not in INCIDENT_OVER
+
+
 async def open_incidents(session: AsyncSession, service: str,
                          environment: str) -> tuple[int, int]:
     """How many incidents of ``service`` in ``environment`` are open, and how many of those

@@ -34,6 +34,9 @@ class Change(ServiceTable, AggregateColumns, table=True):
     risk: str = Column(max_length=16)
     risk_rule: str | None = Column(default=None, max_length=200)
     risk_set_by_requester: bool = False
+    #: The manager who lowered the risk below the rules', and why.
+    risk_lowered_by: str | None = Column(default=None, max_length=255)
+    risk_reason: str | None = Column(default=None, sa_column=SAColumn(Text, nullable=True))
     planned_start: datetime | None = Column(default=None, sa_type=UTCDateTime)
     planned_end: datetime | None = Column(default=None, sa_type=UTCDateTime)
     incident_id: uuid.UUID | None = None
@@ -48,6 +51,12 @@ class Change(ServiceTable, AggregateColumns, table=True):
                                          sa_column=SAColumn(JSONType, nullable=False))
     forced: bool = False
     forced_by: str | None = Column(default=None, max_length=255)
+    #: The manager who had it implemented outside its planned window (``force``).
+    window_forced_by: str | None = Column(default=None, max_length=255)
+    #: Why its window was moved to cover now (an emergency change, or a deployment's own
+    #: change, scheduled or implemented outside the planned one).
+    window_extended_reason: str | None = Column(default=None,
+                                                sa_column=SAColumn(Text, nullable=True))
     closed_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
 
 
@@ -72,6 +81,9 @@ class Freeze(ServiceTable, AggregateColumns, table=True):
 
     services: list[str] = Column(default_factory=list,
                                  sa_column=SAColumn(JSONType, nullable=False))
+    #: The environments frozen; empty for every one (an incident's freeze: its environment).
+    environments: list[str] = Column(default_factory=list,
+                                     sa_column=SAColumn(JSONType, nullable=False))
     starts_at: datetime = Column(sa_type=UTCDateTime, index=True)
     #: Null for an incident's freeze: it lasts until the incident is resolved or canceled.
     ends_at: datetime | None = Column(default=None, sa_type=UTCDateTime)

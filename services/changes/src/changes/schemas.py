@@ -45,7 +45,12 @@ class ChangeCreate(BaseModel):
     environment: Environment
     planned_start: UTCTime | None = None
     planned_end: UTCTime | None = None
-    risk: Risk | None = None
+    risk: Risk | None = Field(
+        default=None, description="A proposed risk: no lower than the rules' (a manager may "
+                                  "lower it, with risk_reason).")
+    risk_reason: str | None = Field(default=None, min_length=1, max_length=2000,
+                                    description="Why a manager lowers the risk below the "
+                                                "rules'.")
     incident_id: uuid.UUID | None = None
     template_id: uuid.UUID | None = Field(
         default=None, description="The standard change template it is recorded from (a "
@@ -68,6 +73,7 @@ class ChangeUpdate(BaseModel):
     planned_start: UTCTime | None = None
     planned_end: UTCTime | None = None
     risk: Risk | None = None
+    risk_reason: str | None = Field(default=None, min_length=1, max_length=2000)
     incident_id: uuid.UUID | None = None
 
 
@@ -112,7 +118,12 @@ class ChangePublic(BaseModel):
     environment: Environment
     status: str
     risk: Risk
-    risk_rule: str | None = Field(description="The risk rule that set the risk, or null.")
+    risk_rule: str | None = Field(description="The risk rule that set the risk, or null; or "
+                                              "how a person chose it over the rules'.")
+    risk_lowered_by: str | None = Field(
+        default=None, description="The manager who lowered the risk below the rules'.")
+    risk_reason: str | None = Field(default=None,
+                                    description="Why the manager lowered it.")
     planned_start: datetime | None
     planned_end: datetime | None
     incident_id: uuid.UUID | None = Field(description="The incident an emergency change fixes.")
@@ -126,6 +137,13 @@ class ChangePublic(BaseModel):
         description="Incidents a manager confirmed this change caused.")
     forced: bool = Field(description="Scheduled despite conflicts by a manager's force.")
     forced_by: str | None
+    window_forced_by: str | None = Field(
+        default=None, description="The manager who had it implemented outside its planned "
+                                  "window (force: true).")
+    window_extended_reason: str | None = Field(
+        default=None, description="Why its planned window was moved to cover now: an "
+                                  "emergency change (or a deployment's own change) scheduled "
+                                  "or implemented outside it.")
     approvals: list[ApprovalPublic] = Field(description="Decisions since the last revert to new.")
     approvals_required: int
     approvals_received: int
@@ -145,7 +163,8 @@ ChangesPage = Page[ChangePublic]
 
 
 class ChangeTransitionRequest(TransitionRequest):
-    #: A manager's override of conflicts when moving to scheduled.
+    #: A manager's override: of conflicts when moving to scheduled, of the planned window when
+    #: moving to implement.
     force: bool = False
     close_code: CloseCode | None = None
     close_notes: str | None = Field(default=None, max_length=10000)
@@ -181,6 +200,9 @@ class FreezeCreate(BaseModel):
     services: list[ServiceName] = Field(default_factory=list, max_length=200,
                                         description="The services frozen; empty for every "
                                                     "service.")
+    environments: list[Environment] = Field(
+        default_factory=list, max_length=10,
+        description="The environments frozen; empty (the default) for every environment.")
     starts_at: UTCTime
     ends_at: UTCTime
     reason: str = Field(min_length=1, max_length=2000)
@@ -190,6 +212,10 @@ class FreezePublic(BaseModel):
     id: uuid.UUID
     number: str
     services: list[str] = Field(description="The services frozen; empty for every service.")
+    environments: list[str] = Field(
+        default_factory=list,
+        description="The environments frozen; empty for every environment. An incident's "
+                    "freeze covers the incident's environment only.")
     starts_at: datetime
     ends_at: datetime | None = Field(
         description="Null for an incident's freeze: it lasts until the incident is resolved.")

@@ -52,6 +52,7 @@ def _projections_query() -> CompoundSelect[Any]:
         literal_column("'freeze'").label("kind"), FreezeView.id, FreezeView.number,
         FreezeView.status, FreezeView.starts_at.label("at"), FreezeView.ends_at,
         FreezeView.source, FreezeView.incident_id, FreezeView.services,
+        FreezeView.environments,
         cast(null(), Integer).label("priority"), cast(null(), Boolean).label("major"),
     ).where(FreezeView.status != "ended",
             FreezeView.starts_at <= bindparam("now", type_=UTCDateTime))  # type: ignore[operator]
@@ -59,7 +60,7 @@ def _projections_query() -> CompoundSelect[Any]:
         literal_column("'incident'"), IncidentView.id, IncidentView.number,
         IncidentView.status, IncidentView.reported_at, cast(null(), UTCDateTime),
         IncidentView.service, IncidentView.cause_deployment_id, cast(null(), JSONType),
-        IncidentView.priority, IncidentView.major,
+        cast(null(), JSONType), IncidentView.priority, IncidentView.major,
     ).where(IncidentView.service == bindparam("service"),
             IncidentView.environment == "production",
             IncidentView.status.in_(sorted(OPEN_INCIDENT_STATUSES)))  # type: ignore[attr-defined]
@@ -80,7 +81,7 @@ async def gate_projections(session: AsyncSession, service: str, now: datetime,
             freezes.append(FreezeFacts(
                 id=row.id, number=row.number, services=tuple(row.services or ()),
                 starts_at=row.at, ends_at=row.ends_at, status=row.status, source=row.source,
-                incident_id=row.incident_id))
+                incident_id=row.incident_id, environments=tuple(row.environments or ())))
         else:
             incidents.append(IncidentFacts(
                 id=row.id, number=row.number, service=row.source, priority=row.priority,

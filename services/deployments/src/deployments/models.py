@@ -98,6 +98,9 @@ class FreezeView(ServiceTable, table=True):
     number: str = Col(max_length=16)
     services: list[str] = Col(default_factory=list,
                                               sa_column=Column(JSONType, nullable=False))
+    #: The environments frozen; empty for every one.
+    environments: list[str] = Col(default_factory=list,
+                                  sa_column=Column(JSONType, nullable=False))
     starts_at: datetime = Col(sa_type=UTCDateTime)
     ends_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     status: str = Col(max_length=16, index=True)

@@ -60,6 +60,8 @@ class FreezeSnapshot(Snapshot):
     id: uuid.UUID
     number: str | None = None
     services: Annotated[list[str], _or(list)] = Field(default_factory=list)
+    #: No environments (and freezes from before they named any): every environment.
+    environments: Annotated[list[str], _or(list)] = Field(default_factory=list)
     starts_at: UTCTime
     ends_at: UTCTime | None = None
     status: str

@@ -39,6 +39,9 @@ class IncidentsSettings(ServiceSettings):
     suspect_window: str = "24h"
     #: How often the SLA check looks for due breaches.
     sla_check_interval_s: float = Field(default=30.0, gt=0)
+    #: On-hold reasons that pause the resolution SLA (comma-separated; empty: none). Time
+    #: spent resolved always pauses it.
+    sla_pause_on_hold: str = "awaiting_caller,awaiting_vendor"
     #: Impact and urgency of the incident a failed production deployment opens (S2).
     deployment_failure_impact: int = Field(default=2, ge=1, le=3)
     deployment_failure_urgency: int = Field(default=1, ge=1, le=3)
@@ -49,6 +52,20 @@ class IncidentsSettings(ServiceSettings):
     #: When a deployment recovering from a failure succeeds, its incident is mitigated; with
     #: this, resolved too (``rolled_back`` for a rollback, ``resolved_by_change`` otherwise).
     resolve_on_recovery: bool = False
+
+    @field_validator("sla_pause_on_hold")
+    @classmethod
+    def _hold_reasons_known(cls, value: str) -> str:
+        known = {"awaiting_caller", "awaiting_change", "awaiting_problem", "awaiting_vendor"}
+        unknown = {r.strip() for r in value.split(",") if r.strip()} - known
+        if unknown:
+            raise ValueError(f"unknown on-hold reasons {sorted(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        return value
+
+    @property
+    def sla_pausing_hold_reasons(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.sla_pause_on_hold.split(",") if r.strip())
 
     @field_validator("suspect_window")
     @classmethod

@@ -28,7 +28,13 @@ from incidents.rules.lifecycle import (
     apply_move,
     check_move,
 )
-from incidents.rules.policy import derive_priority, is_major, set_due_times
+from incidents.rules.policy import (
+    derive_priority,
+    follow_resolution_pause,
+    is_major,
+    pauses_resolution,
+    set_due_times,
+)
 from incidents.schemas import (
     IncidentCreate,
     IncidentPublic,
@@ -179,8 +185,11 @@ async def raise_priority(session: AsyncSession, settings: IncidentsSettings,
 
 
 async def move_incident(session: AsyncSession, incident: Incident, body: TransitionRequest, *,
-                        actor: str) -> IncidentPublic:
-    """Move ``incident`` (read for update) along its lifecycle, with each state's facts."""
+                        actor: str,
+                        pausing_hold_reasons: frozenset[str] = frozenset()) -> IncidentPublic:
+    """Move ``incident`` (read for update) along its lifecycle, with each state's facts; the
+    resolution SLA pauses while it is resolved or on hold for one of
+    ``pausing_hold_reasons``, and its due time moves on when it resumes."""
     to = body.to.value
     check_move(incident.status, to, on_hold_reason=body.on_hold_reason,
                resolution_code=body.resolution_code, resolution_notes=body.resolution_notes)
@@ -189,6 +198,9 @@ async def move_incident(session: AsyncSession, incident: Incident, body: Transit
     apply_move(incident, to, on_hold_reason=body.on_hold_reason,
                resolution_code=body.resolution_code, resolution_notes=body.resolution_notes,
                now=now)
+    if to not in FINAL_STATES:
+        follow_resolution_pause(incident, now=now, paused=pauses_resolution(
+            incident.status, incident.on_hold_reason, pausing_hold_reasons))
     return await incidents.record(session, incident, events.IncidentTransitioned, actor=actor,
                                   now=now, from_=before, to=to, reason=body.reason)
 

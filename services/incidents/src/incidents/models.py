@@ -73,6 +73,11 @@ class Incident(ServiceTable, AggregateColumns, table=True):
     resolution_due_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     response_breached_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     resolution_breached_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    #: Since when the resolution SLA's clock stands still (resolved, or on hold for a pausing
+    #: reason); null while it runs.
+    resolution_paused_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    #: Seconds the resolution clock stood still in earlier pauses (already in its due time).
+    resolution_paused_seconds: float = 0.0
 
 
 class IncidentEvent(ServiceTable, table=True):
@@ -132,6 +137,8 @@ class DeploymentView(ServiceTable, table=True):
     status: str = Column(max_length=16)
     #: When it started to run (or was first seen running); null while it never ran.
     deployed_at: datetime | None = Column(default=None, sa_type=UTCDateTime, index=True)
+    #: When it went live: when it succeeded (a rolled back one too), else when it ran.
+    live_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -147,6 +154,8 @@ class ChangeView(ServiceTable, table=True):
     service: str = Column(index=True, max_length=100)
     environment: str = Column(max_length=16)
     status: str = Column(max_length=16)
+    #: The deployment that asked for it (a gate's receipt or approval request), if any.
+    deployment_id: uuid.UUID | None = Column(default=None, index=True)
     #: When it first reached ``implement`` (or a later state); null if it never did.
     implemented_at: datetime | None = Column(default=None, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)

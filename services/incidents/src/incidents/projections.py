@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 from sqlalchemy import or_, select
@@ -39,6 +39,9 @@ class DeploymentSnapshot(Snapshot):
     status: str
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: The gate's decision; its ``change_id`` is the change recorded for the deployment (a
+    #: receipt) when the pipeline named none.
+    gate: dict[str, Any] | None = None
 
 
 class ChangeSnapshot(Snapshot):
@@ -51,6 +54,8 @@ class ChangeSnapshot(Snapshot):
     service: str
     environment: str
     status: str
+    #: The deployment that asked for the change (a gate's receipt or approval request).
+    deployment_id: uuid.UUID | None = None
 
 
 class ServiceSnapshot(Snapshot):
@@ -65,6 +70,8 @@ class ServiceSnapshot(Snapshot):
 
 #: Deployment states in which it never ran (no suspect, no deployment time).
 NEVER_RAN = ("requested", "canceled")
+#: Deployment states in which it went live (served production).
+LIVE = ("succeeded", "rolled_back")
 #: Change states that mean the change was carried out.
 IMPLEMENTED = ("implement", "review", "closed")
 
@@ -78,10 +85,24 @@ async def project_deployment(session: AsyncSession, event: CloudEvent) -> Deploy
     (kept once known)."""
     d = deployments_seen.read(event)
     ran = d.status not in NEVER_RAN
+    ran_at = (d.started_at or d.finished_at or event.time) if ran else None
     return await deployments_seen.apply(session, event, derived={
         "updated_at": event.time,
-        "deployed_at": (d.started_at or d.finished_at or event.time) if ran else None,
+        "deployed_at": ran_at,
+        # The change it carried: the one the pipeline named, else the gate's receipt.
+        "change_id": d.change_id or _gate_change(d.gate),
+        # Live: once it succeeded (a rolled back one was live until then), else since it ran.
+        "live_at": d.finished_at if d.status in LIVE and d.finished_at else ran_at,
     })
+
+
+def _gate_change(gate: dict[str, Any] | None) -> uuid.UUID | None:
+    """The change the gate's decision rests on (its receipt), if it names a well-formed one."""
+    value = (gate or {}).get("change_id") if isinstance(gate, dict) else None
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 async def project_change(session: AsyncSession, event: CloudEvent) -> ChangeSnapshot:

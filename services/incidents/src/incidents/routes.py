@@ -104,10 +104,13 @@ async def update_incident(ref: str, body: IncidentUpdate, request: Request, sess
 
 @router.post("/{ref}/transitions", response_model=IncidentPublic)
 async def transition_incident(ref: str, body: TransitionRequest, request: Request,
-                              session: Session, actor: Worker) -> JSONBody:
+                              session: Session, settings: Settings,
+                              actor: Worker) -> JSONBody:
     incident = await incidents.get(session, ref, for_update=True)
     check_if_match(request, incident.version)
-    return resource_response(await move_incident(session, incident, body, actor=actor.sub))
+    return resource_response(await move_incident(
+        session, incident, body, actor=actor.sub,
+        pausing_hold_reasons=settings.sla_pausing_hold_reasons))
 
 
 @router.post("/{ref}/notes", status_code=201, response_model=Note)

@@ -134,6 +134,12 @@ class IncidentPublic(BaseModel):
     resolution_due_at: datetime | None
     response_breached_at: datetime | None
     resolution_breached_at: datetime | None
+    resolution_paused_at: datetime | None = Field(
+        default=None, description="Since when the resolution SLA is paused (resolved, or on "
+                                  "hold awaiting the caller or a vendor); null while it runs.")
+    resolution_paused_seconds: float = Field(
+        default=0.0, description="Seconds the resolution SLA stood still in earlier pauses; "
+                                 "resolution_due_at is already later by them.")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -182,6 +188,17 @@ class Timeline(BaseModel):
     next_cursor: str | None
 
 
+class SuspectChange(BaseModel):
+    """The change a suspect deployment carried (named by the pipeline, or its gate's
+    receipt)."""
+
+    id: uuid.UUID
+    number: str
+    type: str
+    title: str
+    status: str
+
+
 class Suspect(BaseModel):
     kind: Literal["deployment", "change"]
     id: uuid.UUID
@@ -189,11 +206,14 @@ class Suspect(BaseModel):
     service: str
     environment: str
     status: str
-    #: When the deployment ran or the change was implemented.
+    #: When the deployment went live (succeeded; else when it ran) or the change was
+    #: implemented; suspects are ordered by it, newest first.
     at: datetime
     #: A deployment's software version (its snapshot's ``software_version``).
     version: str | None = None
     change_id: uuid.UUID | None = None
+    #: A deployment's change, attached (the change is then not listed on its own).
+    change: SuspectChange | None = None
     type: str | None = None
     title: str | None = None
 

@@ -36,6 +36,7 @@ async def due_breaches(db: Database, now: datetime) -> list[tuple[uuid.UUID, str
             Incident.response_due_at <= now))  # type: ignore[operator]
         resolution = await session.execute(select(Incident.id, Incident.resolution_due_at).where(
             open_, Incident.resolution_breached_at.is_(None),  # type: ignore[union-attr]
+            Incident.resolution_paused_at.is_(None),  # type: ignore[union-attr]
             Incident.resolution_due_at <= now))  # type: ignore[operator]
         return ([(i, "response", d) for i, d in response.all()]
                 + [(i, "resolution", d) for i, d in resolution.all()])
@@ -70,6 +71,8 @@ class _Gone(Exception):
 
 def _still_due(incident: Incident, kind: str, now: datetime) -> bool:
     due = getattr(incident, f"{kind}_due_at")
+    if kind == "resolution" and incident.resolution_paused_at is not None:
+        return False  # paused: the due time moves on when its clock resumes
     return (incident.status in OPEN_STATES and due is not None and due <= now
             and (kind == "resolution" or incident.acknowledged_at is None))
 

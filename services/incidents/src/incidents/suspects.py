@@ -2,17 +2,18 @@
 
 Read from this service's projections (:mod:`incidents.projections`), never from another
 service: production deployments that ran and production changes that were implemented within
-``TANDEM_INCIDENTS_SUSPECT_WINDOW`` before ``reported_at``, newest first.
+``TANDEM_INCIDENTS_SUSPECT_WINDOW`` before ``reported_at``, newest first by when they went
+live; a deployment once, with the change it carried.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents.config import IncidentsSettings
 from incidents.models import ChangeView, DeploymentView, Incident
-from incidents.schemas import Suspect
+from incidents.schemas import Suspect, SuspectChange
 
 #: Deployment states that mean it ran (requested and canceled ones never touched production).
 RAN = ("in_progress", "succeeded", "failed", "rolled_back")
@@ -25,31 +26,59 @@ def window_seconds(settings: IncidentsSettings) -> int:
 
 async def find_suspects(session: AsyncSession, settings: IncidentsSettings,
                         incident: Incident) -> list[Suspect]:
-    """The service's production deployments and implemented changes within the suspect
-    window before the incident was reported, newest first."""
+    """The service's production deployments that ran and changes implemented within the
+    suspect window before the incident was reported, newest first by when they went live.
+    A deployment is listed once, with the change it carried (named or its gate's receipt)
+    attached; that change is not listed again."""
     start = incident.reported_at - settings.suspect_window_delta
     end = incident.reported_at
     # The projections are written by statements, not the ORM: read them afresh.
     fresh = {"populate_existing": True}
-    deployments = await session.scalars(select(DeploymentView).execution_options(**fresh).where(
-        DeploymentView.service == incident.service,
-        DeploymentView.environment == "production",
-        DeploymentView.status.in_(RAN),  # type: ignore[attr-defined]
-        DeploymentView.deployed_at >= start,  # type: ignore[operator]
-        DeploymentView.deployed_at <= end,  # type: ignore[operator]
-    ))
-    changes = await session.scalars(select(ChangeView).execution_options(**fresh).where(
+    deployments = list((await session.scalars(
+        select(DeploymentView).execution_options(**fresh).where(
+            DeploymentView.service == incident.service,
+            DeploymentView.environment == "production",
+            DeploymentView.status.in_(RAN),  # type: ignore[attr-defined]
+            DeploymentView.deployed_at >= start,  # type: ignore[operator]
+            DeploymentView.deployed_at <= end,  # type: ignore[operator]
+        ))).all())
+    carried = {d.change_id for d in deployments if d.change_id is not None}
+    in_window = and_(ChangeView.implemented_at >= start,  # type: ignore[operator]
+                     ChangeView.implemented_at <= end)  # type: ignore[operator]
+    changes = list((await session.scalars(select(ChangeView).execution_options(**fresh).where(
         ChangeView.service == incident.service,
         ChangeView.environment == "production",
-        ChangeView.implemented_at >= start,  # type: ignore[operator]
-        ChangeView.implemented_at <= end,  # type: ignore[operator]
-    ))
-    found = [Suspect(kind="deployment", id=d.id, number=d.number, service=d.service,
-                     environment=d.environment, status=d.status, at=d.deployed_at,
-                     version=d.software_version, change_id=d.change_id)
-             for d in deployments.all() if d.deployed_at is not None]
+        # A change canceled with its deployment (or by people) is no suspect.
+        ChangeView.status != "canceled",
+        or_(in_window,
+            ChangeView.id.in_(carried),  # type: ignore[attr-defined]
+            ChangeView.deployment_id.in_([d.id for d in deployments])),  # type: ignore[union-attr]
+    ))).all())
+    by_id = {c.id: c for c in changes}
+    by_deployment = {c.deployment_id: c for c in changes if c.deployment_id is not None}
+    attached: set[object] = set()
+    found = []
+    for d in deployments:
+        if d.deployed_at is None:
+            continue
+        change = by_id.get(d.change_id) if d.change_id else None
+        change = change or by_deployment.get(d.id)
+        if change is not None:
+            attached.add(change.id)
+        found.append(Suspect(
+            kind="deployment", id=d.id, number=d.number, service=d.service,
+            environment=d.environment, status=d.status, at=d.live_at or d.deployed_at,
+            version=d.software_version,
+            change_id=change.id if change is not None else d.change_id,
+            change=_change_of(change) if change is not None else None))
     found += [Suspect(kind="change", id=c.id, number=c.number, service=c.service,
                       environment=c.environment, status=c.status, at=c.implemented_at,
                       type=c.type, title=c.title)
-              for c in changes.all() if c.implemented_at is not None]
+              for c in changes if c.id not in attached and c.implemented_at is not None
+              and start <= c.implemented_at <= end]
     return sorted(found, key=lambda s: (s.at, str(s.id)), reverse=True)
+
+
+def _change_of(change: ChangeView) -> SuspectChange:
+    return SuspectChange(id=change.id, number=change.number, type=change.type,
+                         title=change.title, status=change.status)

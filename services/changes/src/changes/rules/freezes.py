@@ -31,17 +31,29 @@ def check_freeze_window(starts_at: datetime, ends_at: datetime, now: datetime) -
                       detail="The freeze is not valid: ends_at must be in the future")
 
 
-def freeze_covers(freeze_services: Sequence[str], service: str) -> bool:
-    """A freeze of no named services covers every service."""
-    return not freeze_services or service in freeze_services
+def freeze_covers(freeze_services: Sequence[str], service: str,
+                  freeze_environments: Sequence[str] = (), environment: str | None = None,
+                  ) -> bool:
+    """A freeze of no named services covers every service, and one of no named environments
+    every environment (a manual freeze's default). ``environment`` None asks about the service
+    in any environment."""
+    if freeze_services and service not in freeze_services:
+        return False
+    return (not freeze_environments or environment is None
+            or environment in freeze_environments)
 
 
-def freeze_spares(change_type: str, change_incident_id: object,
-                  freeze_incident_id: object) -> bool:
-    """An emergency change that fixes an incident is not held by that incident's own freeze:
-    the freeze exists so that only the fix goes through (S4)."""
-    return (change_type == "emergency" and change_incident_id is not None
-            and change_incident_id == freeze_incident_id)
+def freeze_spares(change_type: str, change_incident_id: object, freeze_source: str,
+                  freeze_incident_id: object, *, fixes_open_incident: bool = False) -> bool:
+    """The one rule for emergency changes and incident freezes (S4), the deployments gate's
+    too: an emergency change that fixes an open incident of its service is not held by any
+    incident freeze of that service, its own incident's or another major incident's, since
+    emergency changes exist to restore service (the pass is recorded on its moves and on the
+    gate's decision). ``fixes_open_incident``: the linked incident is known open on the
+    change's service. Manual freezes still hold it (a manager forces it through)."""
+    if change_type != "emergency" or change_incident_id is None or freeze_source != "incident":
+        return False
+    return fixes_open_incident or change_incident_id == freeze_incident_id
 
 
 def freeze_in_force(status: str, starts_at: datetime, ends_at: datetime | None,

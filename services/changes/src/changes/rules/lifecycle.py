@@ -16,6 +16,7 @@ from changes.errors import (
     FieldRequired,
     ForceForbidden,
     Frozen,
+    ImplementOutsideWindow,
     IncidentLinkInvalid,
     ScheduleConflict,
     WindowFixed,
@@ -85,6 +86,10 @@ class Move:
     may_force: bool = False
     has_window: bool = True
     close_code: str | None = None
+    #: Now is inside the planned window (or the move extends the window to cover it).
+    in_window: bool = True
+    planned_start: datetime | None = None
+    planned_end: datetime | None = None
 
 
 def move_refusal(move: Move) -> DomainError | None:
@@ -111,6 +116,12 @@ def move_refusal(move: Move) -> DomainError | None:
             return ScheduleConflict(move.conflicts)
     if move.to == "implement" and move.frozen and move.type != "emergency":
         return Frozen()
+    if move.to == "implement" and not move.in_window:
+        # An emergency change's window is extended instead (window_extension).
+        if not move.force:
+            return ImplementOutsideWindow(move.planned_start, move.planned_end)
+        if not move.may_force:
+            return ForceForbidden()
     if move.to == "closed" and move.close_code is None:
         return CloseCodeRequired()
     return None
@@ -173,3 +184,23 @@ def overlaps(a_start: datetime, a_end: datetime | None, b_start: datetime,
              b_end: datetime | None) -> bool:
     """Half-open windows ``[start, end)`` overlap; a missing end is open-ended."""
     return (b_end is None or a_start < b_end) and (a_end is None or b_start < a_end)
+
+
+def window_covers(start: datetime | None, end: datetime | None, now: datetime) -> bool:
+    """Whether now is inside the planned window ``[start, end]`` (no window: nothing to keep
+    to)."""
+    if start is None or end is None:
+        return True
+    return start <= now <= end
+
+
+def window_extension(start: datetime | None, end: datetime | None,
+                     now: datetime) -> tuple[datetime, datetime] | None:
+    """The window an emergency change (or a deployment's own change) takes when it is
+    scheduled or implemented outside its planned one: as long as planned, from now; None
+    when the planned window covers now (or there is none)."""
+    if start is None or end is None or window_covers(start, end, now):
+        return None
+    if now < start or end < now:
+        return now, now + (end - start)
+    return None

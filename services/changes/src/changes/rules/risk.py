@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tandem.errors import Forbidden, Invalid
+
 Risk = Literal["low", "moderate", "high", "very_high"]
 
 
@@ -49,6 +51,45 @@ DEFAULT_RISK_RULES = [
 
 #: The ``risk_rule`` of a risk the requester chose (it is kept; no rule overrides it).
 SET_BY_REQUESTER = "set by the requester"
+
+#: Risk levels, lowest first.
+RISK_ORDER = ("low", "moderate", "high", "very_high")
+
+
+def risk_rank(level: str) -> int:
+    return RISK_ORDER.index(level)
+
+
+def chosen_risk(proposed: str, assessed: str, assessed_rule: str | None, *, actor: str,
+                may_lower: bool, reason: str | None) -> tuple[str, str, str | None]:
+    """``(risk, risk_rule, lowered_by)`` when a person chooses the risk over the rules'
+    ``assessed`` one. A requester may propose a risk no lower than the rules'; only a manager
+    may lower it, and only with a reason (``Forbidden``/``Invalid`` naming the field)."""
+    if risk_rank(proposed) >= risk_rank(assessed):
+        if proposed == assessed:
+            return assessed, assessed_rule or f"{SET_BY_REQUESTER} (as the rules give)", None
+        return proposed, f"raised by the requester above the rules' {assessed}", None
+    if not may_lower:
+        raise RiskBelowRules(proposed, assessed, assessed_rule)
+    if not reason or not reason.strip():
+        raise Invalid("risk_reason", "required to lower the risk below the rules'",
+                      detail=f"Lowering the risk below the rules' {assessed} needs risk_reason.")
+    return proposed, f"lowered by {actor} from the rules' {assessed}: {reason.strip()}"[:200], \
+        actor
+
+
+class RiskBelowRules(Forbidden):
+    """A requester proposing a risk lower than the rules give: only a manager lowers it."""
+
+    code = "risk-below-rules"
+
+    def __init__(self, proposed: str, assessed: str, rule: str | None) -> None:
+        super().__init__(
+            f"The rules give this change {assessed} risk"
+            + (f" ({rule})" if rule else "") + f"; a requester may propose {assessed} or "
+            f"higher, not {proposed}. A manager may lower it with a risk_reason.",
+            errors=[{"field": "risk", "message": f"lower than the rules' {assessed}"}],
+            assessed_risk=assessed)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ class FreezeFacts:
     status: str
     source: str = "manual"
     incident_id: uuid.UUID | None = None
+    #: The environments frozen; empty for every environment.
+    environments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,11 +148,15 @@ def change_rejected(status: str, *, before: str | None, was_rejected: bool,
                                 or (was_rejected and before == "new"))
 
 
-def freeze_covers(freeze: FreezeFacts, service: str, now: datetime) -> bool:
-    """True when ``freeze`` stops ``service`` at ``now`` (no services listed: all services)."""
+def freeze_covers(freeze: FreezeFacts, service: str, now: datetime,
+                  environment: str = "production") -> bool:
+    """True when ``freeze`` stops ``service`` in ``environment`` at ``now`` (no services
+    listed: all services; no environments listed: all environments)."""
     if freeze.status == "ended":
         return False
     if freeze.services and service not in freeze.services:
+        return False
+    if freeze.environments and environment not in freeze.environments:
         return False
     return freeze.starts_at <= now and (freeze.ends_at is None or now < freeze.ends_at)
 
@@ -258,7 +264,8 @@ def decide_gate(gate: GateInput) -> GateDecision:
     reasons: list[Reason] = []
     fixes = _emergency_fix(gate)
     recovered = {i.id for i in gate.recovers}
-    covering = [f for f in gate.freezes if freeze_covers(f, gate.service, gate.now)]
+    covering = [f for f in gate.freezes
+                if freeze_covers(f, gate.service, gate.now, gate.environment)]
     freezes = [f for f in covering
                if not (f.source == "incident" and f.incident_id in recovered)]
     if freezes:

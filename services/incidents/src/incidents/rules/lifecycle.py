@@ -106,8 +106,11 @@ def apply_move(incident: Movable, to: str, *, on_hold_reason: OnHoldReason | Non
         incident.reopen_count += 1
         incident.resolved_at = None
         incident.resolution_code = incident.resolution_notes = None
-    if to in ("acknowledged", "in_progress") and incident.acknowledged_at is None:
-        # The first acknowledgement, explicit or by starting work, is what MTTA measures.
+    if (incident.status == "new" and to in ("acknowledged", "in_progress")
+            and incident.acknowledged_at is None):
+        # The first acknowledgement, explicit or by starting work on a new incident (the first
+        # response), is what MTTA measures. A reopen is neither: an incident resolved without
+        # one stays unacknowledged, and MTTA leaves it out.
         incident.acknowledged_at = now
     incident.on_hold_reason = on_hold_reason.value if to == "on_hold" and on_hold_reason \
         else None

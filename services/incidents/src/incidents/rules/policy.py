@@ -47,16 +47,45 @@ class Timed(Protocol):
     resolution_due_at: datetime | None
     response_breached_at: datetime | None
     resolution_breached_at: datetime | None
+    resolution_paused_at: datetime | None
+    resolution_paused_seconds: float
 
 
 def set_due_times(incident: Timed, targets: SlaTargets) -> None:
     """(Re)compute SLA due times from ``reported_at`` for the targets not yet met or
-    breached (a priority change moves only what is still ahead)."""
+    breached (a priority change moves only what is still ahead); the resolution due time
+    is later by the time its clock was paused."""
     response, resolution = sla_due(incident.reported_at, incident.priority, targets)
     if incident.acknowledged_at is None and incident.response_breached_at is None:
         incident.response_due_at = response
     if incident.resolved_at is None and incident.resolution_breached_at is None:
-        incident.resolution_due_at = resolution
+        incident.resolution_due_at = (
+            None if resolution is None
+            else resolution + timedelta(seconds=incident.resolution_paused_seconds))
+
+
+def pauses_resolution(status: str, on_hold_reason: str | None,
+                      pausing_hold_reasons: frozenset[str]) -> bool:
+    """Whether the resolution SLA's clock stands still in this state: while resolved (a
+    reopen resumes it), and on hold for one of ``pausing_hold_reasons`` (ServiceNow's task
+    SLA pause conditions)."""
+    return status == "resolved" or (status == "on_hold" and on_hold_reason in pausing_hold_reasons)
+
+
+def follow_resolution_pause(incident: Timed, *, paused: bool, now: datetime) -> None:
+    """Start or end the resolution clock's pause as the incident's new state says: ending one
+    moves the resolution due time (not yet breached) later by the time paused."""
+    if paused:
+        if incident.resolution_paused_at is None:
+            incident.resolution_paused_at = now
+        return
+    if incident.resolution_paused_at is None:
+        return
+    held = max(now - incident.resolution_paused_at, timedelta(0))
+    incident.resolution_paused_seconds += held.total_seconds()
+    if incident.resolution_due_at is not None and incident.resolution_breached_at is None:
+        incident.resolution_due_at += held
+    incident.resolution_paused_at = None
 
 
 #: What a monitor's PagerDuty severity means as (impact, urgency).
