@@ -17,7 +17,8 @@ DEV_HELP = "Run the whole stack on the embedded defaults (broker, migrations, se
 
 
 #: One module per noun of ``tandem_cli``, each with its ``<noun>_app``.
-LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "catalog", "events", "dlq")
+LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "catalog", "events", "dlq",
+                "webhook")
 
 
 def _group(name: str) -> typer.Typer:
