@@ -42,7 +42,7 @@ class Input(BaseModel):
 class SubscriptionCreate(Input):
     url: Url
     format: Format = "cloudevents"
-    description: str = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=10000)
     types: Types = Field(default_factory=list, description="Event types wanted "
                          "(tandem.incident.created, or tandem.incident.*); empty: every type.")
     services: Names = Field(default_factory=list, description="Only events about these "
@@ -58,7 +58,7 @@ class SubscriptionUpdate(Input):
 
     url: Url | None = None
     format: Format | None = None
-    description: str | None = Field(default=None, max_length=2000)
+    description: str | None = Field(default=None, max_length=10000)
     types: Types | None = None
     services: Names | None = None
     teams: Names | None = None
