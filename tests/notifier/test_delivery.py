@@ -176,10 +176,22 @@ async def test_failures_are_retried_with_backoff_and_logged_then_delivered(
         assert pending["next_attempt_at"] is not None
         gaps = [b.at - a.at for a, b in itertools.pairwise(flaky.requests)]
         assert gaps[-1] >= 0.1  # backing off: 0.2 s doubling (jittered to half at least)
+        metrics = await eventually(lambda: _metric(stack, "tandem_notifier_backlog", sub["id"]))
+        assert float(metrics.rsplit(" ", 1)[1]) >= 1
         flaky.status = 200
         (done,) = await eventually(lambda: _all_delivered(stack, sub["number"]), timeout=20)
         assert done["last_status_code"] == 200
         assert len({r.webhook_id for r in flaky.requests}) == 1  # every retry is one message
+        text = (await stack.clients["notifier"].get("/metrics")).text
+        assert 'tandem_notifier_deliveries_total{outcome="delivered"}' in text
+        assert 'tandem_notifier_deliveries_total{outcome="retrying"}' in text
+        assert "tandem_notifier_attempt_duration_seconds_count" in text
+
+
+async def _metric(stack: Stack, name: str, label: str) -> str | None:
+    text = (await stack.clients["notifier"].get("/metrics")).text
+    return next((line for line in text.splitlines()
+                 if line.startswith(name + "{") and label in line), None)
 
 
 async def test_a_subscription_failing_for_five_days_is_disabled_with_an_event(

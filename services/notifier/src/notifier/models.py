@@ -54,6 +54,8 @@ class Delivery(ServiceTable, table=True):
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_id", name="uq_delivery_subscription_event"),
         Index("ix_delivery_lane", "subscription_id", "status", "subject", "sequence"),
+        # The courier's look for lanes with work: pending rows only, however long the log.
+        Index("ix_delivery_status", "status", "subscription_id"),
         Index("ix_delivery_created_at", "created_at"),
     )
 

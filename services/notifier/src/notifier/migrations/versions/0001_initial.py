@@ -74,6 +74,7 @@ def upgrade() -> None:
     op.create_index("ix_delivery_lane", "delivery",
                     ["subscription_id", "status", "subject", "sequence"])
     op.create_index("ix_delivery_created_at", "delivery", ["created_at"])
+    op.create_index("ix_delivery_status", "delivery", ["status", "subscription_id"])
     op.create_table(
         "delivery_lane",
         sa.Column("subscription_id", sa.Uuid(), primary_key=True),
@@ -95,6 +96,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("service_view")
     op.drop_table("delivery_lane")
+    op.drop_index("ix_delivery_status", "delivery")
     op.drop_index("ix_delivery_created_at", "delivery")
     op.drop_index("ix_delivery_lane", "delivery")
     op.drop_table("delivery")
