@@ -29,8 +29,10 @@ browser:
 run: install
 	$(BIN)/tandem dev
 
+# Two workers (this machine has two cores); each test module stays on one worker with its
+# module-scoped stacks, and each worker has its own embedded broker.
 test: install browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 # Two instances of each service on shared PostgreSQL: relay takeover, partition split, same end state.
 scaleout: install
