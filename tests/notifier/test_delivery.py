@@ -145,6 +145,8 @@ async def test_a_receiver_answering_410_gone_disables_its_subscription_at_once(
         moved = next(e for e in events if e.subject == sub["id"]
                      and e.type == "tandem.subscription.transitioned")
         assert moved.data["to"] == "disabled" and moved.data["automatic"] is True
+        # The signing secret never travels in an event.
+        assert all(sub["secret"] not in e.to_bytes().decode() for e in events)
         await asyncio.sleep(0.5)
         assert len(gone.requests) == 1  # nothing more is sent to a receiver that is gone
         log = await stack.deliveries(sub["number"])
