@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from tandem.settings import PlatformSettings
 from tandem_cli.broker import EmbeddedBroker, free_port
 from tandem_testing import drop_pg_database, isolated_platform, new_database_url
+
+# A developer's own CLI configuration (profiles, tokens) never reaches the tests' commands.
+os.environ["TANDEM_CONFIG"] = os.devnull
+os.environ.pop("TANDEM_PROFILE", None)
 
 
 @pytest.fixture(scope="session")

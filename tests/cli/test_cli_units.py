@@ -62,3 +62,12 @@ def test_event_line_names_the_aggregate_by_number_and_the_move():
     assert "INC0000007" in line
     assert "#2" in line
     assert line.endswith("new -> resolved")
+
+
+def test_a_table_fits_the_terminal_by_cutting_its_last_column():
+    rows = [{"number": "INC0000001", "title": "x" * 120}, {"number": "INC0000002", "title": "ok"}]
+    lines = table(rows, [("NUMBER", "number"), ("TITLE", "title")], width=80).splitlines()
+    assert [len(line) for line in lines] == [17, 80, 14]
+    assert lines[1].endswith("x…")
+    whole = table(rows, [("NUMBER", "number"), ("TITLE", "title")], width=None)
+    assert "x" * 120 in whole  # a pipe (no terminal) gets whole lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import subprocess
 import time
 import uuid
@@ -199,7 +200,7 @@ def test_events_tail_starts_at_the_end_and_follows_what_comes(incidents_stack, t
                             env=incidents_stack.cli_env(None), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)  # it has assigned its partitions and sought their ends
+        _await_following(tail)  # it has assigned its partitions and sought their ends
         after = create(incidents_stack, service_name())
         out, err = tail.communicate(timeout=30)
     finally:
@@ -223,7 +224,7 @@ def test_events_tail_says_when_it_loses_and_regains_the_broker(tmp_path):
         tail = subprocess.Popen([TANDEM, "events", "tail", "--topic", "incidents", "--idle",
                                  "25"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        time.sleep(3)
+        _await_following(tail)
         broker.stop()
         time.sleep(8)  # long enough for a probe to fail
         broker = EmbeddedBroker(port, log_path=tmp_path / "second.log")
@@ -241,6 +242,20 @@ def test_events_tail_says_when_it_loses_and_regains_the_broker(tmp_path):
     lost = next(i for i, line in enumerate(lines) if "lost the broker" in line)
     back = next(i for i, line in enumerate(lines) if "is back" in line)
     assert lost < back
+
+
+def _await_following(tail: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait for a tail's stderr to say it follows its topics (it is positioned at the end)."""
+    ready = tail.stderr
+    assert ready is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([ready], [], [], 1)[0]:
+            line = ready.readline()
+            assert line, "tail ended before it followed anything"
+            if line.startswith("tail: following "):
+                return
+    raise AssertionError("tail never said it was following its topics")
 
 
 def test_events_tail_prints_nothing_of_a_batch_published_before_it_started(incidents_stack):
@@ -267,7 +282,7 @@ def test_events_tail_prints_nothing_of_a_batch_published_before_it_started(incid
                              "--json"], env=incidents_stack.cli_env(None),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)
+        _await_following(tail)
         new = new_event(service="incidents", type="tandem.incident.annotated",
                         subject="batch-key", sequence=6, actor="batch", data={"n": 6})
         asyncio.run(publish([new], 0))
@@ -276,3 +291,75 @@ def test_events_tail_prints_nothing_of_a_batch_published_before_it_started(incid
         tail.kill()
     printed = [json.loads(line)["id"] for line in out.splitlines()]
     assert printed == [str(new.id)], (printed, err)
+
+
+def test_show_has_sla_clocks_notes_timeline_and_suspects(incidents_stack):
+    incident = create(incidents_stack, service_name())
+    number = incident["number"]
+    run(incidents_stack, "practitioner", "incident", "ack", number)
+    run(incidents_stack, "practitioner", "incident", "note", number, "Looking at the pool")
+
+    human = run(incidents_stack, "viewer", "incident", "show", number)
+    assert human.exit_code == 0, human.output
+    text = human.stdout
+    sections = [line for line in text.splitlines() if line and not line.startswith(" ")
+                and line.split()[0] in ("SLA", "Suspects", "Notes", "Timeline")]
+    assert [s.split()[0] for s in sections] == ["SLA", "Suspects", "Notes", "Timeline"]
+    assert "Notes (1)" in text and "Looking at the pool" in text
+    assert "response    due " in text and ", met " in text  # acknowledged: response met
+    assert "acknowledged" in text.split("Timeline")[1]
+    assert "new -> acknowledged" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+    machine = json.loads(run(incidents_stack, "viewer", "incident", "show", number,
+                             "--json").stdout)
+    assert machine["number"] == number
+    assert [n["text"] for n in machine["notes"]] == ["Looking at the pool"]
+    assert [e["type"] for e in machine["timeline"]][:2] == ["tandem.incident.created",
+                                                             "tandem.incident.transitioned"]
+    assert machine["suspects"] == []
+
+
+def test_acknowledge_and_resolve_twice_are_no_ops_as_pagerduty_has_them(incidents_stack):
+    number = create(incidents_stack, service_name())["number"]
+    first = run(incidents_stack, "practitioner", "incident", "ack", number, "--json")
+    again = run(incidents_stack, "practitioner", "incident", "ack", number, "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["version"] == json.loads(first.stdout)["version"]
+    assert "already acknowledged" in again.stderr
+
+    run(incidents_stack, "practitioner", "incident", "resolve", number, "--notes", "fixed")
+    twice = run(incidents_stack, "practitioner", "incident", "resolve", number, "--json")
+    assert twice.exit_code == 0, twice.output
+    assert json.loads(twice.stdout)["status"] == "resolved"
+    assert "already resolved" in twice.stderr
+
+
+def test_assign_names_a_person_and_a_team(incidents_stack):
+    number = create(incidents_stack, service_name())["number"]
+    assigned = run(incidents_stack, "practitioner", "incident", "assign", number, "--to", "alice",
+                   "--group", "payments-ops", "--json")
+    assert assigned.exit_code == 0, assigned.output
+    body = json.loads(assigned.stdout)
+    assert (body["assignee"], body["assignment_group"]) == ("alice", "payments-ops")
+    nothing = run(incidents_stack, "practitioner", "incident", "assign", number)
+    assert nothing.exit_code == 2
+    listed = run(incidents_stack, "viewer", "incident", "list", "--assignee", "alice", "--json")
+    assert number in [i["number"] for i in json.loads(listed.stdout)]
+
+
+def test_repeated_filters_match_any_of_their_values(incidents_stack):
+    one, two, other = service_name(), service_name(), service_name()
+    a, b, c = create(incidents_stack, one), create(incidents_stack, two), create(incidents_stack,
+                                                                                 other)
+    run(incidents_stack, "practitioner", "incident", "ack", b["number"])
+    both = run(incidents_stack, "viewer", "incident", "list", "--service", one, "--service", two,
+               "--json")
+    assert [i["number"] for i in json.loads(both.stdout)] == [b["number"], a["number"]]
+    acked = run(incidents_stack, "viewer", "incident", "list", "--service", one, "--service",
+                two, "--service", other, "--status", "acknowledged", "--status", "new", "--json")
+    assert {i["number"] for i in json.loads(acked.stdout)} == {a["number"], b["number"],
+                                                               c["number"]}
+    only_new = run(incidents_stack, "viewer", "incident", "list", "--service", one, "--service",
+                   two, "--status", "new", "--json")
+    assert [i["number"] for i in json.loads(only_new.stdout)] == [a["number"]]

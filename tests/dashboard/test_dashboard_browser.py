@@ -145,3 +145,49 @@ async def test_the_board_shows_a_realistic_afternoon(
     await page.screenshot(path=ARTIFACTS / "board.png", full_page=True)
     await page.close()
     assert errors == []
+
+
+#: Elements whose text a person must be able to read whole (nothing cut off).
+READ_WHOLE = ("#incidents .row .title, #incidents .row .num, #incidents .row .meta, "
+              "#changes .row .title, #changes .row .meta, #deployments .row .meta, "
+              "#freezes .row .chip, #deployments .reasons, #deployments .row .num, "
+              "#dora .metric .value, .panel h2")
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (1920, 1080)])
+async def test_the_board_reads_whole_on_a_laptop_and_a_desktop(
+        browser: Browser, dashboard: RunningDashboard, platform: PlatformSettings,
+        width: int, height: int) -> None:
+    errors: list[str] = []
+    page = await browser.new_page(viewport={"width": width, "height": height})
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    await page.goto(f"{dashboard.url}/?access_token={dashboard.token}")
+    await page.wait_for_selector("#status.live", timeout=10_000)
+    now = utcnow()
+    async with publisher(platform) as send:
+        await send(deployment_history(now) + busy_afternoon(now))
+    await expect(page.locator("#incidents .row .prio")).to_have_count(4, timeout=20_000)
+    await expect(page.locator("#dora .service-card")).to_have_count(3)
+
+    # The open incidents and DORA are both on the first screen, no scrolling.
+    for panel in (".panel.incidents", ".panel.dora"):
+        box = await page.locator(panel).bounding_box()
+        assert box is not None and box["y"] + 60 < height, (panel, box)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+
+    cut = await page.locator(READ_WHOLE).evaluate_all(
+        "els => els.filter(e => e.scrollWidth > e.clientWidth + 1 ||"
+        " e.scrollHeight > e.clientHeight + 1).map(e => e.className + ': ' + e.textContent)")
+    assert cut == [], cut
+
+    # Texts read as sentences: a gate's reasons, a freeze's end, who acted.
+    reasons = await page.locator("#deployments .reasons").all_text_contents()
+    assert reasons and not any(".;" in r for r in reasons), reasons
+    freezes = await page.locator("#freezes .row.active .chip").all_text_contents()
+    assert freezes and all(f.startswith("frozen until ") for f in freezes), freezes
+    metas = await page.locator("#incidents .row .meta").first.text_content()
+    assert metas is not None and " · last by " in metas
+    # docs/board-1280.png and docs/board-1920.png are copies of these.
+    await page.screenshot(path=ARTIFACTS / f"board-{width}.png")
+    await page.close()
+    assert errors == []

@@ -7,6 +7,7 @@ other, and returns the aggregates it touched (for the subscriber's check, scenar
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -174,10 +175,13 @@ async def approval_mode(stack: Stack) -> set[tuple[str, str]]:
         started = await waiting.result(timeout=60)
         assert started.code == 0, f"{started}\n{stack.log_tail('deployments')}"
         deployment = deployment_json(started)
-        # While it waited, a person's terminal showed a spinner with the gate's reasons.
-        spinner = [f for f in started.stderr.split("\r") if " awaiting " in f]
-        assert spinner, started.stderr
-        assert spinner[-1].split(": ", 1)[1].strip(), "the spinner shows the reasons"
+        # While it waited, a person's terminal showed a spinner, the gate's reasons above it,
+        # every line within the terminal's 80 columns.
+        screen = started.stderr.replace("\033[K", "").replace("\r\n", "\n")  # the pty's
+        assert " awaiting the gate, " in screen, started.stderr
+        said = screen.split(" awaiting:", 1)[1].split("\r")[0]
+        assert said.splitlines()[1].startswith("  - "), "the reasons are lines of their own"
+        assert max(len(line) for line in re.split("[\r\n]", screen)) <= 80, screen
         assert deployment["gate"]["decision"] == "allowed"
         assert deployment["status"] == "in_progress"
         assert deployment["gate"]["change_id"] == change["id"]
@@ -198,7 +202,31 @@ async def approval_mode(stack: Stack) -> set[tuple[str, str]]:
         finished = await finish(stack, deployment["number"], "succeeded")
         assert finished["status"] == "succeeded"
         await until(stack, change_in("review"), "change to review when succeeded")
-    return {("deployment", deployment["id"]), ("change", change["id"])}
+
+        # The next release: start does not wait (exit 4); after the approval another step's
+        # `deploy gate --wait` is allowed and moves the deployment on, as start would have.
+        later = await cli(stack.cli_env("pipeline"), "deploy", "start", "--service", service,
+                          "--version", "2.1.0", "--wait", "0", "--json")
+        assert later.code == EXIT_AWAITING, later
+        second = deployment_json(later)
+
+        async def its_change_in_assess() -> Any:
+            items = await http.items("changes", "/api/v1/changes", service=service)
+            return next((c for c in items if c["status"] == "assess"), None)
+
+        next_change = await until(stack, its_change_in_assess, "the second change in assess")
+        approved = await cli(stack.cli_env("manager", "carol-manager"), "change", "approve",
+                             next_change["number"], "--comment", "go")
+        assert approved.code == 0, approved
+        gated = await cli(stack.cli_env("pipeline"), "deploy", "gate", second["number"],
+                          "--wait", "60")
+        assert gated.code == 0, gated
+        assert gated.stdout.startswith("allowed")
+        moved = await http.get("deployments", f"/api/v1/deployments/{second['id']}")
+        assert moved["status"] == "in_progress"
+        await finish(stack, second["number"], "succeeded")
+    return {("deployment", deployment["id"]), ("change", change["id"]),
+            ("deployment", second["id"]), ("change", next_change["id"])}
 
 
 # --- scenario 2 ---------------------------------------------------------------------------

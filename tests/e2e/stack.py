@@ -242,7 +242,8 @@ class CliProcess:
 
 
 async def cli_start(env: dict[str, str], *args: str, terminal: bool = False) -> CliProcess:
-    """Start ``tandem *args``; ``terminal`` gives it a terminal for stderr (a spinner's)."""
+    """Start ``tandem *args``; ``terminal`` gives it an 80-column terminal for stderr (a
+    spinner's)."""
     if not terminal:
         process = await asyncio.create_subprocess_exec(
             TANDEM, *args, env=env, stdout=asyncio.subprocess.PIPE,
@@ -252,7 +253,7 @@ async def cli_start(env: dict[str, str], *args: str, terminal: bool = False) -> 
     os.set_blocking(leader, False)
     try:
         process = await asyncio.create_subprocess_exec(
-            TANDEM, *args, env={**env, "COLUMNS": "400"}, stdout=asyncio.subprocess.PIPE,
+            TANDEM, *args, env={**env, "COLUMNS": "80"}, stdout=asyncio.subprocess.PIPE,
             stderr=follower, stdin=asyncio.subprocess.DEVNULL)
     finally:
         os.close(follower)

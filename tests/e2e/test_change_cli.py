@@ -86,3 +86,24 @@ def test_illegal_change_move_lists_the_allowed_ones(stack: Stack) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: 409")
     assert "(allowed: " in result.stderr
+
+
+def test_change_show_names_its_incident_by_number(stack: Stack) -> None:
+    name = service()
+    opened = tandem(stack, "practitioner", "incident", "create", "--title", "Checkout down",
+                    "--service", name, "--impact", "1", "--urgency", "1", "--json")
+    assert opened.exit_code == 0, opened.output
+    incident = json.loads(opened.stdout)
+    created = tandem(stack, "practitioner", "change", "create", "--type", "emergency",
+                     "--title", "Restart the pool", "--service", name, "--incident",
+                     incident["number"], "--json")
+    assert created.exit_code == 0, created.output
+    change = json.loads(created.stdout)
+    assert change["incident_id"] == incident["id"]  # machines keep the id
+
+    shown = tandem(stack, "viewer", "change", "show", change["number"])
+    assert shown.exit_code == 0, shown.output
+    fields = dict(line.split(None, 1) for line in shown.stdout.splitlines()
+                  if len(line.split(None, 1)) == 2)
+    assert fields["incident"] == incident["number"]
+    assert incident["id"] not in shown.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import uuid
@@ -16,9 +17,26 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
+from tandem_cli.config import ConfigError, Profile, load_profile
+
 #: Exit codes every command uses; ``deploy`` adds 3 (prevented) and 4 (still awaiting).
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+def command_group(help: str, **options: Any) -> typer.Typer:
+    """A group of commands: plain help (no boxes), help when called without a command."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **options)
+
+
+def cli_version() -> str:
+    """The installed ``tandem-cli`` distribution's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tandem-cli")
+    except PackageNotFoundError:
+        return "unknown"
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
@@ -35,11 +53,23 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
-def service_url(service: str) -> str:
-    """``TANDEM_URL_<SERVICE>``, else the embedded default (``http://127.0.0.1:8001``...)."""
+def current_profile() -> Profile:
+    """The configuration profile in force; an unusable config file is a usage error."""
+    try:
+        return load_profile()
+    except ConfigError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_USAGE) from None
+
+
+def service_url(service: str, profile: Profile | None = None) -> str:
+    """``TANDEM_URL_<SERVICE>``, else the profile's URL, else the embedded default
+    (``http://127.0.0.1:8001``...)."""
     configured = os.environ.get(f"TANDEM_URL_{service.upper()}")
     if configured:
         return configured.rstrip("/")
+    profile = profile or current_profile()
+    if service in profile.urls:
+        return profile.urls[service]
     from tandem.settings import SERVICES
 
     return f"http://127.0.0.1:{SERVICES[service]}"
@@ -57,14 +87,16 @@ def _problem_line(status: int, body: Any) -> str:
 
 
 class Api:
-    """An HTTP client for one service, authenticated with ``TANDEM_TOKEN``."""
+    """An HTTP client for one service, authenticated with the profile's token
+    (``TANDEM_TOKEN`` over the config file's)."""
 
     def __init__(self, service: str, *, timeout: float = 30.0) -> None:
         self.service = service
-        self.base_url = service_url(service)
-        headers = {"Accept": "application/json", "User-Agent": "tandem-cli"}
-        if token := os.environ.get("TANDEM_TOKEN", "").strip():
-            headers["Authorization"] = f"Bearer {token}"
+        profile = current_profile()
+        self.base_url = service_url(service, profile)
+        headers = {"Accept": "application/json", "User-Agent": f"tandem-cli/{cli_version()}"}
+        if profile.token:
+            headers["Authorization"] = f"Bearer {profile.token}"
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def __enter__(self) -> Api:
@@ -119,7 +151,8 @@ class Api:
             problem = body if isinstance(body, dict) else None
             message = _problem_line(response.status_code, body)
             if response.status_code == 401 and not self.client.headers.get("Authorization"):
-                message += " (set TANDEM_TOKEN; `tandem token mint` makes one)"
+                message += (" (set TANDEM_TOKEN or a profile's token; `tandem token mint` "
+                            "makes one)")
             if problem and isinstance(problem.get("errors"), list):
                 fields = [f"{e.get('field')}: {e.get('message')}" for e in problem["errors"]
                           if isinstance(e, dict)]
@@ -193,6 +226,37 @@ def list_all(api: Api, path: str, params: dict[str, Any], limit: int) -> list[di
     return items
 
 
+def list_any_of(api: Api, path: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """Like :func:`list_all`, where a filter given as a list matches any of its values.
+
+    The services take one value per filter; each combination is listed on its own and the
+    answers are merged newest first (the services' own order), each item once.
+    """
+    multi = {k: v for k, v in params.items() if isinstance(v, list | tuple) and v}
+    single = {k: v for k, v in params.items() if not isinstance(v, list | tuple)}
+    combinations: list[dict[str, Any]] = [{}]
+    for name, values in multi.items():
+        combinations = [{**c, name: v} for c in combinations for v in dict.fromkeys(values)]
+    seen: dict[str, dict[str, Any]] = {}
+    for combination in combinations:
+        for item in list_all(api, path, {**single, **combination}, limit):
+            seen.setdefault(str(item.get("id")), item)
+    items = sorted(seen.values(), key=lambda i: (str(i.get("created_at")), str(i.get("id"))),
+                   reverse=True)
+    return items[:limit]
+
+
+def number_of(service: str, plural: str, ref: Any) -> str | None:
+    """The human number of ``ref`` (a UUID), asked of its service; the UUID if it cannot say."""
+    if not ref:
+        return None
+    try:
+        with Api(service, timeout=5.0) as api:
+            return str(api.get(f"/api/v1/{plural}/{ref}").get("number") or ref)
+    except CommandError:
+        return str(ref)
+
+
 _RELATIVE = re.compile(r"^([+-])(\d+)([smhd])$")
 
 
@@ -243,17 +307,31 @@ def _cell(value: Any) -> str:
     return text
 
 
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one (a pipe or a file gets whole lines)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
-          *, empty: str = "nothing found") -> str:
-    """Aligned columns: ``columns`` are (heading, field) pairs; the last column is not padded."""
+          *, empty: str = "nothing found", width: int | None = None) -> str:
+    """Aligned columns: ``columns`` are (heading, field) pairs; the last column is not padded.
+
+    With ``width`` (default: the terminal's, when stdout is one) a line longer than it has its
+    last column cut with an ellipsis, as gh and kubectl do on a terminal.
+    """
     if not rows:
         return empty
+    width = width if width is not None else terminal_width()
     cells = [[_cell(_field(row, field)) for _, field in columns] for row in rows]
     headings = [h for h, _ in columns]
     widths = [max(len(headings[i]), *(len(r[i]) for r in cells)) for i in range(len(columns))]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+        text = "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+        if width is not None and len(text) > width:
+            lead = len(text) - len(values[-1])
+            text = text[:max(width - 1, lead + 1)] + "…"
+        return text
 
     return "\n".join([line(headings), *(line(r) for r in cells)])
 

@@ -13,6 +13,7 @@ from tandem_cli.api import (
     Api,
     CommandError,
     JsonOption,
+    command_group,
     details,
     emit,
     fail,
@@ -21,10 +22,9 @@ from tandem_cli.api import (
     table,
 )
 
-catalog_app = typer.Typer(help="The service catalog: import descriptors, services, teams.",
-                          no_args_is_help=True)
-service_app = typer.Typer(help="Services: who owns and who runs each.", no_args_is_help=True)
-team_app = typer.Typer(help="Teams and their members.", no_args_is_help=True)
+catalog_app = command_group("The service catalog: import descriptors, services, teams.")
+service_app = command_group("Services: who owns and who runs each.")
+team_app = command_group("Teams and their members.")
 catalog_app.add_typer(service_app, name="service")
 catalog_app.add_typer(team_app, name="team")
 

@@ -12,10 +12,12 @@ from tandem_cli.api import (
     Api,
     CommandError,
     JsonOption,
+    command_group,
     details,
     emit,
     iso,
     list_all,
+    number_of,
     parse_span,
     parse_when,
     reporting,
@@ -24,8 +26,7 @@ from tandem_cli.api import (
     transition,
 )
 
-change_app = typer.Typer(help="Change requests: create, list, approve, reject, transition.",
-                         no_args_is_help=True)
+change_app = command_group("Change requests: create, list, approve, reject, transition.")
 
 COLUMNS = [("NUMBER", "number"), ("TYPE", "type"), ("STATUS", "status"), ("SERVICE", "service"),
            ("ENV", "environment"), ("START", "planned_start"), ("END", "planned_end"),
@@ -35,7 +36,7 @@ FIELDS = [("number", "number"), ("id", "id"), ("type", "type"), ("title", "title
           ("risk", "risk"), ("approvals", "approvals_shown"), ("approved by", "rule_shown"),
           ("template", "template_shown"),
           ("planned start", "planned_start"), ("planned end", "planned_end"),
-          ("incident", "incident_id"), ("deployment", "deployment_id"),
+          ("incident", "incident_shown"), ("deployment", "deployment_shown"),
           ("close code", "close_code"), ("next", "allowed_transitions"),
           ("created", "created_at"), ("updated", "updated_at")]
 
@@ -70,6 +71,13 @@ def _show(change: dict[str, Any], as_json: bool, api: Api | None = None) -> None
                 shown["template_shown"] = f"{template['number']} ({template['title']})"
     elif change.get("type") == "standard":
         shown["template_shown"] = "none (authorizes no deployment)"
+    shown["incident_shown"] = change.get("incident_id")
+    shown["deployment_shown"] = change.get("deployment_id")
+    if api is not None and not as_json:
+        # People read numbers; the change carries ids (kept when a service cannot say).
+        shown["incident_shown"] = number_of("incidents", "incidents", change.get("incident_id"))
+        shown["deployment_shown"] = number_of("deployments", "deployments",
+                                              change.get("deployment_id"))
     emit(change, as_json, details(shown, FIELDS))
 
 
@@ -198,8 +206,7 @@ def move(
 
 # --- the standard change catalog -----------------------------------------------------------
 
-template_app = typer.Typer(help="Standard change templates: owner-approved, per service.",
-                           no_args_is_help=True)
+template_app = command_group("Standard change templates: owner-approved, per service.")
 change_app.add_typer(template_app, name="template")
 
 TEMPLATE_COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("SERVICE", "service"),

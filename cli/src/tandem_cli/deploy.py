@@ -11,6 +11,7 @@ import itertools
 import math
 import shutil
 import subprocess
+import textwrap
 import threading
 import time
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from tandem_cli.api import (
     Api,
     CommandError,
     JsonOption,
+    command_group,
     emit,
     fail,
     iso,
@@ -39,8 +41,7 @@ EXIT_BY_DECISION = {"allowed": 0, "prevented": EXIT_PREVENTED, "awaiting": EXIT_
 #: The service holds one long poll for at most this long; longer waits poll again.
 LONG_POLL_S = 60
 
-deploy_app = typer.Typer(help="Deployments for pipelines: start (gate), finish, gate.",
-                         no_args_is_help=True)
+deploy_app = command_group("Deployments for pipelines: start (gate), finish, gate.")
 
 Ref = Annotated[str, typer.Argument(help="Deployment number (DEP0000042) or id")]
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("GATE", "gate.decision"),
@@ -83,14 +84,15 @@ def _summary(deployment: dict[str, Any]) -> str:
 
 
 class Spinner:
-    """A spinner with the gate's reasons on stderr while a long poll is held (terminals only)."""
+    """A spinner while a long poll is held (terminals only): the gate's reasons are printed
+    above it whenever they change, wrapped to the terminal, and the spinner line stays short."""
 
     FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.reasons = ""
         self.started = time.monotonic()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -107,13 +109,22 @@ class Spinner:
         self._thread.join()
         typer.echo("\r\033[K", err=True, nl=False)
 
+    def say(self, reasons: list[str]) -> None:
+        """Print the gate's reasons as lines of their own, above the spinner."""
+        width = max(40, shutil.get_terminal_size().columns - 1)
+        lines = [f"{self.label} awaiting:"]
+        for reason in reasons or ["-"]:
+            lines += textwrap.wrap(reason, width, initial_indent="  - ",
+                                   subsequent_indent="    ")
+        with self._lock:
+            typer.echo("\r\033[K" + "\n".join(lines), err=True)
+
     def _run(self) -> None:
         for frame in itertools.cycle(self.FRAMES):
             elapsed = int(time.monotonic() - self.started)
-            line = f"{frame} {self.label} awaiting {elapsed}s: {self.reasons}"
-            # One terminal line, so the carriage return can redraw it.
-            width = shutil.get_terminal_size().columns - 1
-            typer.echo(f"\r\033[K{line[:width]}", err=True, nl=False)
+            with self._lock:
+                typer.echo(f"\r\033[K{frame} {self.label} awaiting the gate, {elapsed}s",
+                           err=True, nl=False)
             if self._stop.wait(0.1):
                 return
 
@@ -129,13 +140,13 @@ def await_gate(api: Api, deployment: dict[str, Any], wait: float) -> dict[str, A
     last_reasons: str | None = None
     try:
         while gate.get("decision") == "awaiting":
-            reasons = "; ".join(_reason_text(r) for r in gate.get("reasons") or []) or "-"
-            if spinner and not spinner.started_thread:
-                spinner.reasons = reasons
-                spinner.__enter__()
-            if spinner:
-                spinner.reasons = reasons
-            elif reasons != last_reasons:
+            reason_list = [_reason_text(r) for r in gate.get("reasons") or []]
+            reasons = "; ".join(reason_list) or "-"
+            if spinner and reasons != last_reasons:
+                spinner.say(reason_list)
+                if not spinner.started_thread:
+                    spinner.__enter__()
+            elif not spinner and reasons != last_reasons:
                 typer.echo(f"{label} awaiting: {reasons}", err=True)
             last_reasons = reasons
             remaining = deadline - time.monotonic()
@@ -262,12 +273,22 @@ def finish(
 def gate(
     ref: Ref,
     wait: Annotated[float, typer.Option(help="Seconds to wait while awaiting")] = 0,
+    begin: Annotated[bool, typer.Option(
+        help="Mark the deployment in progress once allowed, as start does")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Show a deployment's gate: exit 0 allowed, 3 prevented, 4 still awaiting."""
     with reporting(as_json), Api("deployments") as api:
         deployment = api.get(f"/api/v1/deployments/{ref}")
         decision_gate = await_gate(api, deployment, wait)
+        if (decision_gate.get("decision") == "allowed" and begin
+                and deployment.get("status") == "requested"):
+            # What start would have done had the gate allowed it at once; a repeated call
+            # finds the deployment already started.
+            current = api.get(f"/api/v1/deployments/{deployment['id']}")
+            if current.get("status") == "requested":
+                transition(api, "deployments", deployment["id"], "in_progress",
+                           "deployment started by the pipeline")
     emit(decision_gate, as_json, "\n".join(gate_lines(decision_gate)))
     raise typer.Exit(EXIT_BY_DECISION.get(str(decision_gate.get("decision")), 1))
 

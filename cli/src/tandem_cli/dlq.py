@@ -7,10 +7,18 @@ from typing import Annotated, Any
 import typer
 
 from tandem.settings import SERVICES
-from tandem_cli.api import Api, CommandError, JsonOption, details, emit, reporting, table
+from tandem_cli.api import (
+    Api,
+    CommandError,
+    JsonOption,
+    command_group,
+    details,
+    emit,
+    reporting,
+    table,
+)
 
-dlq_app = typer.Typer(help="Dead letters: messages a service's consumers could not apply.",
-                      no_args_is_help=True)
+dlq_app = command_group("Dead letters: messages a service's consumers could not apply.")
 
 #: The services with consumers (the dashboard keeps no dead letters).
 CONSUMING = tuple(name for name in SERVICES if name != "dashboard")

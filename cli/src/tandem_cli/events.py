@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from tandem.settings import PlatformSettings
-from tandem_cli.api import fail
+from tandem_cli.api import command_group, fail
 
-events_app = typer.Typer(help="The event stream.", no_args_is_help=True)
+events_app = command_group("The event stream.")
 
 #: The services that publish a topic (the dashboard only reads).
 TOPICS = ("incidents", "changes", "deployments", "catalog", "notifier")
@@ -86,6 +86,8 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
             for tp, end in (await consumer.end_offsets(partitions)).items():
                 consumer.seek(tp, end)
         read = ReadPositions(platform)
+        typer.echo(f"tail: following {', '.join(sorted({tp.topic for tp in partitions}))} "
+                   f"from {'their start' if from_beginning else 'now'}", err=True)
         # The embedded broker may place a partition's end inside its last batch: what the first
         # fetch of a partition returns from before the start is not new.
         started_ms = int(time.time() * 1000)

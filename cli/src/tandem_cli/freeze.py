@@ -9,6 +9,7 @@ import typer
 from tandem_cli.api import (
     Api,
     JsonOption,
+    command_group,
     details,
     emit,
     iso,
@@ -19,7 +20,7 @@ from tandem_cli.api import (
     transition,
 )
 
-freeze_app = typer.Typer(help="Freeze windows: create, list, end early.", no_args_is_help=True)
+freeze_app = command_group("Freeze windows: create, list, end early.")
 
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("SERVICES", "services"),
            ("SOURCE", "source"), ("STARTS", "starts_at"), ("ENDS", "ends_at"),

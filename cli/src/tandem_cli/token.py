@@ -8,8 +8,9 @@ import typer
 
 from tandem.auth import Role, mint_token, parse_ttl
 from tandem.settings import PlatformSettings
+from tandem_cli.api import command_group
 
-token_app = typer.Typer(help="Bearer tokens.", no_args_is_help=True)
+token_app = command_group("Bearer tokens.")
 
 
 @token_app.command("mint")

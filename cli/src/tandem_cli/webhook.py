@@ -7,10 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from tandem_cli.api import Api, JsonOption, details, emit, list_all, reporting, table
+from tandem_cli.api import (
+    Api,
+    JsonOption,
+    command_group,
+    details,
+    emit,
+    list_all,
+    reporting,
+    table,
+)
 
-webhook_app = typer.Typer(help="Webhooks out: subscriptions to Tandem's facts and their "
-                               "delivery log (the notifier).", no_args_is_help=True)
+webhook_app = command_group("Webhooks out: subscriptions to Tandem's facts and their delivery "
+                            "log (the notifier).")
 
 COLUMNS = [("NUMBER", "number"), ("STATUS", "status"), ("FORMAT", "format"), ("URL", "url"),
            ("TYPES", "types"), ("SERVICES", "services"), ("TEAMS", "teams"),

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem import dead_letters, history, metrics, tracing
+from tandem.api_docs import serve_api_docs
 from tandem.consumer import EventConsumer, Handler
 from tandem.db import Database
 from tandem.dead_letters import count_open
@@ -334,8 +335,10 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
             log.info("%s stopped", spec.name)
 
     app = FastAPI(
-        title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan
+        title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
+        docs_url=None, redoc_url=None,
     )
+    serve_api_docs(app)
     tracing.configure(spec.name)
     tracing.instrument_app(app)
     install_problem_handlers(app)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from tandem.db import utcnow
 from tandem.problems import Problem
@@ -91,6 +92,16 @@ def decode_token(secret: str, token: str) -> Actor:
         raise _unauthorized("The token names no known role.") from None
 
 
+#: The security scheme of every operation that needs a token (:func:`authenticate`).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="A Tandem token: `tandem token mint --role ROLE --sub NAME` prints one "
+    "(`make run` prints one per role). Paste it without the word Bearer.",
+)
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header:
@@ -101,7 +112,9 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request) -> Actor:
+def authenticate(request: Request, _scheme: Annotated[object, Depends(BEARER)]) -> Actor:
+    # ``BEARER`` declares the scheme in the OpenAPI document; the header is read here, so a
+    # wrong one is a 401 problem that says what is wrong.
     token = bearer_token(request)
     if token is None:
         raise _unauthorized("A bearer token is required.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -159,12 +160,16 @@ _WHEN = {
 }
 
 
-def _problem_codes(path: str, method: str) -> list[int]:
-    codes = [401, 403, 422, 503]
+def _problem_codes(path: str, method: str, operation: dict[str, Any]) -> list[int]:
+    codes = [422, 503]
+    if operation.get("security"):
+        codes += [401, 403]
     if "{" in path:
         codes.append(404)
     if method in ("post", "put", "patch"):
         codes += [400, 409, 413]
+    elif any(p.get("in") == "query" for p in operation.get("parameters", [])):
+        codes.append(400)  # a cursor or window this service did not issue, a naive time
     if method == "patch" or path.endswith("/transitions"):
         codes.append(412)
     return sorted(codes)
@@ -187,7 +192,7 @@ def document_problems(app: FastAPI) -> None:
                 continue
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
-                for code in _problem_codes(path, method):
+                for code in _problem_codes(path, method, operation):
                     responses[str(code)] = {"description": _WHEN[code], "content": reference}
         if "schemas/HTTPValidationError'" not in str(schema.get("paths")):
             schemas.pop("HTTPValidationError", None)
@@ -196,6 +201,19 @@ def document_problems(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document gives the request's path (its templates matched)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations if m in _HTTP_METHODS}
+    return sorted(methods)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -225,11 +243,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
-        return problem_response(
-            Problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            # Starlette names the methods of the first route of the path; a path served by
+            # several routes (GET and POST apart) allows all of theirs.
+            headers["Allow"] = ", ".join(allowed)
+        return problem_response(Problem(exc.status_code, detail, headers=headers or None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -100,6 +100,8 @@ class Board:
         #: deployment id -> incident ids that a manager confirmed it caused.
         self.confirmed_causes: defaultdict[str, set[str]] = defaultdict(set)
         self.feed: deque[dict[str, Any]] = deque(maxlen=settings.feed_size)
+        #: (aggregate, subject) -> who acted last on it (the last event's actor).
+        self.actors: dict[tuple[str, str], str] = {}
         self.last_event_id: str | None = None
         self.events_applied = 0
         self.caught_up = False
@@ -113,6 +115,7 @@ class Board:
             return False
         self.sequences[key] = event.sequence
         self.touched[key] = event.time
+        self.actors[key] = event.actor
         snapshot = event.data.get(aggregate)
         if aggregate in self.aggregates and isinstance(snapshot, dict):
             self.aggregates[aggregate][event.subject] = snapshot
@@ -162,6 +165,7 @@ class Board:
                         and self.touched.get(key, now) < keep_until[aggregate]):
                     del snapshots[subject]
                     self.touched.pop(key, None)
+                    self.actors.pop(key, None)
                     self.breaches.pop(subject, None)
 
     # -- reading ----------------------------------------------------------------------------
@@ -202,9 +206,10 @@ class Board:
     def incidents(self, now: datetime) -> dict[str, list[dict[str, Any]]]:
         open_, resolved = [], []
         catalog = self.services_by_name()
-        for snap in self.aggregates["incident"].values():
+        for subject, snap in self.aggregates["incident"].items():
             service = catalog.get(str(snap.get("service")))
             item = {**snap, "sla": self.sla(snap, now),
+                    "last_actor": self.actors.get(("incident", subject)),
                     "teams": {"owner_team": service.get("owner_team") if service else None,
                               "operations_team": (service.get("operations_team")
                                                   if service else None),
@@ -241,7 +246,9 @@ class Board:
             return str(d.get("finished_at") or d.get("started_at") or d.get("updated_at")
                        or d.get("created_at") or "")
 
-        items = sorted(self.aggregates["deployment"].values(), key=moment, reverse=True)
+        items = sorted(({**d, "last_actor": self.actors.get(("deployment", subject))}
+                        for subject, d in self.aggregates["deployment"].items()),
+                       key=moment, reverse=True)
         return items[: self.settings.recent_deployments]
 
     def catalog(self) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from dashboard.config import DashboardSettings
 from dashboard.feed import TopicFeed
 from dashboard.routes import STATIC_DIR, api, router
 from dashboard.stream import EventHub
+from tandem.api_docs import serve_api_docs
 from tandem.app import RequestContext
 from tandem.inputs import InputGuard
 from tandem.logs import configure_logging
@@ -93,8 +94,10 @@ def create_app(platform: PlatformSettings | None = None,
             log.info("dashboard stopped")
 
     app = FastAPI(title="Tandem dashboard", version="1.0.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="A live board of incidents, changes, deployments and DORA, "
                               "fed by Tandem's topics, and the topics as Server-Sent Events.")
+    serve_api_docs(app)
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(api)

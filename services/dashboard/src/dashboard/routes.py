@@ -13,7 +13,7 @@ from dashboard.board import Board
 from dashboard.config import DashboardSettings
 from dashboard.feed import TopicFeed
 from dashboard.stream import EventHub, StreamFilter
-from tandem.auth import Actor, bearer_token, decode_token
+from tandem.auth import BEARER, Actor, bearer_token, decode_token
 from tandem.problems import Problem
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -31,6 +31,7 @@ PAGE_SECURITY_HEADERS = {
 
 
 def viewer(request: Request,
+           _scheme: Annotated[object, Depends(BEARER)],
            access_token: Annotated[str | None, Query(
                description="The bearer token, for clients that cannot send headers "
                            "(a browser's EventSource).")] = None) -> Actor:

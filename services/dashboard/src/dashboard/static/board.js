@@ -164,13 +164,16 @@
     title.append(el("span", "text", incident.title));
     if (incident.major) title.append(el("span", "tag major", "major"));
     const cell = el("div", "cell");
+    const actor = incident.last_actor ? ` · last by ${incident.last_actor}` : "";
     cell.append(title, el("div", "meta", `${incident.service} · ${incident.environment} · ` +
-      `reported ${ago(incident.sla && incident.sla.reported_at)}`));
+      `reported ${ago(incident.sla && incident.sla.reported_at)}${actor}`));
     // Who works it, and who owns and runs the service (the catalog's word).
     const teams = incident.teams || {};
     const who = el("div", "meta teams");
-    who.append(el("span", "group " + (incident.assignment_group ? "" : "unassigned"),
-      incident.assignment_group ? `assigned to ${incident.assignment_group}` : "unassigned"));
+    const assigned = [incident.assignee, incident.assignment_group && (incident.assignee
+      ? `(${incident.assignment_group})` : incident.assignment_group)].filter(Boolean).join(" ");
+    who.append(el("span", "group " + (assigned ? "" : "unassigned"),
+      assigned ? `assigned to ${assigned}` : "unassigned"));
     const runs = teams.operations_team && teams.operations_team !== incident.assignment_group
       ? ` · run by ${teams.operations_team}` : "";
     if (teams.owner_team) {
@@ -223,7 +226,9 @@
       const head = el("div", "title", services);
       if (f.source === "incident") head.append(el("span", "tag major", "major incident"));
       cell.append(head, el("div", "meta", f.reason || ""));
-      const when = f.active ? `until ${hhmm(f.ends_at)}` : `from ${hhmm(f.starts_at)}`;
+      const until = f.ends_at ? `until ${hhmm(f.ends_at)}`
+        : f.source === "incident" ? "until its incident is resolved" : "until ended";
+      const when = f.active ? `frozen ${until}` : `from ${hhmm(f.starts_at)}, ${until}`;
       row.append(cell, el("span", "chip " + (f.active ? "prevented" : "awaiting"), when));
       return row;
     }), "No freezes.");
@@ -252,6 +257,12 @@
 
   // -- deployments -----------------------------------------------------------------------
 
+  // Reasons read as sentences: each ends with its stop, one space between them.
+  function sentences(texts) {
+    return texts.map((t) => String(t).trim()).filter(Boolean)
+      .map((t) => (/[.!?]$/.test(t) ? t : `${t}.`)).join(" ");
+  }
+
   function renderDeployments(deployments) {
     replace($("deployments"), deployments.map((d) => {
       const row = el("div", "row deployment");
@@ -266,9 +277,10 @@
       decision.append(chip(gate.decision ? `gate ${gate.decision}` : "no gate"));
       decision.firstChild.classList.add(safeClass(gate.decision));
       const reasons = (gate.reasons || []).map((r) => r.message || r.code).filter(Boolean);
-      if (reasons.length) decision.append(document.createTextNode(" " + reasons.join("; ")));
+      if (reasons.length) decision.append(document.createTextNode(" " + sentences(reasons)));
       row.append(decision);
-      row.append(el("span", "meta", ago(d.finished_at || d.started_at || d.created_at)));
+      const by = d.last_actor ? ` by ${d.last_actor}` : "";
+      row.append(el("span", "meta", ago(d.finished_at || d.started_at || d.created_at) + by));
       return row;
     }), "No deployments yet.");
   }
