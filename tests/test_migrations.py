@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 import tandem.tables  # noqa: F401  (the platform tables, in SQLModel's metadata)
 from tandem.migrations import downgrade, upgrade
 
-STORED = ("incidents", "changes", "deployments", "catalog")
+STORED = ("incidents", "changes", "deployments", "catalog", "notifier")
 
 
 async def _tables(url: str) -> set[str]:

@@ -20,6 +20,7 @@ READS = {
     "deployments": lambda: importlib.import_module("deployments.consumers").REACTIONS.topics,
     "dashboard": lambda: importlib.import_module("dashboard.feed").TOPICS,
     "catalog": lambda: importlib.import_module("catalog.consumers").REACTIONS.topics,
+    "notifier": lambda: importlib.import_module("notifier.consumers").REACTIONS.topics,
 }
 
 

@@ -36,9 +36,9 @@ STRIMZI_KINDS = {"Kafka": "kafka", "KafkaNodePool": "kafkaNodePool", "KafkaTopic
 #: The oldest Kubernetes release the manifests support and the newest the validator knows.
 K8S_VERSIONS = ["1.30.0", "1.37.0"]
 #: The deployables (contract section 1); the dashboard keeps no database and owns no topic.
-APP_SERVICES = ["incidents", "changes", "deployments", "dashboard", "catalog"]
+APP_SERVICES = ["incidents", "changes", "deployments", "dashboard", "catalog", "notifier"]
 PORTS = {name: SERVICES.get(name, 8004) for name in APP_SERVICES}
-WITH_DATABASE = ["incidents", "changes", "deployments", "catalog"]
+WITH_DATABASE = ["incidents", "changes", "deployments", "catalog", "notifier"]
 OVERLAYS = ["dev", "prod"]
 
 Doc = dict[str, Any]
@@ -270,7 +270,16 @@ def test_each_service_has_its_service_budget_autoscaler_and_network_policy(
         for port in rule["ports"]
     }
     kafka_port = 9093 if overlay == "prod" else 9092  # production's listener is TLS only
-    assert egress_ports == {53, kafka_port, 5432}, "DNS, Kafka and PostgreSQL only"
+    # The notifier alone also calls its subscribers' receivers: HTTPS to public addresses.
+    receivers = {443} if service == "notifier" else set()
+    assert egress_ports == {53, kafka_port, 5432} | receivers, "DNS, Kafka and PostgreSQL only"
+    if service == "notifier":
+        outside = [rule for p in policies for rule in p["spec"].get("egress", [])
+                   if any(port["port"] == 443 for port in rule["ports"])]
+        blocks = [peer["ipBlock"] for rule in outside for peer in rule["to"]]
+        assert blocks and all(peer["except"] for peer in blocks)
+        closed = {cidr for peer in blocks for cidr in peer["except"]}
+        assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= closed
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

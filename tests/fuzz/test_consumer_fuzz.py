@@ -100,7 +100,8 @@ def generated(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
                 ) -> AsyncIterator[dict[str, Running]]:
-    """incidents, changes, deployments and the catalog on one set of topics, SQLite each."""
+    """incidents, changes, deployments, the catalog and the notifier on one set of topics,
+    SQLite each."""
     var_dir = tmp_path_factory.mktemp("consumer-fuzz")
     platform = platform_for(broker, var_dir, log_level="ERROR")
     async with AsyncExitStack() as exits:
@@ -193,6 +194,8 @@ async def test_garbage_on_every_topic_never_stops_a_consumer(
     incident_events = {e.id for e in events if e.subject == major.json()["id"]}
     assert await inbox_count(chg, incident_events) == len(incident_events)
     assert await inbox_count(dep, incident_events) >= 1
+    # The notifier heard each of them once (every fact is queued for its subscribers).
+    assert await inbox_count(stack["notifier"], incident_events) == len(incident_events)
 
     # The undecodable garbage was dead-lettered, not dropped silently.
     async with TopicWatcher(platform, platform.dlq_topic("incidents")) as dlq:

@@ -21,7 +21,7 @@ from tandem_cli.broker import EmbeddedBroker
 
 #: The role each service's writes need, so fuzzed writes get past authorization.
 ROLE = {"incidents": "owner", "changes": "owner", "deployments": "pipeline",
-        "dashboard": "viewer", "catalog": "owner"}
+        "dashboard": "viewer", "catalog": "owner", "notifier": "manager"}
 
 
 @schemathesis.check
@@ -85,6 +85,12 @@ def catalog_api(broker: EmbeddedBroker,
 
 
 @pytest.fixture(scope="module")
+def notifier_api(broker: EmbeddedBroker,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
+    yield from _schema("notifier", broker, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def dashboard_api(broker: EmbeddedBroker,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
     yield from _schema("dashboard", broker, tmp_path_factory)
@@ -126,6 +132,10 @@ def test_deployments_api(deployments_api: schemathesis.BaseSchema) -> None:
 
 def test_catalog_api(catalog_api: schemathesis.BaseSchema) -> None:
     assert fuzz_every_operation(catalog_api) >= 7
+
+
+def test_notifier_api(notifier_api: schemathesis.BaseSchema) -> None:
+    assert fuzz_every_operation(notifier_api) >= 8
 
 
 def test_dashboard_api(dashboard_api: schemathesis.BaseSchema) -> None:

@@ -21,7 +21,7 @@ from tandem_cli.broker import EmbeddedBroker
 from tandem_testing import drop_pg_database, isolated_platform, new_database_url, running_service
 
 #: The services with a database of their own (the dashboard keeps none).
-STORED = ("incidents", "changes", "deployments", "catalog")
+STORED = ("incidents", "changes", "deployments", "catalog", "notifier")
 ALL = (*STORED, "dashboard")
 #: The PagerDuty-style ingest's routing key configured for the incidents app under test.
 ROUTING_KEY = "5ecu7e000000000000000000000000aa"
@@ -55,7 +55,8 @@ def build_app(name: str, platform: PlatformSettings, database_url: str | None) -
     assert database_url is not None
     upgrade(config.MIGRATIONS_DIR, database_url)
     settings_class = {"incidents": "IncidentsSettings", "changes": "ChangesSettings",
-                      "deployments": "DeploymentsSettings", "catalog": "CatalogSettings"}[name]
+                      "deployments": "DeploymentsSettings", "catalog": "CatalogSettings",
+                      "notifier": "NotifierSettings"}[name]
     extra: dict[str, object] = {}
     if name == "incidents":
         extra["routing_keys"] = f"{ROUTING_KEY}=checkout"

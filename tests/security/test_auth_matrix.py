@@ -51,6 +51,12 @@ CONTRACT = {
     ("catalog", "GET", "/api/v1/services"): set(EVERYONE),
     ("changes", "POST", "/api/v1/standard-changes"): {"owner"},
     ("dashboard", "GET", "/api/v1/stream"): set(EVERYONE),
+    ("notifier", "POST", "/api/v1/subscriptions"): {"manager", "owner"},
+    ("notifier", "PATCH", "/api/v1/subscriptions/{ref}"): {"manager", "owner"},
+    ("notifier", "POST", "/api/v1/subscriptions/{ref}/transitions"): {"manager", "owner"},
+    ("notifier", "POST", "/api/v1/deliveries/{delivery_id}/redeliver"): {"manager", "owner"},
+    ("notifier", "GET", "/api/v1/deliveries"): set(EVERYONE),
+    ("notifier", "GET", "/api/v1/subscriptions"): set(EVERYONE),
 }
 
 
@@ -207,7 +213,7 @@ async def test_every_route_answers_each_role_and_bad_token_per_the_role_table(
 async def test_denials_are_problems_that_say_why(service: Running) -> None:
     path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/freezes",
             "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board",
-            "catalog": "/api/v1/teams"}[service.name]
+            "catalog": "/api/v1/teams", "notifier": "/api/v1/subscriptions"}[service.name]
     anonymous = await service.client.get(path)
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"].startswith("application/problem+json")
@@ -225,7 +231,8 @@ async def test_the_query_token_of_the_board_is_checked_like_a_header(service: Ru
         # Only the board (for EventSource) reads ?access_token=; elsewhere it opens nothing.
         valid = service.token("owner")
         path = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
-                "deployments": "/api/v1/deployments", "catalog": "/api/v1/services"}[
+                "deployments": "/api/v1/deployments", "catalog": "/api/v1/services",
+                "notifier": "/api/v1/subscriptions"}[
             service.name]
         r = await service.client.get(path, params={"access_token": valid})
         assert r.status_code == 401

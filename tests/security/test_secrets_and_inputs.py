@@ -73,6 +73,9 @@ def create_request(name: str, text: str, long_text: str) -> tuple[str, dict[str,
     if name == "catalog":
         return "/api/v1/teams", {"name": f"inject-{uuid.uuid4().hex[:8]}", "title": text,
                                  "description": long_text}, "owner"
+    if name == "notifier":
+        return "/api/v1/subscriptions", {"url": "https://93.184.216.34/hook",
+                                         "description": long_text}, "manager"
     return "/api/v1/deployments", {"service": "inject", "environment": "staging",
                                    "version": text[:100], "artifact": long_text[:500],
                                    "ref": text, "pipeline": {"id": text}}, "pipeline"
@@ -81,7 +84,7 @@ def create_request(name: str, text: str, long_text: str) -> tuple[str, dict[str,
 #: A create path of each service (the catalog's teams, the board for the dashboard).
 PATHS = {"incidents": "/api/v1/incidents", "changes": "/api/v1/changes",
          "deployments": "/api/v1/deployments", "dashboard": "/api/v1/board",
-         "catalog": "/api/v1/teams"}
+         "catalog": "/api/v1/teams", "notifier": "/api/v1/subscriptions"}
 
 
 async def test_no_token_or_secret_reaches_a_log_line(service: Running,
@@ -174,8 +177,9 @@ async def test_hostile_strings_are_stored_verbatim_and_returned_as_json(stored: 
                     "deployments", "version") else field
                 assert got[returned] == sent, (field, text)
         # The same strings as filters find nothing and break nothing.
-        filters = {"member": text} if stored.name == "catalog" else {"service": text,
-                                                                     "status": text}
+        filters = ({"member": text} if stored.name == "catalog" else
+                   {"team": text, "status": text} if stored.name == "notifier" else
+                   {"service": text, "status": text})
         listed = await stored.client.get(path, params=filters,
                                          headers=stored.headers("viewer"))
         assert listed.status_code in (200, 422), listed.text[:300]

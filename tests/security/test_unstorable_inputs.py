@@ -49,6 +49,9 @@ def create_body(name: str) -> tuple[str, dict[str, Any], str]:
                                    }, "practitioner"
     if name == "catalog":
         return "/api/v1/teams", {"name": "inputs", "title": "t", "description": "d"}, "owner"
+    if name == "notifier":
+        return "/api/v1/subscriptions", {"url": "https://93.184.216.34/hook",
+                                         "description": "d"}, "manager"
     return "/api/v1/deployments", {"service": "inputs", "environment": "staging",
                                    "version": "1.0.0", "ref": "main"}, "pipeline"
 

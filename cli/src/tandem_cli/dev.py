@@ -160,7 +160,10 @@ def dev() -> None:
             raise StartupError("a migration failed (see above)")
         # The terminal shows this command's own lines; the services' info logs (every readiness
         # poll, every request) only when asked for with TANDEM_LOG_LEVEL.
-        env = {"TANDEM_LOG_LEVEL": "WARNING", **os.environ, "TANDEM_AUTH_SECRET": secret}
+        # The notifier may call receivers on this machine (a local test receiver); production
+        # leaves loopback refused.
+        env = {"TANDEM_LOG_LEVEL": "WARNING", "TANDEM_NOTIFIER_ALLOW_LOOPBACK": "true",
+               **os.environ, "TANDEM_AUTH_SECRET": secret}
         for name, port in services.items():
             process = Supervised(name, [
                 sys.executable, "-m", "uvicorn", f"{name}.main:create_app", "--factory",

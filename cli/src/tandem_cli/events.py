@@ -18,10 +18,10 @@ from tandem_cli.api import command_group, fail
 events_app = command_group("The event stream.")
 
 #: The services that publish a topic (the dashboard only reads).
-TOPICS = ("incidents", "changes", "deployments", "catalog")
+TOPICS = ("incidents", "changes", "deployments", "catalog", "notifier")
 #: Each aggregate's human reference in its snapshot.
 _AGGREGATES = ("incident", "change", "freeze", "standard_change", "deployment", "service",
-               "team")
+               "team", "subscription")
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -157,7 +157,8 @@ def tail(
         "--type", help="Only these types; globs such as 'tandem.incident.*' work; repeatable")]
     = None,
     topic: Annotated[list[str] | None, typer.Option(
-        help="incidents, changes, deployments or catalog (default: all); repeatable")] = None,
+        help="incidents, changes, deployments, catalog or notifier (default: all); "
+             "repeatable")] = None,
     from_beginning: Annotated[bool, typer.Option(
         "--from-beginning", help="Replay what the topics hold before following them")] = False,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events")]
@@ -190,7 +191,8 @@ def tail(
 
 @events_app.command("replay")
 def replay(
-    service: Annotated[str, typer.Option(help="incidents, changes, deployments or catalog")],
+    service: Annotated[str, typer.Option(
+        help="incidents, changes, deployments, catalog or notifier")],
     since: Annotated[str | None, typer.Option(
         help="Only events recorded since: -2h, -7d or an RFC 3339 time (default: all retained)")]
     = None,

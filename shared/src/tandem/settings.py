@@ -16,10 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Every service and its default port (contract section 1).
 SERVICES: dict[str, int] = {"incidents": 8001, "changes": 8002, "deployments": 8003,
-                            "dashboard": 8004, "catalog": 8005}
+                            "dashboard": 8004, "catalog": 8005, "notifier": 8006}
 
 #: The services that own a topic (the dashboard only reads).
-TOPIC_OWNERS = ("incidents", "changes", "deployments", "catalog")
+TOPIC_OWNERS = ("incidents", "changes", "deployments", "catalog", "notifier")
 
 
 def private_dir(path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Tandem's notifier: signed webhooks and chat messages for every fact, with a delivery log."""

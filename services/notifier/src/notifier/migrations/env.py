@@ -1,0 +1,3 @@
+from tandem.migrations import run_env
+
+run_env()
