@@ -90,8 +90,11 @@ class DevStack:
     def err_path(self) -> Path:
         return self.var_dir.parent / f"dev-{self.runs}.err"
 
-    def start(self, timeout: float = 90) -> float:
-        """Run ``tandem dev`` and wait for its ``ready`` line; returns the seconds it took."""
+    def start(self, timeout: float = 180) -> float:
+        """Run ``tandem dev`` and wait for its ``ready`` line; returns the seconds it took.
+
+        The wait is for readiness, not a speed check: six services migrating and starting took
+        over 120 s on this two-core machine under load (a few seconds when it is quiet)."""
         self.runs += 1
         started = time.monotonic()
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
