@@ -82,7 +82,11 @@ def test_whole_stack_restarted_with_a_backlog_on_a_new_empty_broker(tmp_path: Pa
     assert report["load"]["failed"] >= 20
     # Every failed deployment has its incident, every open major incident its freeze.
     counts = report["counts"]
-    assert counts["failed_deployments"] == counts["open_major_incidents"] == counts["freezes"]
+    # (A failed deploy's incident is major only on a tier-1 service; the drill's services are
+    # not in the catalog, so their incidents are P3 and freeze nothing. The driver checks one
+    # incident per failed deployment and one freeze per open major incident.)
+    assert counts["incidents"] >= counts["failed_deployments"] > 0
+    assert counts["open_major_incidents"] == counts["freezes"]
     assert report["tail"]["tailed"] >= report["tail"]["history"] > 0
     assert report["restarts"] == []
     assert report["seconds"] < 200
