@@ -41,15 +41,13 @@ from incidents.config import MIGRATIONS_DIR as INCIDENTS_MIGRATIONS
 from incidents.config import IncidentsSettings
 from incidents.main import create_app as create_incidents
 from tandem.kafka import ensure_topics
-from tandem.migrations import upgrade
 from tandem.settings import PlatformSettings
 from tandem_cli.broker import EmbeddedBroker
 from tandem_testing import (
     auth_headers,
-    drop_pg_database,
     eventually,
     isolated_platform,
-    new_database_url,
+    migrated_database,
     running_service,
 )
 
@@ -76,14 +74,6 @@ class Wall:
         return r.json()
 
 
-async def _app(stack: AsyncExitStack, name: str, directory: Path, backend: str,
-               migrations: Path) -> str:
-    url, created = await new_database_url(backend, directory, name)
-    if created is not None:
-        stack.push_async_callback(drop_pg_database, created)
-    upgrade(migrations, url)
-    return url
-
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def wall(request: pytest.FixtureRequest, broker: EmbeddedBroker,
@@ -92,15 +82,18 @@ async def wall(request: pytest.FixtureRequest, broker: EmbeddedBroker,
     platform = isolated_platform(broker.bootstrap, directory)
     await ensure_topics(platform, platform.all_topics())
     async with AsyncExitStack() as stack:
-        deployments = DeploymentsSettings(database_url=await _app(
+        deployments = DeploymentsSettings(database_url=await migrated_database(
             stack, "deployments", directory, request.param, DEPLOYMENTS_MIGRATIONS))
+        async def url(name: str, migrations: Path) -> str:
+            return await migrated_database(stack, name, directory, request.param, migrations)
+
         apps: dict[str, FastAPI] = {
-            "catalog": create_catalog(platform, CatalogSettings(database_url=await _app(
-                stack, "catalog", directory, request.param, CATALOG_MIGRATIONS))),
-            "incidents": create_incidents(platform, IncidentsSettings(database_url=await _app(
-                stack, "incidents", directory, request.param, INCIDENTS_MIGRATIONS))),
-            "changes": create_changes(platform, ChangesSettings(database_url=await _app(
-                stack, "changes", directory, request.param, CHANGES_MIGRATIONS))),
+            "catalog": create_catalog(platform, CatalogSettings(
+                database_url=await url("catalog", CATALOG_MIGRATIONS))),
+            "incidents": create_incidents(platform, IncidentsSettings(
+                database_url=await url("incidents", INCIDENTS_MIGRATIONS))),
+            "changes": create_changes(platform, ChangesSettings(
+                database_url=await url("changes", CHANGES_MIGRATIONS))),
             "deployments": create_deployments(platform, deployments),
         }
         clients = {name: await stack.enter_async_context(running_service(app))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -23,24 +22,13 @@ from incidents.config import MIGRATIONS_DIR as INCIDENTS_MIGRATIONS
 from incidents.config import IncidentsSettings
 from incidents.main import create_app as create_incidents
 from tandem.kafka import ensure_topics
-from tandem.migrations import upgrade
 from tandem_cli.broker import EmbeddedBroker
 from tandem_testing import (
-    drop_pg_database,
     eventually,
     isolated_platform,
-    new_database_url,
+    migrated_database,
     running_service,
 )
-
-
-async def _database(stack: AsyncExitStack, name: str, directory: Path, backend: str,
-                    migrations: Path) -> str:
-    url, created = await new_database_url(backend, directory, name)
-    if created is not None:
-        stack.push_async_callback(drop_pg_database, created)
-    upgrade(migrations, url)
-    return url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
@@ -51,13 +39,13 @@ async def wall(request: pytest.FixtureRequest, broker: EmbeddedBroker,
     await ensure_topics(platform, platform.all_topics())
     async with AsyncExitStack() as stack:
         incidents = IncidentsSettings(
-            database_url=await _database(stack, "incidents", directory, request.param,
+            database_url=await migrated_database(stack, "incidents", directory, request.param,
                                          INCIDENTS_MIGRATIONS),
             sla_check_interval_s=0.2, **getattr(request.module, "INCIDENTS", {}))
         changes = ChangesSettings(
-            database_url=await _database(stack, "changes", directory, request.param,
+            database_url=await migrated_database(stack, "changes", directory, request.param,
                                          CHANGES_MIGRATIONS), freeze_clock_interval_s=0.2)
-        deployments = DeploymentsSettings(database_url=await _database(
+        deployments = DeploymentsSettings(database_url=await migrated_database(
             stack, "deployments", directory, request.param, DEPLOYMENTS_MIGRATIONS))
         apps: dict[str, FastAPI] = {
             "incidents": create_incidents(platform, incidents),

@@ -12,7 +12,7 @@ import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,19 @@ async def new_database_url(kind: str, var_dir: Path, service: str) -> tuple[str,
         return f"sqlite+aiosqlite:///{var_dir / f'{service}-{uuid.uuid4().hex[:6]}.db'}", None
     name = await create_pg_database()
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", name
+
+
+async def migrated_database(stack: AsyncExitStack, service: str, var_dir: Path, kind: str,
+                            migrations: Path) -> str:
+    """A fresh database of ``kind`` with ``migrations`` applied; a PostgreSQL one is dropped
+    when ``stack`` closes."""
+    from tandem.migrations import upgrade
+
+    url, created = await new_database_url(kind, var_dir, service)
+    if created is not None:
+        stack.push_async_callback(drop_pg_database, created)
+    upgrade(migrations, url)
+    return url
 
 
 def auth_headers(
