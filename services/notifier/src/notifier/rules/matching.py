@@ -26,6 +26,8 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "team": ("created", "updated"),
 }
 KNOWN_TYPES = frozenset(f"tandem.{a}.{v}" for a, verbs in EVENT_TYPES.items() for v in verbs)
+#: What a subscription's ``types`` may hold: each known type and each aggregate's wildcard.
+SUBSCRIBABLE_TYPES = (*sorted(KNOWN_TYPES), *(f"tandem.{a}.*" for a in EVENT_TYPES))
 
 
 def type_problem(pattern: str) -> str | None:
