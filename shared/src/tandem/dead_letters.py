@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from aiokafka import ConsumerRecord
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,7 +27,7 @@ from tandem import metrics
 from tandem.auth import Manager
 from tandem.db import Database, utcnow
 from tandem.errors import Conflict, NotFound
-from tandem.pagination import Page, page
+from tandem.pagination import Cursor, Limit, Page, page
 from tandem.tables import DeadLetter
 
 if TYPE_CHECKING:
@@ -104,34 +104,49 @@ async def count_open(db: Database, consumers: list[str]) -> None:
 class DeadLetterPublic(BaseModel):
     """A dead letter as the API returns it; ``event`` is the message decoded when it is JSON."""
 
-    id: uuid.UUID
-    consumer: str
-    status: Literal["dead", "held", "replayed", "discarded"]
-    topic: str
-    partition: int
-    offset: int
-    event_id: uuid.UUID | None
-    event_type: str | None
-    subject: str | None
-    sequence: int | None
-    error_type: str
-    error: str
-    attempts: int
-    note: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-    resolved_by: str | None
+    id: uuid.UUID = Field(description="The dead letter's id.")
+    consumer: str = Field(description="The consumer of this service that could not apply the "
+                                      "message, such as `incidents-reactions`.")
+    status: Literal["dead", "held", "replayed", "discarded"] = Field(
+        description="dead: it failed every attempt; held: it was kept back for review (a gap "
+                    "in its subject's sequence); replayed or discarded: an operator resolved "
+                    "it.")
+    topic: str = Field(description="The topic the message was read from, such as "
+                                   "`tandem.deployments`.")
+    partition: int = Field(description="The topic partition the message was read from.")
+    offset: int = Field(description="The message's offset in its partition.")
+    event_id: uuid.UUID | None = Field(
+        description="The event's id (CloudEvents `id`); null when the message is no event.")
+    event_type: str | None = Field(
+        description="The event's type, such as `tandem.deployment.finished`; null when the "
+                    "message is no event.")
+    subject: str | None = Field(
+        description="The id of the aggregate the event is about; null when it names none.")
+    sequence: int | None = Field(
+        description="The event's position in its subject's history; null when it has none.")
+    error_type: str = Field(description="The kind of error the last attempt raised.")
+    error: str = Field(description="The last attempt's error message.")
+    attempts: int = Field(description="How many times applying it was tried.")
+    note: str | None = Field(
+        description="How it was resolved: the replay's outcome or the discard reason; null "
+                    "while it is open.")
+    created_at: datetime = Field(description="When the message became a dead letter.")
+    resolved_at: datetime | None = Field(
+        description="When it was replayed or discarded; null while it is open.")
+    resolved_by: str | None = Field(
+        description="Who replayed or discarded it; null while it is open.")
 
 
 class DeadLetterDetail(DeadLetterPublic):
     key: str | None = Field(description="The message key (the aggregate id), as text.")
     event: Any = Field(description="The message value as JSON, when it is JSON.")
     value_base64: str | None = Field(description="The raw message value, base64.")
-    headers: list[list[str]]
+    headers: list[list[str]] = Field(
+        description="The message headers, as `[name, value]` pairs (values as text).")
 
 
 class ReplayOutcome(BaseModel):
-    dead_letter: DeadLetterPublic
+    dead_letter: DeadLetterPublic = Field(description="The dead letter, now replayed.")
     outcome: Literal["applied", "duplicate", "stale", "ignored"] = Field(
         description="applied: its effect is now made; duplicate: it had been applied "
                     "meanwhile; stale: a newer event of its subject was applied; ignored: no "
@@ -171,6 +186,11 @@ class AlreadyResolved(Conflict):
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
 
+#: The ``{letter_id}`` of a dead letter's path.
+LetterId = Annotated[uuid.UUID, Path(description="The dead letter's id.",
+                                     examples=["0195503e-7c1a-7d3e-9b2f-3c4d5e6f7a8b"])]
+
+
 def _db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
@@ -179,10 +199,14 @@ def _db(request: Request) -> Database:
 async def list_dead_letters(
     request: Request, _: Manager,
     status: Annotated[Literal["open", "dead", "held", "replayed", "discarded"] | None,
-                      Query(description="open (default) = dead and held")] = "open",
-    consumer: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+                      Query(description="Only dead letters in this status; open (the "
+                                        "default) is dead and held together.",
+                            examples=["open"])] = "open",
+    consumer: Annotated[str | None, Query(
+        max_length=64, description="Only the dead letters of this consumer.",
+        examples=["incidents-reactions"])] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[DeadLetterPublic]:
     """The service's dead letters, newest first, with their error and origin."""
     stmt = select(DeadLetter)
@@ -198,14 +222,14 @@ async def list_dead_letters(
 
 
 @router.get("/{letter_id}", response_model=DeadLetterDetail)
-async def get_dead_letter(letter_id: uuid.UUID, request: Request, _: Manager,
+async def get_dead_letter(letter_id: LetterId, request: Request, _: Manager,
                           ) -> DeadLetterDetail:
     async with _db(request).transaction(read_only=True) as session:
         return _detail(await _letter(session, letter_id))
 
 
 @router.post("/{letter_id}/replay", response_model=ReplayOutcome)
-async def replay_dead_letter(letter_id: uuid.UUID, request: Request, actor: Manager,
+async def replay_dead_letter(letter_id: LetterId, request: Request, actor: Manager,
                              ) -> ReplayOutcome:
     """Apply the message again after a fix; its outcome says whether it had an effect."""
     db = _db(request)
@@ -231,9 +255,11 @@ async def replay_dead_letter(letter_id: uuid.UUID, request: Request, actor: Mana
 
 @router.delete("/{letter_id}", response_model=DeadLetterPublic)
 async def discard_dead_letter(
-    letter_id: uuid.UUID, request: Request, actor: Manager,
+    letter_id: LetterId, request: Request, actor: Manager,
     reason: Annotated[str, Query(min_length=1, max_length=2000,
-                                 description="Why it is discarded (kept with it)")],
+                                 description="Why it is discarded (kept with it as its "
+                                             "note).",
+                                 examples=["Test event from a retired pipeline"])],
 ) -> DeadLetterPublic:
     """Discard the message with a reason; it stays listed under ``status=discarded``."""
     return await _resolve(_db(request), letter_id, "discarded", reason, actor.sub)

@@ -27,7 +27,9 @@ class ReplayRequest(BaseModel):
 class ReplayAnswer(BaseModel):
     topic: str = Field(description="The topic the events go to again.")
     republished: int = Field(description="How many retained events will be published again.")
-    since: datetime | None
+    since: datetime | None = Field(
+        description="The time from which events are published again, as asked; null for the "
+                    "whole retained history.")
 
 
 @router.post("/replay", status_code=202, response_model=ReplayAnswer)

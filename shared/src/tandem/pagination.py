@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel
+from fastapi import Query
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,8 +21,24 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     """A list answer: ``{"items": [...], "next_cursor": "..." | null}``."""
 
-    items: list[T]
-    next_cursor: str | None
+    items: list[T] = Field(description="This page's entries, newest first.")
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` to fetch the next page; null on the last page.")
+
+
+#: What a list's ``limit`` and ``cursor`` mean, for lists that declare them themselves.
+LIMIT_DESCRIPTION = "At most this many entries in the page (1 to 200)."
+CURSOR_DESCRIPTION = ("Where the page starts: the `next_cursor` of the previous page; "
+                      "unset, the newest entries.")
+#: A cursor as this service issues it (for examples).
+CURSOR_EXAMPLE = ("WyIyMDI2LTAzLTAxVDEwOjQyOjAwKzAwOjAwIiwiMDE5NTUwM2UtN2MxYS03ZDNlLTliMmYtM2M0ZD"
+                  "VlNmY3YThiIl0")
+
+#: A list's page size (50 by default where it is used).
+Limit = Annotated[int, Query(ge=1, le=200, description=LIMIT_DESCRIPTION, examples=[50])]
+#: A list's page position: the ``next_cursor`` of the page before.
+Cursor = Annotated[str | None, Query(max_length=512, description=CURSOR_DESCRIPTION,
+                                     examples=[CURSOR_EXAMPLE])]
 
 
 def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:

@@ -135,13 +135,29 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                    "next, such as `allowed` (legal transitions) or `current`.",
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string", "description": "`urn:tandem:problem:<kind>` or about:blank"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {"type": "array", "items": {
+        "type": {"type": "string",
+                 "description": "The kind of problem, `urn:tandem:problem:<kind>` (such as "
+                                "`urn:tandem:problem:invalid-transition`), or about:blank.",
+                 "examples": ["urn:tandem:problem:invalid-transition"]},
+        "title": {"type": "string", "description": "A short summary of the kind of problem.",
+                  "examples": ["Conflict"]},
+        "status": {"type": "integer", "description": "The HTTP status code of the answer.",
+                   "examples": [409]},
+        "detail": {"type": "string",
+                   "description": "What went wrong in this request, in a sentence.",
+                   "examples": ["Incident INC0000042 cannot move from closed to resolved."]},
+        "errors": {"type": "array",
+                   "description": "Each invalid field of the request, when the problem is "
+                                  "invalid input (422).",
+                   "items": {
             "type": "object",
-            "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            "properties": {
+                "field": {"type": "string",
+                          "description": "The field or parameter, as a dotted path "
+                                         "(`planned_end`, `links.0.url`, `limit`).",
+                          "examples": ["limit"]},
+                "message": {"type": "string", "description": "What is wrong with its value.",
+                            "examples": ["Input should be less than or equal to 200"]}},
             "additionalProperties": True}},
     },
     "additionalProperties": True,

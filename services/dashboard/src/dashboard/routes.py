@@ -34,7 +34,9 @@ def viewer(request: Request,
            _scheme: Annotated[object, Depends(BEARER)],
            access_token: Annotated[str | None, Query(
                description="The bearer token, for clients that cannot send headers "
-                           "(a browser's EventSource).")] = None) -> Actor:
+                           "(a browser's EventSource).",
+               examples=["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJvbGUiOiJ2aW"
+                         "V3ZXIifQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"])] = None) -> Actor:
     """Any valid token (every role may read): a Bearer header or ``?access_token=``."""
     token = bearer_token(request) or access_token
     if not token:
@@ -78,14 +80,21 @@ async def stream(
     request: Request,
     _: Viewer,
     types: Annotated[str | None, Query(
-        description="Comma-separated event types; `tandem.incident.*` matches a prefix.")] = None,
+        description="Comma-separated event types; `tandem.incident.*` matches a prefix.",
+        examples=["tandem.incident.*,tandem.deployment.finished"])] = None,
     service: Annotated[str | None, Query(
-        description="Only events about this service (freezes covering it included).")] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+        description="Only events about this service (freezes covering it included).",
+        examples=["checkout"])] = None,
+    last_event_id: Annotated[str | None, Header(
+        alias="Last-Event-ID",
+        description="Resume after the frame with this id (`<topic>:<partition>:<offset>`); "
+                    "a browser's EventSource sends it by itself when it reconnects.",
+        examples=["tandem.incidents:3:1207"])] = None,
     resume_from: Annotated[str | None, Query(
         alias="last_event_id",
         description="Resume after this id when the Last-Event-ID header cannot be sent; "
-                    "the header wins when both are given.")] = None,
+                    "the header wins when both are given.",
+        examples=["tandem.incidents:3:1207"])] = None,
 ) -> StreamingResponse:
     """Events after ``Last-Event-ID`` (from the recent ring), then live ones, filtered."""
     settings: DashboardSettings = request.app.state.settings
