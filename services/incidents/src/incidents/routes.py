@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 
 from incidents import causes, notes, policy_store
@@ -42,13 +42,16 @@ from tandem.app import Session
 from tandem.auth import Manager, Owner, Reader, Worker
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.inputs import Moment
-from tandem.pagination import page
+from tandem.pagination import CURSOR_DESCRIPTION, CURSOR_EXAMPLE, LIMIT_DESCRIPTION, page
 from tandem.problems import Problem
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 #: Query text without NUL characters (which PostgreSQL cannot compare).
 PLAIN_TEXT = r"^[^\x00]*$"
 policy_router = APIRouter(prefix="/api/v1/incident-policy", tags=["policy"])
+#: The ``{ref}`` of an incident's path.
+IncidentRef = Annotated[str, Path(description="The incident's id or number (INC0000042).",
+                                  examples=["INC0000042"])]
 metrics_router = APIRouter(prefix="/api/v1/incident-metrics", tags=["metrics"])
 
 
@@ -64,17 +67,32 @@ async def create_incident(body: IncidentCreate, session: Session, settings: Sett
 @router.get("", response_model=IncidentsPage)
 async def list_incidents(
     session: Session, _: Reader,
-    status: Status | None = None,
-    service_name: Annotated[str | None, Query(alias="service", max_length=100,
-                                              pattern=SERVICE_PATTERN)] = None,
-    environment: Environment | None = None,
-    priority: Annotated[int | None, Query(ge=1, le=5)] = None,
-    major: bool | None = None,
-    assignment_group: Annotated[str | None, Query(max_length=100, pattern=PLAIN_TEXT)] = None,
-    assignee: Annotated[str | None, Query(max_length=255, pattern=PLAIN_TEXT)] = None,
-    source: Source | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    status: Annotated[Status | None, Query(
+        description="Only incidents in this state.", examples=["acknowledged"])] = None,
+    service_name: Annotated[str | None, Query(
+        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        description="Only incidents of this service.", examples=["checkout"])] = None,
+    environment: Annotated[Environment | None, Query(
+        description="Only incidents in this environment.", examples=["production"])] = None,
+    priority: Annotated[int | None, Query(
+        ge=1, le=5, description="Only incidents of this priority, 1 (P1) to 5 (P5).",
+        examples=[1])] = None,
+    major: Annotated[bool | None, Query(
+        description="true: only major incidents; false: only the others.",
+        examples=[True])] = None,
+    assignment_group: Annotated[str | None, Query(
+        max_length=100, pattern=PLAIN_TEXT, description="Only incidents assigned to this team.",
+        examples=["payments-oncall"])] = None,
+    assignee: Annotated[str | None, Query(
+        max_length=255, pattern=PLAIN_TEXT, description="Only incidents assigned to this person.",
+        examples=["alice"])] = None,
+    source: Annotated[Source | None, Query(
+        description="Only incidents opened this way (manual, monitor, deployment).",
+        examples=["monitor"])] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description=LIMIT_DESCRIPTION,
+                                examples=[50])] = 50,
+    cursor: Annotated[str | None, Query(max_length=512, description=CURSOR_DESCRIPTION,
+                                        examples=[CURSOR_EXAMPLE])] = None,
 ) -> IncidentsPage:
     stmt = select(Incident)
     filters = {"status": status, "service": service_name, "environment": environment,
@@ -88,12 +106,13 @@ async def list_incidents(
 
 
 @router.get("/{ref}", response_model=IncidentPublic)
-async def get_incident(ref: str, session: Session, _: Reader) -> JSONBody:
+async def get_incident(ref: IncidentRef, session: Session, _: Reader) -> JSONBody:
     return resource_response(public(await incidents.get(session, ref)))
 
 
 @router.patch("/{ref}", response_model=IncidentPublic)
-async def update_incident(ref: str, body: IncidentUpdate, request: Request, session: Session,
+async def update_incident(ref: IncidentRef, body: IncidentUpdate, request: Request,
+                          session: Session,
                           settings: Settings, actor: Worker) -> JSONBody:
     incident = await incidents.get(session, ref, for_update=True)
     check_if_match(request, incident.version)
@@ -102,7 +121,7 @@ async def update_incident(ref: str, body: IncidentUpdate, request: Request, sess
 
 
 @router.post("/{ref}/transitions", response_model=IncidentPublic)
-async def transition_incident(ref: str, body: TransitionRequest, request: Request,
+async def transition_incident(ref: IncidentRef, body: TransitionRequest, request: Request,
                               session: Session, settings: Settings,
                               actor: Worker) -> JSONBody:
     incident = await incidents.get(session, ref, for_update=True)
@@ -113,7 +132,7 @@ async def transition_incident(ref: str, body: TransitionRequest, request: Reques
 
 
 @router.post("/{ref}/notes", status_code=201, response_model=Note)
-async def add_note(ref: str, body: NoteCreate, session: Session, actor: Worker,
+async def add_note(ref: IncidentRef, body: NoteCreate, session: Session, actor: Worker,
                       idem: Idempotency) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
@@ -124,20 +143,26 @@ async def add_note(ref: str, body: NoteCreate, session: Session, actor: Worker,
 
 
 @router.get("/{ref}/notes", response_model=NotesPage)
-async def list_notes(ref: str, session: Session, _: Reader) -> NotesPage:
+async def list_notes(ref: IncidentRef, session: Session, _: Reader) -> NotesPage:
     return NotesPage(items=await notes.notes_of(session, await incidents.get(session, ref)))
 
 
 @router.get("/{ref}/notes/{note_id}", response_model=Note)
-async def get_note(ref: str, note_id: str, session: Session, _: Reader) -> Note:
+async def get_note(ref: IncidentRef, note_id: Annotated[str, Path(
+                       description="The note's id.",
+                       examples=["5d8e2f1a-3b4c-4d5e-8f6a-7b8c9d0e1f2a"])],
+                   session: Session, _: Reader) -> Note:
     return await notes.note_of(session, await incidents.get(session, ref), note_id)
 
 
 @router.get("/{ref}/timeline", response_model=Timeline)
 async def get_timeline(
-    ref: str, session: Session, _: Reader,
-    limit: Annotated[int, Query(ge=1, le=200)] = 200,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    ref: IncidentRef, session: Session, _: Reader,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many entries (1 to 200).",
+                                examples=[200])] = 200,
+    cursor: Annotated[str | None, Query(
+        max_length=20, description="Where to go on: the `next_cursor` of the entries before; "
+                                   "unset, from the first event.", examples=["200"])] = None,
 ) -> Timeline:
     """Every event about the incident, oldest first; ``next_cursor`` pages on."""
     incident = await incidents.get(session, ref)
@@ -158,15 +183,17 @@ async def get_timeline(
 
 
 @router.get("/{ref}/suspects", response_model=Suspects)
-async def get_suspects(ref: str, session: Session, settings: Settings, _: Reader) -> Suspects:
-    """S3: deployments and implemented changes of the service shortly before, newest first."""
+async def get_suspects(ref: IncidentRef, session: Session, settings: Settings,
+                       _: Reader) -> Suspects:
+    """The deployments and implemented changes of the incident's service shortly before it was
+    reported, newest first: the likely causes."""
     incident = await incidents.get(session, ref)
     return Suspects(incident_id=incident.id, window_seconds=window_seconds(settings),
                     items=await find_suspects(session, settings, incident))
 
 
 @router.post("/{ref}/cause", response_model=IncidentPublic)
-async def confirm_cause(ref: str, body: CauseRequest, request: Request, session: Session,
+async def confirm_cause(ref: IncidentRef, body: CauseRequest, request: Request, session: Session,
                      actor: Manager) -> JSONBody:
     incident = await incidents.get(session, ref, for_update=True)
     check_if_match(request, incident.version)
@@ -194,15 +221,18 @@ async def update_policy(body: PolicyUpdate, request: Request, session: Session,
 @metrics_router.get("", response_model=Metrics)
 async def incident_metrics(
     session: Session, _: Reader,
-    service_name: Annotated[str | None, Query(alias="service", max_length=100,
-                                              pattern=SERVICE_PATTERN)] = None,
-    environment: Environment | None = None,
+    service_name: Annotated[str | None, Query(
+        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        description="Only incidents of this service.", examples=["checkout"])] = None,
+    environment: Annotated[Environment | None, Query(
+        description="Only incidents in this environment.", examples=["production"])] = None,
     since: Annotated[Moment | None, Query(
         description="Only incidents reported at or after this time (RFC 3339 with its offset).",
         examples=["2026-11-01T00:00:00Z"])] = None,
     team: Annotated[str | None, Query(max_length=100, pattern=SERVICE_PATTERN,
                                       description="Only the services this team owns or runs "
-                                                  "(as the catalog says).")] = None,
+                                                  "(as the catalog says).",
+                                      examples=["payments"])] = None,
 ) -> Metrics:
     """MTTA (reported -> first acknowledged) and MTTR (reported -> resolved), in seconds."""
     stmt = select(Incident.reported_at, Incident.acknowledged_at, Incident.resolved_at)

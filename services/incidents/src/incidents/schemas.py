@@ -54,14 +54,39 @@ class Input(BaseModel):
 
 
 class IncidentCreate(Input):
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10000)
-    service: str = Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)
-    environment: Environment
-    impact: int = Field(ge=1, le=3)
-    urgency: int = Field(ge=1, le=3)
-    assignment_group: str | None = Field(default=None, min_length=1, max_length=100)
-    assignee: str | None = Field(default=None, min_length=1, max_length=255)
+    title: str = Field(
+        description="A one-line summary of what is wrong.",
+        examples=["Checkout returns 502 for card payments"],
+        min_length=1, max_length=200)
+    description: str = Field(
+        description="What is known so far: symptoms, scope, first findings. Empty when unset.",
+        examples=["Since 10:40 UTC about 30% of card payments fail with 502 at the gateway."],
+        default="", max_length=10000)
+    service: str = Field(
+        description="The affected service's name, as the catalog knows it.",
+        examples=["checkout"],
+        min_length=1, max_length=100, pattern=SERVICE_PATTERN)
+    environment: Environment = Field(
+        description="The environment it happens in.",
+        examples=["production"])
+    impact: int = Field(
+        description=("How widely it hurts: 1 high (many users or a whole service), 2 medium, 3 "
+                     "low; with urgency it sets the priority."),
+        examples=[1],
+        ge=1, le=3)
+    urgency: int = Field(
+        description=("How soon it must be fixed: 1 high, 2 medium, 3 low; with impact it sets the "
+                     "priority."),
+        examples=[2],
+        ge=1, le=3)
+    assignment_group: str | None = Field(
+        description="The team that works on it; null when none is assigned.",
+        examples=["payments-oncall"],
+        default=None, min_length=1, max_length=100)
+    assignee: str | None = Field(
+        description="The person who works on it (their user name); null when none is assigned.",
+        examples=["alice"],
+        default=None, min_length=1, max_length=255)
 
 
 class IncidentUpdate(Input, Patch):
@@ -69,19 +94,49 @@ class IncidentUpdate(Input, Patch):
 
     never_null = ("title", "service", "environment", "impact", "urgency", "major")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10000)
-    service: str | None = Field(default=None, min_length=1, max_length=100,
-                                pattern=SERVICE_PATTERN)
-    environment: Environment | None = None
-    impact: int | None = Field(default=None, ge=1, le=3)
-    urgency: int | None = Field(default=None, ge=1, le=3)
-    assignment_group: str | None = Field(default=None, min_length=1, max_length=100)
-    assignee: str | None = Field(default=None, min_length=1, max_length=255)
-    #: A manager's override; null returns to the derived priority.
-    priority: int | None = Field(default=None, ge=1, le=5)
-    #: A manager's declaration of a major incident (false withdraws the declaration).
-    major: bool | None = None
+    title: str | None = Field(
+        description="A new one-line summary.",
+        examples=["Checkout returns 502 for card payments"],
+        default=None, min_length=1, max_length=200)
+    description: str | None = Field(
+        description="A new description.",
+        examples=["Card payments fail at the gateway since checkout 1.4.0 went live."],
+        default=None, max_length=10000)
+    service: str | None = Field(
+        description="Move the incident to another service (by its catalog name).",
+        examples=["payments"],
+        default=None, min_length=1, max_length=100,
+        pattern=SERVICE_PATTERN)
+    environment: Environment | None = Field(
+        default=None,
+        description="Move the incident to another environment.",
+        examples=["production"])
+    impact: int | None = Field(
+        description="A new impact, 1 high to 3 low; the priority follows unless overridden.",
+        examples=[1],
+        default=None, ge=1, le=3)
+    urgency: int | None = Field(
+        description="A new urgency, 1 high to 3 low; the priority follows unless overridden.",
+        examples=[1],
+        default=None, ge=1, le=3)
+    assignment_group: str | None = Field(
+        description="Assign it to this team; null unassigns.",
+        examples=["payments-oncall"],
+        default=None, min_length=1, max_length=100)
+    assignee: str | None = Field(
+        description="Assign it to this person; null unassigns.",
+        examples=["alice"],
+        default=None, min_length=1, max_length=255)
+    priority: int | None = Field(
+        description=("A manager's override of the priority, 1 (P1, critical) to 5 (P5, planning); "
+                     "null returns to the priority derived from impact and urgency."),
+        examples=[1],
+        default=None, ge=1, le=5)
+    major: bool | None = Field(
+        default=None,
+        description=("A manager's declaration of a major incident; false withdraws the "
+                     "declaration."),
+        examples=[True])
     mitigated_at: Moment | None = Field(
         default=None, description="When service was restored (RFC 3339 with its offset); "
                                   "null clears it.", examples=["2026-03-01T10:42:00Z"])
@@ -92,53 +147,102 @@ class IncidentPublic(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
-    number: str
-    title: str
-    description: str
-    service: str
-    environment: Environment
-    impact: int
-    urgency: int
-    priority: int
-    priority_overridden: bool
-    major: bool
-    major_declared: bool
-    status: Status
-    allowed_transitions: list[str]
-    assignment_group: str | None
-    assignee: str | None
-    on_hold_reason: OnHoldReason | None
-    resolution_code: ResolutionCode | None
-    resolution_notes: str | None
-    reopen_count: int
-    source: Source
-    dedup_key: str | None
-    alert_count: int
-    cause_deployment_id: uuid.UUID | None
-    cause_change_id: uuid.UUID | None
-    cause_status: Literal["declared", "confirmed"] | None
-    cause_confirmed_at: datetime | None
-    cause_confirmed_by: str | None
-    reported_by: str
-    reported_at: datetime
-    acknowledged_at: datetime | None
-    mitigated_at: datetime | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    response_due_at: datetime | None
-    resolution_due_at: datetime | None
-    response_breached_at: datetime | None
-    resolution_breached_at: datetime | None
+    id: uuid.UUID = Field(
+        description="The incident's id.")
+    number: str = Field(
+        description="The incident's number, as people quote it (INC and seven digits).",
+        examples=["INC0000042"])
+    title: str = Field(
+        description="A one-line summary of what is wrong.")
+    description: str = Field(
+        description="What is known: symptoms, scope, findings; empty when none was given.")
+    service: str = Field(
+        description="The affected service's name.",
+        examples=["checkout"])
+    environment: Environment = Field(
+        description="The environment it happens in.")
+    impact: int = Field(
+        description="How widely it hurts: 1 high, 2 medium, 3 low.")
+    urgency: int = Field(
+        description="How soon it must be fixed: 1 high, 2 medium, 3 low.")
+    priority: int = Field(
+        description=("1 (P1, critical) to 5 (P5, planning): from impact and urgency by the "
+                     "policy's matrix, unless a manager overrode it."))
+    priority_overridden: bool = Field(
+        description="Whether a manager set the priority instead of the matrix.")
+    major: bool = Field(
+        description="Whether it is a major incident: P1 or P2, or declared so by a manager.")
+    major_declared: bool = Field(
+        description="Whether a manager declared it major (whatever its priority).")
+    status: Status = Field(
+        description="Where it is in its lifecycle.")
+    allowed_transitions: list[str] = Field(
+        description="The states it may move to next (POST .../transitions).")
+    assignment_group: str | None = Field(
+        description="The team that works on it; null when none is assigned.")
+    assignee: str | None = Field(
+        description="The person who works on it; null when none is assigned.")
+    on_hold_reason: OnHoldReason | None = Field(
+        description="Why it waits, while on hold; null otherwise.")
+    resolution_code: ResolutionCode | None = Field(
+        description="How it was resolved; null until it is resolved.")
+    resolution_notes: str | None = Field(
+        description="What was done to resolve it; null until it is resolved.")
+    reopen_count: int = Field(
+        description="How many times it was reopened after being resolved.")
+    source: Source = Field(
+        description=("How it was opened: by a person (manual), by a monitor's alert, or by a "
+                     "failed deployment."))
+    dedup_key: str | None = Field(
+        description=("The alert key a monitor's repeated alerts are folded under; null for an "
+                     "incident not opened by a monitor."))
+    alert_count: int = Field(
+        description="How many monitor alerts were folded into it.")
+    cause_deployment_id: uuid.UUID | None = Field(
+        description="The deployment named as its cause; null when none is.")
+    cause_change_id: uuid.UUID | None = Field(
+        description="The change named as its cause; null when none is.")
+    cause_status: Literal["declared", "confirmed"] | None = Field(
+        description=("declared: a cause was named; confirmed: someone confirmed it; null when no "
+                     "cause is named."))
+    cause_confirmed_at: datetime | None = Field(
+        description="When the cause was confirmed; null until it is.")
+    cause_confirmed_by: str | None = Field(
+        description="Who confirmed the cause; null until someone does.")
+    reported_by: str = Field(
+        description="Who opened it: a user name, or the monitor or pipeline that did.")
+    reported_at: datetime = Field(
+        description="When it was reported; the SLA clocks start here.")
+    acknowledged_at: datetime | None = Field(
+        description="When it was first acknowledged; null until then.")
+    mitigated_at: datetime | None = Field(
+        description="When service was restored (the impact ended); null until someone says so.")
+    resolved_at: datetime | None = Field(
+        description="When it was resolved; null until then (and again after a reopen).")
+    closed_at: datetime | None = Field(
+        description="When it was closed; null until then.")
+    response_due_at: datetime | None = Field(
+        description=("When the first acknowledgement is due by the SLA of its priority; null when "
+                     "its priority has no response target."))
+    resolution_due_at: datetime | None = Field(
+        description=("When it must be resolved by the SLA of its priority, pauses included; null "
+                     "when its priority has no resolution target."))
+    response_breached_at: datetime | None = Field(
+        description="When the response target was missed; null while it is met.")
+    resolution_breached_at: datetime | None = Field(
+        description="When the resolution target was missed; null while it is met.")
     resolution_paused_at: datetime | None = Field(
         default=None, description="Since when the resolution SLA is paused (resolved, or on "
                                   "hold awaiting the caller or a vendor); null while it runs.")
     resolution_paused_seconds: float = Field(
         default=0.0, description="Seconds the resolution SLA stood still in earlier pauses; "
                                  "resolution_due_at is already later by them.")
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    version: int = Field(
+        description="The version to send as If-Match with a change; each change adds one.")
+    created_at: datetime = Field(
+        description="When the record was created.")
+    updated_at: datetime = Field(
+        description="When the record last changed.")
 
 
 IncidentsPage = Page[IncidentPublic]
@@ -152,12 +256,16 @@ class TransitionRequest(Input):
         "on_hold": ("on_hold_reason",),
         "resolved": ("resolution_code", "resolution_notes")}))
 
-    to: Status = Field(description="The state to move to.")
+    to: Status = Field(
+        examples=["acknowledged"],
+        description="The state to move to.")
     reason: str = Field(default="", max_length=2000, description="Why, for the timeline.",
                         examples=["Paged the payments on-call"])
     on_hold_reason: OnHoldReason | None = Field(
+        examples=["awaiting_vendor"],
         default=None, description="Why it waits (with a move to on_hold only).")
     resolution_code: ResolutionCode | None = Field(
+        examples=["rolled_back"],
         default=None, description="How it was resolved (with a move to resolved only).")
     resolution_notes: str | None = Field(
         default=None, min_length=1, max_length=4000,
@@ -166,71 +274,117 @@ class TransitionRequest(Input):
 
 
 class NoteCreate(Input):
-    text: str = Field(min_length=1, max_length=10000)
+    text: str = Field(
+        description="The note, as people will read it in the timeline.",
+        examples=["Rolled back to 1.3.9; watching the error rate."],
+        min_length=1, max_length=10000)
 
 
 class Note(BaseModel):
-    id: uuid.UUID
-    incident_id: uuid.UUID
-    kind: Literal["note", "alert", "deployment"]
-    text: str
-    author: str
-    created_at: datetime
-    details: dict[str, Any] | None = None
+    id: uuid.UUID = Field(
+        description="The note's id.")
+    incident_id: uuid.UUID = Field(
+        description="The incident it belongs to.")
+    kind: Literal["note", "alert", "deployment"] = Field(
+        description=("note: written by a person; alert: a monitor's alert folded in; deployment: "
+                     "a deployment of the service while it was open."))
+    text: str = Field(
+        description="The note's text.")
+    author: str = Field(
+        description="Who wrote it: a user name, or the monitor or pipeline.")
+    created_at: datetime = Field(
+        description="When it was written.")
+    details: dict[str, Any] | None = Field(
+        default=None,
+        description=("What an alert or deployment note carries beyond its text (the alert's "
+                     "payload, the deployment's number); null for a person's note."))
 
 
 class NotesPage(BaseModel):
-    items: list[Note]
+    items: list[Note] = Field(
+        description="The incident's notes, newest first.")
 
 
 class TimelineEntry(BaseModel):
-    id: uuid.UUID
-    type: str
-    sequence: int
-    time: datetime
-    actor: str
-    data: dict[str, Any]
+    id: uuid.UUID = Field(
+        description="The event's id.")
+    type: str = Field(
+        description="The event's type, such as tandem.incident.acknowledged.")
+    sequence: int = Field(
+        description="Its position in the incident's history, from 1.")
+    time: datetime = Field(
+        description="When it happened.")
+    actor: str = Field(
+        description="Who did it.")
+    data: dict[str, Any] = Field(
+        description="What changed, as the event carries it.")
 
 
 class Timeline(BaseModel):
-    items: list[TimelineEntry]
-    next_cursor: str | None
+    items: list[TimelineEntry] = Field(
+        description="The incident's history, oldest first.")
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` for the next entries; null at the end.")
 
 
 class SuspectChange(BaseModel):
     """The change a suspect deployment carried (named by the pipeline, or its gate's
     receipt)."""
 
-    id: uuid.UUID
-    number: str
-    type: str
-    title: str
-    status: str
+    id: uuid.UUID = Field(
+        description="The change's id.")
+    number: str = Field(
+        description="The change's number (CHG and seven digits).")
+    type: str = Field(
+        description="standard, normal or emergency.")
+    title: str = Field(
+        description="The change's title.")
+    status: str = Field(
+        description="The change's state.")
 
 
 class Suspect(BaseModel):
-    kind: Literal["deployment", "change"]
-    id: uuid.UUID
-    number: str
-    service: str
-    environment: str
-    status: str
-    #: When the deployment went live (succeeded; else when it ran) or the change was
-    #: implemented; suspects are ordered by it, newest first.
-    at: datetime
-    #: A deployment's software version (its snapshot's ``software_version``).
-    version: str | None = None
-    change_id: uuid.UUID | None = None
-    #: A deployment's change, attached (the change is then not listed on its own).
-    change: SuspectChange | None = None
-    type: str | None = None
-    title: str | None = None
+    kind: Literal["deployment", "change"] = Field(
+        description="Whether the suspect is a deployment or a change.")
+    id: uuid.UUID = Field(
+        description="The deployment's or change's id.")
+    number: str = Field(
+        description="Its number (DEP0000007, CHG0000012).")
+    service: str = Field(
+        description="The service it touched.")
+    environment: str = Field(
+        description="The environment it touched.")
+    status: str = Field(
+        description="Its state.")
+    at: datetime = Field(
+        description=("When the deployment went live (succeeded; else when it ran) or the change "
+                     "was implemented; suspects are ordered by it, newest first."))
+    version: str | None = Field(
+        default=None,
+        description="A deployment's software version; null for a change.")
+    change_id: uuid.UUID | None = Field(
+        default=None,
+        description="The change a deployment carried; null when none.")
+    change: SuspectChange | None = Field(
+        default=None,
+        description=("The change a deployment carried, attached (then not listed on its own); "
+                     "null when none."))
+    type: str | None = Field(
+        default=None,
+        description="A change's type (standard, normal, emergency); null for a deployment.")
+    title: str | None = Field(
+        default=None,
+        description="A change's title; null for a deployment.")
 
 
 class Suspects(BaseModel):
-    incident_id: uuid.UUID
-    window_seconds: int
-    items: list[Suspect]
+    incident_id: uuid.UUID = Field(
+        description="The incident the suspects are for.")
+    window_seconds: int = Field(
+        description=("How far before the incident was reported suspects are looked for, in "
+                     "seconds."))
+    items: list[Suspect] = Field(
+        description="Deployments and changes of the service in that window, newest first.")
 
 
 class CauseRequest(BaseModel):
@@ -256,10 +410,14 @@ class CauseRequest(BaseModel):
 class SlaTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    #: Seconds from reported to acknowledged; null = no target.
-    response_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
-    #: Seconds from reported to resolved; null = no target.
-    resolution_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+    response_seconds: int | None = Field(
+        description="Seconds from reported to acknowledged; null for no target.",
+        examples=[900],
+        default=None, ge=1, le=366 * 86400)
+    resolution_seconds: int | None = Field(
+        description="Seconds from reported to resolved; null for no target.",
+        examples=[14400],
+        default=None, ge=1, le=366 * 86400)
 
 
 #: Three rows (impact 1..3) of three priorities (urgency 1..3), each 1 (P1) to 5.
@@ -270,11 +428,17 @@ Matrix = Annotated[list[Annotated[list[Annotated[int, Field(ge=1, le=5)]],
 
 
 class PolicyPublic(BaseModel):
-    priority_matrix: Matrix
-    sla_targets: dict[str, SlaTarget]
-    version: int
-    updated_at: datetime | None
-    updated_by: str | None
+    priority_matrix: Matrix = Field(
+        description=("The priority of each impact (rows 1..3) and urgency (columns 1..3), 1 (P1) "
+                     "to 5 (P5)."))
+    sla_targets: dict[str, SlaTarget] = Field(
+        description="The SLA targets by priority (`1` to `5`).")
+    version: int = Field(
+        description="The policy's version; each change adds one.")
+    updated_at: datetime | None = Field(
+        description="When it last changed; null while the defaults apply.")
+    updated_by: str | None = Field(
+        description="Who last changed it; null while the defaults apply.")
 
 
 class PolicyUpdate(BaseModel):
@@ -284,8 +448,14 @@ class PolicyUpdate(BaseModel):
                               json_schema_extra=at_least_one_of("priority_matrix",
                                                                 "sla_targets"))
 
-    priority_matrix: Matrix | None = None
-    sla_targets: dict[Literal["1", "2", "3", "4", "5"], SlaTarget] | None = None
+    priority_matrix: Matrix | None = Field(
+        default=None, examples=[[[1, 2, 3], [2, 3, 4], [3, 4, 5]]],
+        description=("A new matrix: three rows (impact 1..3) of three priorities (urgency 1..3), "
+                     "each 1 (P1) to 5 (P5)."))
+    sla_targets: dict[Literal["1", "2", "3", "4", "5"], SlaTarget] | None = Field(
+        default=None,
+        description="New SLA targets by priority (`1` to `5`); priorities not named keep theirs.",
+        examples=[{"1": {"response_seconds": 900, "resolution_seconds": 14400}}])
 
     @model_validator(mode="after")
     def _valid(self) -> PolicyUpdate:
@@ -295,11 +465,18 @@ class PolicyUpdate(BaseModel):
 
 
 class Metrics(BaseModel):
-    service: str | None
-    environment: Environment | None
-    since: datetime | None
+    service: str | None = Field(
+        description="The service asked for (service=); null for all.")
+    environment: Environment | None = Field(
+        description="The environment asked for (environment=); null for all.")
+    since: datetime | None = Field(
+        description="Only incidents reported since this time (since=); null for all.")
     team: str | None = Field(default=None, description="The team asked for (team=).")
     services: list[str] | None = Field(
         default=None, description="With team=: the services it owns or runs, counted here.")
-    mtta: DurationSummary
-    mttr: DurationSummary
+    mtta: DurationSummary = Field(
+        description=("Mean time to acknowledge: from reported to first acknowledged, over the "
+                     "acknowledged incidents."))
+    mttr: DurationSummary = Field(
+        description=("Mean time to resolve: from reported to resolved, over the resolved "
+                     "incidents."))

@@ -5,15 +5,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DurationSummary(BaseModel):
-    count: int
-    mean: float | None
-    median: float | None
-    p90: float | None
-    unit: str = "seconds"
+    count: int = Field(
+        description="How many incidents the figures are over.")
+    mean: float | None = Field(
+        description="The mean duration; null when no incident counts.")
+    median: float | None = Field(
+        description="The median duration; null when no incident counts.")
+    p90: float | None = Field(
+        description=("The 90th percentile: nine in ten took at most this long; null when no "
+                     "incident counts."))
+    unit: str = Field(
+        default="seconds",
+        description="The unit of the durations.")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
