@@ -32,7 +32,12 @@ class TransitionRequest(BaseModel):
         schema = handler(core_schema)
         states = sorted({state for machine in cls.machines for state in machine.states})
         if states:
-            handler.resolve_ref_schema(schema)["properties"]["to"]["enum"] = states
+            to = handler.resolve_ref_schema(schema)["properties"]["to"]
+            to["enum"] = states
+            # An example a client may send: a state some move leads to.
+            targets = sorted({t for machine in cls.machines for state in machine.states
+                              for t in machine.allowed(state)})
+            to.setdefault("examples", targets[:1] or states[:1])
         return schema
 
 

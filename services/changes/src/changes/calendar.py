@@ -29,9 +29,15 @@ router = APIRouter(prefix="/api/v1", tags=["calendar"])
 @router.get("/calendar", response_model=CalendarPublic)
 async def calendar(
     session: Session, settings: Settings, _: Reader,
-    from_: Annotated[AwareDatetime, Query(alias="from")],
-    to: AwareDatetime,
-    service_name: Annotated[str | None, Query(alias="service")] = None,
+    from_: Annotated[AwareDatetime, Query(
+        alias="from", description="The start of the period (RFC 3339 with its offset).",
+        examples=["2026-03-02T00:00:00Z"])],
+    to: Annotated[AwareDatetime, Query(
+        description="The end of the period, after `from`; at most 366 days later.",
+        examples=["2026-03-09T00:00:00Z"])],
+    service_name: Annotated[str | None, Query(
+        alias="service", description="Only changes of this service and freezes covering it.",
+        examples=["checkout"])] = None,
 ) -> CalendarPublic:
     """Changes (not canceled) and freezes whose windows overlap ``[from, to)``."""
     if to <= from_:

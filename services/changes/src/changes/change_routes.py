@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 
 from changes import approvals, change_requests, success_scores
@@ -28,10 +28,13 @@ from changes.schemas import (
 from tandem.app import Session
 from tandem.auth import MANAGE, Actor, ChangeRecorder, Manager, Reader, Role
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
-from tandem.pagination import page
+from tandem.pagination import CURSOR_DESCRIPTION, CURSOR_EXAMPLE, LIMIT_DESCRIPTION, page
 from tandem.vocabulary import Environment
 
-Limit = Annotated[int, Query(ge=1, le=200)]
+Limit = Annotated[int, Query(ge=1, le=200, description=LIMIT_DESCRIPTION, examples=[50])]
+#: The ``{ref}`` of a change's path.
+ChangeRef = Annotated[str, Path(description="The change's id or number (CHG0000012).",
+                                examples=["CHG0000012"])]
 
 router = APIRouter(prefix="/api/v1/changes", tags=["changes"])
 scores_router = APIRouter(prefix="/api/v1/change-success-scores", tags=["changes"])
@@ -57,15 +60,26 @@ async def create_change(body: ChangeCreate, session: Session, settings: Settings
 @router.get("", response_model=ChangesPage)
 async def list_changes(
     session: Session, settings: Settings, _: Reader,
-    status: Annotated[str | None, Query(description="One state or several, comma-separated")]
+    status: Annotated[str | None, Query(description="Only changes in this state, or in one of "
+                                                    "several, comma-separated.",
+                                        examples=["scheduled,implement"])]
     = None,
-    service_name: Annotated[str | None, Query(alias="service")] = None,
-    environment: Environment | None = None, type: ChangeType | None = None,
+    service_name: Annotated[str | None, Query(
+        alias="service", description="Only changes of this service.",
+        examples=["payments"])] = None,
+    environment: Annotated[Environment | None, Query(
+        description="Only changes in this environment.", examples=["production"])] = None,
+    type: Annotated[ChangeType | None, Query(
+        description="Only changes of this type.", examples=["emergency"])] = None,
     deployment_id: Annotated[uuid.UUID | None, Query(
-        description="Only the change this deployment carries.")] = None,
+        description="Only the change this deployment carries.",
+        examples=["0b5f2c8e-6a43-4f0e-9d4c-2f1e7a9b3c11"])] = None,
     incident_id: Annotated[uuid.UUID | None, Query(
-        description="Only the changes that fix this incident (emergency changes).")] = None,
-    limit: Limit = 50, cursor: str | None = None,
+        description="Only the changes that fix this incident (emergency changes).",
+        examples=["3f6c1a2e-8b4d-4e7f-9a1b-2c3d4e5f6a7b"])] = None,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(description=CURSOR_DESCRIPTION,
+                                        examples=[CURSOR_EXAMPLE])] = None,
 ) -> ChangesPage:
     stmt = select(Change)
     if status:
@@ -85,13 +99,13 @@ async def list_changes(
 
 
 @router.get("/{ref}", response_model=ChangePublic)
-async def get_change(ref: str, session: Session, settings: Settings, _: Reader) -> JSONBody:
+async def get_change(ref: ChangeRef, session: Session, settings: Settings, _: Reader) -> JSONBody:
     changes = ChangeAggregate(settings)
     return resource_response(await changes.snapshot(session, await changes.get(session, ref)))
 
 
 @router.patch("/{ref}", response_model=ChangePublic)
-async def update_change(ref: str, body: ChangeUpdate, request: Request, session: Session,
+async def update_change(ref: ChangeRef, body: ChangeUpdate, request: Request, session: Session,
                         settings: Settings, actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
@@ -101,7 +115,7 @@ async def update_change(ref: str, body: ChangeUpdate, request: Request, session:
 
 
 @router.post("/{ref}/transitions", response_model=ChangePublic)
-async def transition_change(ref: str, body: ChangeTransitionRequest, request: Request,
+async def transition_change(ref: ChangeRef, body: ChangeTransitionRequest, request: Request,
                             session: Session, settings: Settings,
                             actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
@@ -112,7 +126,7 @@ async def transition_change(ref: str, body: ChangeTransitionRequest, request: Re
 
 
 @router.post("/{ref}/approvals", status_code=201, response_model=ChangePublic)
-async def record_approval(ref: str, body: ApprovalRequest, session: Session,
+async def record_approval(ref: ChangeRef, body: ApprovalRequest, session: Session,
                           settings: Settings, actor: Manager, idem: Idempotency) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
@@ -122,14 +136,16 @@ async def record_approval(ref: str, body: ApprovalRequest, session: Session,
 
 
 @router.get("/{ref}/conflicts", response_model=ConflictsPublic)
-async def get_conflicts(ref: str, session: Session, settings: Settings,
+async def get_conflicts(ref: ChangeRef, session: Session, settings: Settings,
                         _: Reader) -> ConflictsPublic:
     change = await ChangeAggregate(settings).get(session, ref)
     return ConflictsPublic(change_id=change.id, items=await conflicts_of(session, change))
 
 
 @scores_router.get("/{service_name}", response_model=SuccessScorePublic)
-async def get_success_score(service_name: str, session: Session,
+async def get_success_score(service_name: Annotated[str, Path(
+                                description="The service's name, as the catalog knows it.",
+                                examples=["payments"])], session: Session,
                             _: Reader) -> SuccessScorePublic:
     """A service's change success score: +3 successful, -2 with issues, -5 unsuccessful,
     -10/-5/-2 for a confirmed P1/P2/P3 cause."""

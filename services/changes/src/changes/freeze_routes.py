@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 
 from changes import freezes
@@ -15,10 +15,14 @@ from changes.schemas import FreezeCreate, FreezePublic, FreezesPage, FreezeTrans
 from tandem.app import Session
 from tandem.auth import Manager, Reader
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
-from tandem.pagination import page
+from tandem.pagination import CURSOR_DESCRIPTION, CURSOR_EXAMPLE, LIMIT_DESCRIPTION, page
 from tandem.vocabulary import Environment
 
 router = APIRouter(prefix="/api/v1/freezes", tags=["freezes"])
+#: The ``{ref}`` of a freeze's path.
+FreezeRef = Annotated[str, Path(
+    description="The freeze's id or number (FRZ0000003).",
+    examples=["FRZ0000003"])]
 
 
 @router.post("", status_code=201, response_model=FreezePublic)
@@ -34,13 +38,22 @@ async def create_freeze(body: FreezeCreate, session: Session, actor: Manager,
 async def list_freezes(
     session: Session, _: Reader,
     status: Annotated[str | None, Query(
-        description="scheduled, active or ended; default: active and upcoming")] = None,
-    source: str | None = None,
+        description="Only freezes in this state (scheduled, active or ended), or in one of "
+                    "several, comma-separated; unset, the active and upcoming ones.",
+        examples=["active"])] = None,
+    source: Annotated[str | None, Query(
+        description="Only freezes set this way: manual (by a person) or incident (by an open "
+                    "major incident).", examples=["incident"])] = None,
     service_name: Annotated[str | None, Query(
-        alias="service", description="Freezes covering this service (named or all)")] = None,
+        alias="service", description="Only freezes covering this service (named, or freezing "
+                                     "every service).", examples=["checkout"])] = None,
     environment: Annotated[Environment | None, Query(
-        description="Freezes covering this environment (named or all)")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+        description="Only freezes covering this environment (named, or freezing every "
+                    "environment).", examples=["production"])] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description=LIMIT_DESCRIPTION,
+                                examples=[50])] = 50,
+    cursor: Annotated[str | None, Query(description=CURSOR_DESCRIPTION,
+                                        examples=[CURSOR_EXAMPLE])] = None,
 ) -> FreezesPage:
     stmt = select(Freeze)
     if status:
@@ -60,12 +73,12 @@ async def list_freezes(
 
 
 @router.get("/{ref}", response_model=FreezePublic)
-async def get_freeze(ref: str, session: Session, _: Reader) -> JSONBody:
+async def get_freeze(ref: FreezeRef, session: Session, _: Reader) -> JSONBody:
     return resource_response(freeze_public(await freeze_windows.get(session, ref)))
 
 
 @router.post("/{ref}/transitions", response_model=FreezePublic)
-async def transition_freeze(ref: str, body: FreezeTransitionRequest, request: Request,
+async def transition_freeze(ref: FreezeRef, body: FreezeTransitionRequest, request: Request,
                             session: Session, actor: Manager) -> JSONBody:
     # Ending early is the only move a client makes; the freeze clock makes the others.
     freeze = await freeze_windows.get(session, ref, for_update=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 
 from changes import standard_changes
@@ -23,9 +23,13 @@ from changes.standard_changes import template_public, templates
 from tandem.app import Session
 from tandem.auth import Owner, Reader
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
-from tandem.pagination import page
+from tandem.pagination import Cursor, Limit, page
 
 router = APIRouter(prefix="/api/v1/standard-changes", tags=["standard changes"])
+#: The ``{ref}`` of a template's path.
+TemplateRef = Annotated[str, Path(
+    description="The standard change template's id or number (STD0000004).",
+    examples=["STD0000004"])]
 
 
 @router.post("", status_code=201, response_model=StandardChangePublic)
@@ -42,11 +46,14 @@ async def create_template(body: StandardChangeCreate, session: Session, actor: O
 @router.get("", response_model=StandardChangesPage)
 async def list_templates(
     session: Session, _: Reader,
-    service_name: Annotated[str | None, Query(alias="service", max_length=100,
-                                              pattern=SERVICE_PATTERN)] = None,
-    status: Annotated[str | None, Query(pattern=r"^(active|retired)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    service_name: Annotated[str | None, Query(
+        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        description="Only templates for this service.", examples=["checkout"])] = None,
+    status: Annotated[str | None, Query(
+        pattern=r"^(active|retired)$", description="Only active or only retired templates.",
+        examples=["active"])] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> StandardChangesPage:
     """Templates, newest first; filters: service, status."""
     stmt = select(StandardChange)
@@ -60,12 +67,12 @@ async def list_templates(
 
 
 @router.get("/{ref}", response_model=StandardChangePublic)
-async def get_template(ref: str, session: Session, _: Reader) -> JSONBody:
+async def get_template(ref: TemplateRef, session: Session, _: Reader) -> JSONBody:
     return resource_response(template_public(await templates.get(session, ref)))
 
 
 @router.patch("/{ref}", response_model=StandardChangePublic)
-async def update_template(ref: str, body: StandardChangeUpdate, request: Request,
+async def update_template(ref: TemplateRef, body: StandardChangeUpdate, request: Request,
                           session: Session, actor: Owner) -> JSONBody:
     """Edit an active template (``If-Match`` honoured); changes already recorded keep theirs."""
     row = await templates.get(session, ref, for_update=True)
@@ -74,7 +81,7 @@ async def update_template(ref: str, body: StandardChangeUpdate, request: Request
 
 
 @router.post("/{ref}/transitions", response_model=StandardChangePublic)
-async def transition_template(ref: str, body: StandardChangeTransitionRequest,
+async def transition_template(ref: TemplateRef, body: StandardChangeTransitionRequest,
                               request: Request, session: Session, actor: Owner) -> JSONBody:
     """Retire a template (``to: retired``): no change is recorded from it any more."""
     row = await templates.get(session, ref, for_update=True)
