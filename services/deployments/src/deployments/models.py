@@ -165,38 +165,80 @@ class DoraFact(ServiceTable, table=True):
 # --- API schemas ------------------------------------------------------------------------------
 
 _SERVICE = r"^[a-z0-9][a-z0-9._-]*$"
+#: An artifact as a pipeline names it (a package URL), for the API's examples.
+ARTIFACT_EXAMPLE = ("pkg:oci/checkout@sha256:"
+                    "3b1f9c7e5a2d4f6b8c0e1a3d5f7b9c2e4a6d8f0b1c3e5a7d9f2b4c6e8a0d1f3b")
+COMMIT_EXAMPLE = {"sha": "9f3c2a1b7e4d5f60812a3b4c5d6e7f8091a2b3c4",
+                  "committed_at": "2026-03-01T09:15:00Z"}
+PIPELINE_EXAMPLE = {"id": "gha-8412377",
+                    "run_url": "https://ci.example.com/acme/checkout/actions/runs/8412377"}
 
 
 class Commit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sha: str = Field(pattern=r"^[0-9a-fA-F]{7,64}$")
-    committed_at: AwareDatetime
+    sha: str = Field(
+        description="The commit's SHA (7 to 64 hex digits).",
+        examples=["9f3c2a1b7e4d5f60812a3b4c5d6e7f8091a2b3c4"],
+        pattern=r"^[0-9a-fA-F]{7,64}$")
+    committed_at: AwareDatetime = Field(
+        description="When it was committed (RFC 3339 with its offset); lead time runs from here.",
+        examples=["2026-03-01T09:15:00Z"])
 
 
 class PipelineRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=255)
-    run_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+    id: str = Field(
+        description="The pipeline run's id in the CI system.",
+        examples=["gha-8412377"],
+        min_length=1, max_length=255)
+    run_url: str | None = Field(
+        description="Where the run can be seen; null when unknown.",
+        examples=["https://ci.example.com/acme/checkout/actions/runs/8412377"],
+        default=None, max_length=2000, pattern=r"^https?://\S+$")
 
 
 class DeploymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=100, pattern=_SERVICE)
-    environment: Environment
+    service: str = Field(
+        description="The service deployed, by its catalog name.",
+        examples=["checkout"],
+        min_length=1, max_length=100, pattern=_SERVICE)
+    environment: Environment = Field(
+        description="The environment deployed to; production deployments pass the gate.",
+        examples=["production"])
     software_version: str = Field(
+        examples=["1.4.0"],
         alias="version", min_length=1, max_length=100,
         description="The deployed software's version, any text (the resource's "
                     "`software_version`). Named `version` in this body, as the contract and CI "
                     "tools send it; the resource's own `version` is its aggregate version.")
-    artifact: str | None = Field(default=None, max_length=500)
-    ref: str | None = Field(default=None, max_length=255)
-    commits: list[Commit] = Field(default_factory=list, max_length=1000)
-    pipeline: PipelineRun | None = None
-    change_id: uuid.UUID | None = None
+    artifact: str | None = Field(
+        description="The deployed artifact as a package URL; null when unknown.",
+        examples=[ARTIFACT_EXAMPLE],
+        default=None, max_length=500)
+    ref: str | None = Field(
+        description="The git ref built (branch or tag); null when unknown.",
+        examples=["refs/tags/v1.4.0"],
+        default=None, max_length=255)
+    commits: list[Commit] = Field(
+        description=("The commits it ships, each with its time (lead time runs from it); empty "
+                     "when unknown."),
+        examples=[[COMMIT_EXAMPLE]],
+        default_factory=list, max_length=1000)
+    pipeline: PipelineRun | None = Field(
+        default=None,
+        description="The CI run that deploys it; null when none.",
+        examples=[PIPELINE_EXAMPLE])
+    change_id: uuid.UUID | None = Field(
+        default=None,
+        description=("The change it carries (one scheduled or implementing, whose window covers "
+                     "now); null lets the gate decide by its mode."),
+        examples=["7c1d9e4a-2b3f-4a5c-8d6e-9f0a1b2c3d4e"])
     fixes: str | None = Field(
+        examples=["INC0000042"],
         default=None, pattern=r"^INC[0-9]{7}$",
         description="The open production incident of the service this deployment fixes (a "
                     "fix forward), by number: it is rework, and when a failed deployment "
@@ -207,88 +249,150 @@ class DeploymentCreate(BaseModel):
 class Recovery(BaseModel):
     """How a deployment recovers from a failure (null on every other deployment)."""
 
-    kind: Literal["rollback", "fix_forward"]
-    #: The failed deployment it recovers from, if known.
-    deployment_id: uuid.UUID | None
-    #: The incident it recovers from, if known (a fix forward names it).
-    incident_id: uuid.UUID | None
+    kind: Literal["rollback", "fix_forward"] = Field(
+        description=("rollback: it puts back the version before a failed deployment; fix_forward: "
+                     "a new version that fixes it."))
+    deployment_id: uuid.UUID | None = Field(
+        description="The failed deployment it recovers from; null when not known.")
+    incident_id: uuid.UUID | None = Field(
+        description=("The incident it recovers from; null when not known (a fix forward names "
+                     "it)."))
 
 
 class GateReason(BaseModel):
-    code: str
-    message: str
+    code: str = Field(
+        description=("What the reason is, as a stable code (freeze_active, change_covers, "
+                     "change_requested, ...)."))
+    message: str = Field(
+        description="The reason in a sentence, for people.")
 
 
 class GatePublic(BaseModel):
-    decision: Literal["allowed", "prevented", "awaiting"]
-    reasons: list[GateReason]
-    change_id: uuid.UUID | None
-    mode: Literal["receipt", "approval", "off"]
-    decided_at: datetime
+    decision: Literal["allowed", "prevented", "awaiting"] = Field(
+        description=("allowed: the deployment may start; prevented: it may not; awaiting: a "
+                     "change was asked for and waits for approval."))
+    reasons: list[GateReason] = Field(
+        description="Why, one reason per rule that decided.")
+    change_id: uuid.UUID | None = Field(
+        description="The change that allowed it or that it waits for; null when none.")
+    mode: Literal["receipt", "approval", "off"] = Field(
+        description=("How a production deployment without a covering change is gated: receipt (a "
+                     "standard change is recorded for it), approval (a normal change is asked for "
+                     "and awaited) or off."))
+    decided_at: datetime = Field(
+        description="When the gate last decided.")
 
 
 class GateAnswer(GatePublic):
     """``GET /deployments/{id}/gate``: the gate, and which deployment it is of."""
 
-    deployment_id: uuid.UUID
-    deployment_number: str
-    deployment_status: str
+    deployment_id: uuid.UUID = Field(
+        description="The deployment gated.")
+    deployment_number: str = Field(
+        description="Its number (DEP and seven digits).")
+    deployment_status: str = Field(
+        description="Its state.")
 
 
 class DeploymentPublic(BaseModel):
-    id: uuid.UUID
-    number: str
-    service: str
-    environment: Environment
-    #: The deployed software's version (sent as ``version`` in the create body).
-    software_version: str
-    artifact: str | None
-    ref: str | None
-    commits: list[Commit]
-    pipeline: PipelineRun | None
-    triggered_by: str
-    change_id: uuid.UUID | None
-    status: str
-    gate: GatePublic
-    rework: bool
-    fixes: str | None = None
-    recovery: Recovery | None = None
-    allowed_transitions: list[str]
-    started_at: datetime | None
-    finished_at: datetime | None
-    #: The aggregate version: the ETag, what ``If-Match`` names, the events' ``sequence``.
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    id: uuid.UUID = Field(
+        description="The deployment's id.")
+    number: str = Field(
+        description="The deployment's number, as people quote it (DEP and seven digits).",
+        examples=["DEP0000007"])
+    service: str = Field(
+        description="The service deployed.")
+    environment: Environment = Field(
+        description="The environment deployed to.")
+    software_version: str = Field(
+        description="The deployed software's version (sent as `version` when recorded).")
+    artifact: str | None = Field(
+        description="The deployed artifact as a package URL; null when unknown.")
+    ref: str | None = Field(
+        description="The git ref built; null when unknown.")
+    commits: list[Commit] = Field(
+        description="The commits it ships, with their times.")
+    pipeline: PipelineRun | None = Field(
+        description="The CI run that deploys it; null when none.")
+    triggered_by: str = Field(
+        description="Who recorded it (a pipeline's or a person's name).")
+    change_id: uuid.UUID | None = Field(
+        description="The change it carries; null when none.")
+    status: str = Field(
+        description="requested, in_progress, succeeded, failed, rolled_back or canceled.")
+    gate: GatePublic = Field(
+        description="The production gate's decision for it.")
+    rework: bool = Field(
+        description=("Whether it is unplanned work caused by a production incident (a rollback or "
+                     "a fix forward): counted in the deployment rework rate."))
+    fixes: str | None = Field(
+        default=None,
+        description="The incident a fix forward fixes, by number; null otherwise.")
+    recovery: Recovery | None = Field(
+        default=None,
+        description="How it recovers from a failure; null for every other deployment.")
+    allowed_transitions: list[str] = Field(
+        description="The states it may move to next (POST .../transitions).")
+    started_at: datetime | None = Field(
+        description="When it moved to in_progress; null until then.")
+    finished_at: datetime | None = Field(
+        description="When it succeeded, failed or was canceled; null until then.")
+    version: int = Field(
+        description=("The version to send as If-Match with a change; each change adds one (not "
+                     "the software's version)."))
+    created_at: datetime = Field(
+        description="When it was recorded.")
+    updated_at: datetime = Field(
+        description="When it last changed.")
 
 
 DeploymentsPage = Page[DeploymentPublic]
 
 
 class MetricPublic(BaseModel):
-    value: float | None
-    unit: str
-    sample_size: int
-    bucket: Literal["elite", "high", "medium", "low"] | None
+    value: float | None = Field(
+        description="The figure, in `unit`; null when there is nothing to measure.")
+    unit: str = Field(
+        description="The figure's unit: deployments/week, hours, ratio (0 to 1) or deployments.")
+    sample_size: int = Field(
+        description="How many deployments or incidents it is computed over.")
+    bucket: Literal["elite", "high", "medium", "low"] | None = Field(
+        description=("DORA's performance level for the figure; null when there is no figure or no "
+                     "level for it."))
 
 
 class DoraMetrics(BaseModel):
-    deployment_frequency: MetricPublic
-    lead_time: MetricPublic
-    change_failure_rate: MetricPublic
-    failed_deployment_attempts: MetricPublic
-    failed_deployment_recovery_time: MetricPublic
-    time_to_restore: MetricPublic
-    deployment_rework_rate: MetricPublic
+    deployment_frequency: MetricPublic = Field(
+        description="Successful deployments per week.")
+    lead_time: MetricPublic = Field(
+        description="Median hours from commit to running in the environment.")
+    change_failure_rate: MetricPublic = Field(
+        description=("The share of deployments that went live and then needed a rollback, a fix "
+                     "or caused an incident."))
+    failed_deployment_attempts: MetricPublic = Field(
+        description=("Deployments that failed before they went live, counted beside the failure "
+                     "rate."))
+    failed_deployment_recovery_time: MetricPublic = Field(
+        description="Median hours from a failed deployment to its recovery.")
+    time_to_restore: MetricPublic = Field(
+        description="Median hours from an incident reported to resolved.")
+    deployment_rework_rate: MetricPublic = Field(
+        description="The share of deployments made because of a production incident.")
 
 
 class DoraReport(BaseModel):
-    service: str | None
+    service: str | None = Field(
+        description="The service asked for (service=); null for all.")
     team: str | None = Field(default=None, description="The team asked for (team=).")
     services: list[str] | None = Field(
         default=None, description="With team=: the services it owns or runs, counted here.")
-    environment: Environment
-    window: str
-    since: datetime
-    until: datetime
-    metrics: DoraMetrics
+    environment: Environment = Field(
+        description="The environment measured.")
+    window: str = Field(
+        description="The period asked for, back from now (30d, 12h, 4w).")
+    since: datetime = Field(
+        description="The start of the period.")
+    until: datetime = Field(
+        description="The end of the period (now, when asked).")
+    metrics: DoraMetrics = Field(
+        description="The DORA metrics over the period.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import or_, select
 
 from deployments.config import Settings
@@ -28,9 +28,12 @@ from tandem.auth import Pipeline, Reader
 from tandem.db import utcnow
 from tandem.dora import WINDOW_PATTERN, parse_window
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
-from tandem.pagination import page
+from tandem.pagination import CURSOR_EXAMPLE, page
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+#: The ``{ref}`` of a deployment's path.
+DeploymentRef = Annotated[str, Path(description="The deployment's id or number (DEP0000007).",
+                                    examples=["DEP0000007"])]
 dora_router = APIRouter(prefix="/api/v1/dora", tags=["dora"])
 
 
@@ -53,13 +56,16 @@ async def list_deployments(
         alias="service", description="Only this service's deployments.",
         examples=["checkout"])] = None,
     environment: Annotated[Environment | None, Query(
-        description="Only deployments to this environment.")] = None,
+        description="Only deployments to this environment.", examples=["production"])] = None,
     change_id: Annotated[uuid.UUID | None, Query(
-        description="Only the deployments that carry this change (or were gated by it).")
+        description="Only the deployments that carry this change (or were gated by it).",
+        examples=["7c1d9e4a-2b3f-4a5c-8d6e-9f0a1b2c3d4e"])
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200, description="At most this many per page.")] = 50,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many per page.",
+                                examples=[50])] = 50,
     cursor: Annotated[str | None, Query(
-        description="The next_cursor of the page before; absent for the first page.")] = None,
+        description="The next_cursor of the page before; absent for the first page.",
+        examples=[CURSOR_EXAMPLE])] = None,
 ) -> DeploymentsPage:
     stmt = select(Deployment)
     if status:
@@ -76,12 +82,13 @@ async def list_deployments(
 
 
 @router.get("/{ref}", response_model=DeploymentPublic)
-async def get_deployment(ref: str, session: Session, _: Reader) -> JSONBody:
+async def get_deployment(ref: DeploymentRef, session: Session, _: Reader) -> JSONBody:
     return resource_response(public(await deployments.get(session, ref)))
 
 
 @router.post("/{ref}/transitions", response_model=DeploymentPublic)
-async def transition_deployment(ref: str, body: DeploymentTransitionRequest, request: Request,
+async def transition_deployment(ref: DeploymentRef, body: DeploymentTransitionRequest,
+                                request: Request,
                                 session: Session, actor: Pipeline) -> JSONBody:
     """Move a deployment (``in_progress`` needs an allowed gate); ``If-Match`` honoured."""
     dep = await deployments.get(session, ref, for_update=True)
@@ -91,10 +98,16 @@ async def transition_deployment(ref: str, body: DeploymentTransitionRequest, req
 
 
 @router.get("/{ref}/gate", response_model=GateAnswer)
-async def get_gate(ref: str, request: Request, settings: Settings, _: Reader,
-                   wait: Annotated[float, Query(ge=0, le=60)] = 0) -> GateAnswer:
-    """The gate; with ``?wait=N`` held up to N seconds until it leaves ``awaiting``, woken by
-    the consumed change event that decided it (:mod:`deployments.gate_polls`)."""
+async def get_gate(ref: DeploymentRef, request: Request, settings: Settings, _: Reader,
+                   wait: Annotated[float, Query(
+                       ge=0, le=60,
+                       description="Seconds to hold the answer while the gate is awaiting "
+                                   "(0 to 60): it comes as soon as the change is approved, "
+                                   "rejected or canceled, or when the time is up.",
+                       examples=[30])] = 0) -> GateAnswer:
+    """The deployment's gate decision, with the reasons for it. With ``wait``, a pipeline
+    polls without hammering: an awaiting gate answers the moment its change is decided, or
+    after ``wait`` seconds with ``awaiting`` still."""
     return await gate_answer(request.app.state.db, request.app.state.gate_signals, settings,
                              ref, wait=wait)
 
@@ -102,15 +115,21 @@ async def get_gate(ref: str, request: Request, settings: Settings, _: Reader,
 @dora_router.get("", response_model=DoraReport)
 async def get_dora(
     session: Session, settings: Settings, _: Reader,
-    service_name: Annotated[str | None, Query(alias="service", max_length=100)] = None,
-    environment: Environment = Environment.production,
+    service_name: Annotated[str | None, Query(
+        alias="service", max_length=100, description="Only this service's deployments; unset, "
+                                                     "every service's.",
+        examples=["checkout"])] = None,
+    environment: Annotated[Environment, Query(
+        description="The environment measured.", examples=["production"])
+    ] = Environment.production,
     window: Annotated[str, Query(
         max_length=5, pattern=WINDOW_PATTERN,
         description="How far back from now: a number of hours, days or weeks.",
         examples=["30d", "12h", "4w"])] = "30d",
     team: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$",
                                       description="Only the services this team owns or runs "
-                                                  "(as the catalog says).")] = None,
+                                                  "(as the catalog says).",
+                                      examples=["payments"])] = None,
 ) -> DoraReport:
     """DORA for one service (or all, or a team's) and environment over the last ``window``
     (``30d``)."""
