@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import or_, select
 
 from catalog.config import Settings
@@ -33,15 +33,18 @@ from catalog.teams import public as team_public
 from tandem.app import Session
 from tandem.auth import Owner, Reader
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
-from tandem.pagination import page
+from tandem.pagination import Cursor, Limit, page
 
 services_router = APIRouter(prefix="/api/v1/services", tags=["services"])
 teams_router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 import_router = APIRouter(prefix="/api/v1/catalog", tags=["import"])
 
-NameQuery = Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=512)]
+NAME = r"^[a-z0-9][a-z0-9._-]*$"
+#: The ``{ref}`` of a service's or a team's path.
+ServiceRef = Annotated[str, Path(description="The service's id, number (SVC0000003) or name.",
+                                 examples=["payments"])]
+TeamRef = Annotated[str, Path(description="The team's id, number (TEAM0000002) or name.",
+                              examples=["payments"])]
 
 
 @services_router.post("", status_code=201, response_model=ServicePublic)
@@ -57,14 +60,32 @@ async def add_service(body: ServiceCreate, session: Session, actor: Owner,
 @services_router.get("", response_model=ServicesPage)
 async def list_services(
     session: Session, _: Reader,
-    owner_team: NameQuery = None, operations_team: NameQuery = None,
-    team: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$",
-                                      description="Owner or operations team.")] = None,
-    tier: Annotated[int | None, Query(ge=1, le=4)] = None,
-    lifecycle: Lifecycle | None = None, system: NameQuery = None,
-    unowned: Annotated[bool | None, Query(description="Only services with (or without) no "
-                                                      "owner team.")] = None,
-    source: Annotated[str | None, Query(pattern=r"^(api|import|discovered)$")] = None,
+    owner_team: Annotated[str | None, Query(
+        max_length=100, pattern=NAME, description="Only services this team owns (develops).",
+        examples=["payments"])] = None,
+    operations_team: Annotated[str | None, Query(
+        max_length=100, pattern=NAME, description="Only services this team runs.",
+        examples=["platform-ops"])] = None,
+    team: Annotated[str | None, Query(max_length=100, pattern=NAME,
+                                      description="Only services this team owns or runs.",
+                                      examples=["payments"])] = None,
+    tier: Annotated[int | None, Query(
+        ge=1, le=4, description="Only services of this tier, 1 (most critical) to 4.",
+        examples=[1])] = None,
+    lifecycle: Annotated[Lifecycle | None, Query(
+        description="Only services at this stage of their life.",
+        examples=["production"])] = None,
+    system: Annotated[str | None, Query(
+        max_length=100, pattern=NAME, description="Only the services of this system.",
+        examples=["commerce"])] = None,
+    unowned: Annotated[bool | None, Query(description="true: only services with no owner "
+                                                      "team; false: only owned ones.",
+                                          examples=[True])] = None,
+    source: Annotated[str | None, Query(
+        pattern=r"^(api|import|discovered)$",
+        description="Only services that entered the catalog this way: api, import (a "
+                    "descriptor) or discovered (named by another service's event).",
+        examples=["discovered"])] = None,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> ServicesPage:
     """Services, newest first; filters are the fields."""
@@ -84,13 +105,13 @@ async def list_services(
 
 
 @services_router.get("/{ref}", response_model=ServicePublic)
-async def get_service(ref: str, session: Session, _: Reader) -> JSONBody:
+async def get_service(ref: ServiceRef, session: Session, _: Reader) -> JSONBody:
     """A service by id, number or name."""
     return resource_response(service_public(await catalog_services.get(session, ref)))
 
 
 @services_router.patch("/{ref}", response_model=ServicePublic)
-async def update_service(ref: str, body: ServiceUpdate, request: Request, session: Session,
+async def update_service(ref: ServiceRef, body: ServiceUpdate, request: Request, session: Session,
                          actor: Owner) -> JSONBody:
     """Edit a service (``If-Match`` honoured); its name never changes."""
     row = await catalog_services.get(session, ref, for_update=True)
@@ -112,7 +133,9 @@ async def add_team(body: TeamCreate, session: Session, actor: Owner,
 async def list_teams(
     session: Session, _: Reader,
     member: Annotated[str | None, Query(min_length=1, max_length=255,
-                                        description="Only teams this sub belongs to.")] = None,
+                                        description="Only teams this person (token sub) "
+                                                    "belongs to.",
+                                        examples=["alice"])] = None,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> TeamsPage:
     """Teams, newest first."""
@@ -128,13 +151,13 @@ async def list_teams(
 
 
 @teams_router.get("/{ref}", response_model=TeamPublic)
-async def get_team(ref: str, session: Session, _: Reader) -> JSONBody:
+async def get_team(ref: TeamRef, session: Session, _: Reader) -> JSONBody:
     """A team by id, number or name."""
     return resource_response(team_public(await catalog_teams.get(session, ref)))
 
 
 @teams_router.patch("/{ref}", response_model=TeamPublic)
-async def update_team(ref: str, body: TeamUpdate, request: Request, session: Session,
+async def update_team(ref: TeamRef, body: TeamUpdate, request: Request, session: Session,
                       actor: Owner) -> JSONBody:
     """Edit a team (``members`` replaces the list; ``If-Match`` honoured)."""
     row = await catalog_teams.get(session, ref, for_update=True)

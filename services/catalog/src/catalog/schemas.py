@@ -17,6 +17,9 @@ from tandem.pagination import Page
 Lifecycle = Literal["experimental", "production", "deprecated"]
 NotifyFormat = Literal["cloudevents", "slack"]
 URL_PATTERN = r"^https?://[^\s/?#]+\S*$"
+#: A team's notification address, for the API's examples.
+NOTIFY_EXAMPLE = {"url": "https://hooks.slack.com/services/T024F7Y2A/B07QJ3K5L/9xWm2pQe7RtY",
+                  "format": "slack"}
 
 
 def _catalog_name(value: str) -> str:
@@ -45,36 +48,73 @@ class Input(BaseModel):
 
 
 class Link(Input):
-    url: Url
-    title: str | None = Field(default=None, max_length=200)
+    url: Url = Field(
+        description="Where the link goes (http or https).",
+        examples=["https://grafana.example.com/d/payments"])
+    title: str | None = Field(
+        description="What the link is, in a few words; null shows the address.",
+        examples=["Dashboard"],
+        default=None, max_length=200)
 
 
 class Notify(Input):
     """Where the team's notifications go (the notifier's webhook subscription)."""
 
-    url: Url
-    format: NotifyFormat = "cloudevents"
+    url: Url = Field(
+        description="The webhook address the team's notifications are posted to.",
+        examples=[NOTIFY_EXAMPLE["url"]])
+    format: NotifyFormat = Field(
+        default="cloudevents",
+        description="cloudevents: the event as JSON (CloudEvents); slack: a Slack message.",
+        examples=["slack"])
 
 
 class ServiceFields(Input):
     """The fields of a service that people edit (and a Component descriptor maps)."""
 
-    title: str | None = Field(default=None, max_length=200)
-    description: str = Field(default="", max_length=10000)
-    tier: int | None = Field(default=None, ge=1, le=4, description="1 = most critical.")
-    lifecycle: Lifecycle | None = None
-    owner_team: CatalogName | None = Field(default=None,
-                                           description="The developers' team.")
+    title: str | None = Field(
+        description="The service's display name; null shows its name.",
+        examples=["Payments API"],
+        default=None, max_length=200)
+    description: str = Field(
+        description="What the service does, for people; empty when unset.",
+        examples=["Authorizes and captures card payments for checkout."],
+        default="", max_length=10000)
+    tier: int | None = Field(
+        examples=[1],
+        default=None, ge=1, le=4, description="1 = most critical.")
+    lifecycle: Lifecycle | None = Field(
+        default=None,
+        description="experimental, production or deprecated; null when not declared.",
+        examples=["production"])
+    owner_team: CatalogName | None = Field(
+        examples=["payments"],
+        default=None,
+        description="The developers' team.")
     operations_team: CatalogName | None = Field(
+        examples=["platform-ops"],
         default=None, description="The application management team that runs it.")
-    repository: str | None = Field(default=None, max_length=255,
-                                   pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$",
-                                   examples=["github.com/acme/payments"])
-    system: CatalogName | None = None
-    runbook_url: Url | None = None
-    links: list[Link] = Field(default_factory=list, max_length=LINKS_MAX)
-    on_call: str | None = Field(default=None, min_length=1, max_length=255,
-                                description="Who to call, e.g. pagerduty:PABC123.")
+    repository: str | None = Field(
+        description="The source repository, as host/owner/name; null when unknown.",
+        default=None, max_length=255,
+        pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$",
+        examples=["github.com/acme/payments"])
+    system: CatalogName | None = Field(
+        default=None,
+        description="The system the service is part of (a catalog name); null when none.",
+        examples=["commerce"])
+    runbook_url: Url | None = Field(
+        default=None,
+        description="Where the runbook is; null when none.",
+        examples=["https://wiki.example.com/runbooks/payments"])
+    links: list[Link] = Field(
+        description="Other links worth having at hand in an incident (dashboards, logs).",
+        examples=[[{"url": "https://grafana.example.com/d/payments", "title": "Dashboard"}]],
+        default_factory=list, max_length=LINKS_MAX)
+    on_call: str | None = Field(
+        examples=["pagerduty:PABC123"],
+        default=None, min_length=1, max_length=255,
+        description="Who to call, e.g. pagerduty:PABC123.")
 
 
 class ServiceCreate(ServiceFields):
@@ -86,61 +126,123 @@ class ServiceUpdate(Input, Patch):
 
     never_null = ("description", "links")
 
-    title: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=10000)
-    tier: int | None = Field(default=None, ge=1, le=4)
-    lifecycle: Lifecycle | None = None
-    owner_team: CatalogName | None = None
-    operations_team: CatalogName | None = None
-    repository: str | None = Field(default=None, max_length=255,
-                                   pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$")
-    system: CatalogName | None = None
-    runbook_url: Url | None = None
-    links: list[Link] | None = Field(default=None, max_length=LINKS_MAX)
-    on_call: str | None = Field(default=None, min_length=1, max_length=255)
+    title: str | None = Field(
+        description="A new display name; null shows the name.",
+        examples=["Payments API"],
+        default=None, max_length=200)
+    description: str | None = Field(
+        description="A new description.",
+        examples=["Authorizes and captures card payments."],
+        default=None, max_length=10000)
+    tier: int | None = Field(
+        description="A new tier, 1 (most critical) to 4; null when not declared.",
+        examples=[2],
+        default=None, ge=1, le=4)
+    lifecycle: Lifecycle | None = Field(
+        default=None,
+        description="experimental, production or deprecated; null when not declared.",
+        examples=["deprecated"])
+    owner_team: CatalogName | None = Field(
+        default=None,
+        description="The developers' team; null leaves it unowned.",
+        examples=["payments"])
+    operations_team: CatalogName | None = Field(
+        default=None,
+        description="The application management team that runs it; null for none.",
+        examples=["platform-ops"])
+    repository: str | None = Field(
+        description="The source repository, as host/owner/name; null when unknown.",
+        examples=["github.com/acme/payments"],
+        default=None, max_length=255,
+        pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$")
+    system: CatalogName | None = Field(
+        default=None,
+        description="The system it is part of; null for none.",
+        examples=["commerce"])
+    runbook_url: Url | None = Field(
+        default=None,
+        description="Where the runbook is; null for none.",
+        examples=["https://wiki.example.com/runbooks/payments"])
+    links: list[Link] | None = Field(
+        description="The links, replacing the list.",
+        examples=[[{"url": "https://grafana.example.com/d/payments", "title": "Dashboard"}]],
+        default=None, max_length=LINKS_MAX)
+    on_call: str | None = Field(
+        description="Who to call, such as pagerduty:PABC123; null for nobody named.",
+        examples=["pagerduty:PABC123"],
+        default=None, min_length=1, max_length=255)
 
 
 class LinkPublic(BaseModel):
-    url: str
-    title: str | None
+    url: str = Field(
+        description="Where the link goes.")
+    title: str | None = Field(
+        description="What the link is; null when untitled.")
 
 
 class ServicePublic(BaseModel):
     """A service as the API returns it and every event carries it."""
 
-    id: uuid.UUID
-    number: str
+    id: uuid.UUID = Field(
+        description="The service's id.")
+    number: str = Field(
+        description="The service's number in the catalog (SVC and seven digits).",
+        examples=["SVC0000003"])
     name: str = Field(description="The slug every event of the other services carries.")
-    title: str | None
-    description: str
+    title: str | None = Field(
+        description="The display name; null when none was given.")
+    description: str = Field(
+        description="What the service does; empty when unset.")
     tier: int | None = Field(description="1 (most critical) to 4; null when not declared.")
-    lifecycle: Lifecycle | None
+    lifecycle: Lifecycle | None = Field(
+        description="experimental, production or deprecated; null when not declared.")
     owner_team: str | None = Field(description="The developers' team; null: unowned.")
     operations_team: str | None = Field(description="The application management team.")
     unowned: bool = Field(description="No owner team is written down for it.")
-    repository: str | None
-    system: str | None
-    runbook_url: str | None
-    links: list[LinkPublic]
-    on_call: str | None
+    repository: str | None = Field(
+        description="The source repository (host/owner/name); null when unknown.")
+    system: str | None = Field(
+        description="The system it is part of; null for none.")
+    runbook_url: str | None = Field(
+        description="Where the runbook is; null for none.")
+    links: list[LinkPublic] = Field(
+        description="Links worth having at hand in an incident.")
+    on_call: str | None = Field(
+        description="Who to call, such as pagerduty:PABC123; null for nobody named.")
     source: Literal["api", "import", "discovered"] = Field(
         description="How it entered the catalog; discovered: first named by another "
                     "service's event, registered by itself.")
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    version: int = Field(
+        description="The version to send as If-Match with a change; each change adds one.")
+    created_at: datetime = Field(
+        description="When it entered the catalog.")
+    updated_at: datetime = Field(
+        description="When it last changed.")
 
 
 ServicesPage = Page[ServicePublic]
 
 
 class TeamCreate(Input):
-    name: CatalogName
-    title: str | None = Field(default=None, max_length=200)
-    description: str = Field(default="", max_length=10000)
-    members: list[Member] = Field(default_factory=list, max_length=MEMBERS_MAX,
-                                  description="Token subs of the people in the team.")
-    notify: Notify | None = None
+    name: CatalogName = Field(
+        description="The team's name, as services name it (lowercase, digits and dashes).",
+        examples=["payments"])
+    title: str | None = Field(
+        description="The team's display name; null shows its name.",
+        examples=["Payments team"],
+        default=None, max_length=200)
+    description: str = Field(
+        description="What the team does; empty when unset.",
+        examples=["Builds and runs card payments and refunds."],
+        default="", max_length=10000)
+    members: list[Member] = Field(
+        examples=[["alice", "bob"]],
+        default_factory=list, max_length=MEMBERS_MAX,
+        description="Token subs of the people in the team.")
+    notify: Notify | None = Field(
+        default=None,
+        description="Where the team's notifications go; null for none.",
+        examples=[NOTIFY_EXAMPLE])
 
 
 class TeamUpdate(Input, Patch):
@@ -148,32 +250,55 @@ class TeamUpdate(Input, Patch):
 
     never_null = ("description", "members")
 
-    title: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=10000)
-    members: list[Member] | None = Field(default=None, max_length=MEMBERS_MAX)
-    notify: Notify | None = None
+    title: str | None = Field(
+        description="A new display name.",
+        examples=["Payments team"],
+        default=None, max_length=200)
+    description: str | None = Field(
+        description="A new description.",
+        examples=["Builds and runs card payments."],
+        default=None, max_length=10000)
+    members: list[Member] | None = Field(
+        description="The people in the team (their token subs), replacing the list.",
+        examples=[["alice", "bob", "carol"]],
+        default=None, max_length=MEMBERS_MAX)
+    notify: Notify | None = Field(
+        default=None,
+        description="Where the team's notifications go; null stops them.",
+        examples=[NOTIFY_EXAMPLE])
 
 
 class NotifyPublic(BaseModel):
-    url: str
-    format: NotifyFormat
+    url: str = Field(
+        description="The webhook address the team's notifications go to.")
+    format: NotifyFormat = Field(
+        description="cloudevents or slack.")
 
 
 class TeamPublic(BaseModel):
     """A team as the API returns it and every event carries it."""
 
-    id: uuid.UUID
-    number: str
-    name: str
-    title: str | None
-    description: str
+    id: uuid.UUID = Field(
+        description="The team's id.")
+    number: str = Field(
+        description="The team's number in the catalog (TEAM and seven digits).")
+    name: str = Field(
+        description="The team's name, as services name it.")
+    title: str | None = Field(
+        description="The display name; null when none was given.")
+    description: str = Field(
+        description="What the team does; empty when unset.")
     members: list[str] = Field(description="Token subs, sorted.")
-    notify: NotifyPublic | None
+    notify: NotifyPublic | None = Field(
+        description="Where its notifications go; null for none.")
     source: Literal["api", "import", "named"] = Field(
         description="named: created because a descriptor named it (no members yet).")
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    version: int = Field(
+        description="The version to send as If-Match with a change; each change adds one.")
+    created_at: datetime = Field(
+        description="When it entered the catalog.")
+    updated_at: datetime = Field(
+        description="When it last changed.")
 
 
 TeamsPage = Page[TeamPublic]
@@ -182,24 +307,36 @@ TeamsPage = Page[TeamPublic]
 class Outcome(BaseModel):
     """What an import did to one kind of entry, by name."""
 
-    created: list[str] = Field(default_factory=list)
-    updated: list[str] = Field(default_factory=list)
-    unchanged: list[str] = Field(default_factory=list)
+    created: list[str] = Field(
+        description="The names of the entries created.",
+        default_factory=list)
+    updated: list[str] = Field(
+        description="The names of the entries changed.",
+        default_factory=list)
+    unchanged: list[str] = Field(
+        description="The names of the entries already as described.",
+        default_factory=list)
 
 
 class IgnoredDocument(BaseModel):
-    document: int
-    kind: str
-    name: str | None
+    document: int = Field(
+        description="The document's position in the upload, from 1.")
+    kind: str = Field(
+        description="Its Backstage kind (API, Resource, Domain, ...).")
+    name: str | None = Field(
+        description="Its metadata.name; null when it has none.")
 
 
 class ImportResult(BaseModel):
     """``POST /api/v1/catalog/import``: what the descriptors changed (nothing, the second
     time)."""
 
-    documents: int
-    services: Outcome
-    teams: Outcome
+    documents: int = Field(
+        description="How many YAML documents the upload held.")
+    services: Outcome = Field(
+        description="What the import did to services (Components).")
+    teams: Outcome = Field(
+        description="What the import did to teams (Groups).")
     systems: list[str] = Field(description="Systems described (services name them).")
     ignored: list[IgnoredDocument] = Field(
         description="Documents of Backstage kinds the catalog takes nothing from.")
