@@ -296,8 +296,8 @@ class Note(BaseModel):
         description="When it was written.")
     details: dict[str, Any] | None = Field(
         default=None,
-        description=("What an alert or deployment note carries beyond its text (the alert's "
-                     "payload, the deployment's number); null for a person's note."))
+        description=("What a note carries beyond its text: an alert's payload, a deployment's "
+                     "id and status, the incident an alert was noted for; null when nothing."))
 
 
 class NotesPage(BaseModel):
@@ -384,7 +384,8 @@ class Suspects(BaseModel):
         description=("How far before the incident was reported suspects are looked for, in "
                      "seconds."))
     items: list[Suspect] = Field(
-        description="Deployments and changes of the service in that window, newest first.")
+        description=("The service's production deployments that ran and changes implemented in "
+                     "that window, newest first."))
 
 
 class CauseRequest(BaseModel):
