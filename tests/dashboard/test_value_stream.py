@@ -317,6 +317,6 @@ async def test_the_page_draws_the_map_in_a_browser(stack: Stack) -> None:
     assert errors == []
     assert boxes == 8
     assert costly == "change requested → change authorized"
-    assert summary is not None and "3 deliveries and 1 failures" in summary
+    assert summary is not None and "3 deliveries and 1 failure of" in summary
     assert href is not None and "download=true" in href
     # docs/value-stream.png is a copy of this screenshot.

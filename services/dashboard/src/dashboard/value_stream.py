@@ -177,7 +177,7 @@ def human(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-BOX_W, BOX_H, GAP, MARGIN, ROW_H = 210, 96, 36, 24, 236
+BOX_W, BOX_H, GAP, MARGIN, ROW_H = 250, 116, 40, 24, 256
 
 
 def as_svg(scope: Scope, window: str, stream: ValueStream) -> str:
@@ -196,7 +196,8 @@ def as_svg(scope: Scope, window: str, stream: ValueStream) -> str:
         f'<text x="{MARGIN}" y="30" font-size="20" font-weight="bold" fill="#1b2733">'
         f'Value stream of {e(scope.kind)} {e(scope.name)} (last {e(window)})</text>',
         f'<text x="{MARGIN}" y="54" font-size="14" fill="#3d4b59">'
-        f'{stream.deliveries} deliveries, {stream.failures} failures · flow efficiency '
+        f'{_count(stream.deliveries, "delivery", "deliveries")}, '
+        f'{_count(stream.failures, "failure", "failures")} · flow efficiency '
         f'{_percent(stream.flow_efficiency)} · costliest stage: '
         f'{e(_label_of(stream, stream.costliest_stage))}</text>',
     ]
@@ -223,13 +224,14 @@ def as_svg(scope: Scope, window: str, stream: ValueStream) -> str:
                              f'fill="#5b7083" stroke="#5b7083"/>')
             teams = ", ".join(stage.teams) or "no team in the catalog"
             work_each = human(_mean(stage.work_s, stage))
-            lines = [(13, "bold", stage.label),
+            origin, _, target = stage.label.partition(" → ")
+            lines = [(13, "bold", f"{origin} →"), (13, "bold", target),
                      (12, "normal", f"p50 {human(stage.p50_s)} · p90 {human(stage.p90_s)}"),
-                     (12, "normal", f"{stage.count} items · work {work_each}"),
+                     (12, "normal", f"{_count(stage.count, 'item', 'items')} · work {work_each}"),
                      (11, "normal", f"{stage.holder}: {teams}")]
             for n, (size, weight, text) in enumerate(lines):
-                parts.append(f'<text x="{x + 10}" y="{y + 22 + n * 21}" font-size="{size}" '
-                             f'font-weight="{weight}" fill="#1b2733">{e(_fit(text, 32))}</text>')
+                parts.append(f'<text x="{x + 10}" y="{y + 20 + n * 20}" font-size="{size}" '
+                             f'font-weight="{weight}" fill="#1b2733">{e(_fit(text, 34))}</text>')
             # The ladder: wait on the upper step, work on the lower one.
             wait, work = _mean(stage.wait_s, stage), _mean(stage.work_s, stage)
             parts.append(
@@ -241,6 +243,10 @@ def as_svg(scope: Scope, window: str, stream: ValueStream) -> str:
                          f'font-size="12" fill="#1e6b3a">work {human(work)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _mean(total: float, stage: StageFigures) -> float | None:

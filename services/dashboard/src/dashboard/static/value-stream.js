@@ -65,7 +65,9 @@
       $("map").replaceChildren(document.importNode(doc.documentElement, true));
       const eff = figures.flow_efficiency === null ? "–" : `${(figures.flow_efficiency * 100).toFixed(1)} %`;
       const costly = figures.stages.find((s) => s.name === figures.costliest_stage);
-      $("summary").textContent = `${figures.deliveries} deliveries and ${figures.failures} failures of ` +
+      const count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+      $("summary").textContent = `${count(figures.deliveries, "delivery", "deliveries")} and ` +
+        `${count(figures.failures, "failure", "failures")} of ` +
         `${figures.services.join(", ") || "no service"} · flow efficiency ${eff} · ` +
         `costliest stage: ${costly ? costly.label : "none yet"}`;
       const rows = figures.stages.map((s) => {
