@@ -571,6 +571,8 @@ async def review_closes_itself(stack: Stack) -> set[tuple[str, str]]:
                         "--service", service, "--impact", "1", "--urgency", "1", "--json")
     assert created.code == 0, created
     incident = json.loads(created.stdout)
+    acked = await cli(practitioner, "incident", "ack", incident["number"])
+    assert acked.code == 0, acked
     fix = await cli(practitioner, "change", "create", "--type", "emergency", "--title",
                     "Raise the vault client timeout", "--service", service, "--incident",
                     incident["id"], "--json")

@@ -77,3 +77,11 @@ def test_the_whole_stream_names_its_costliest_stage_and_flow_efficiency() -> Non
     # work 25 m of 275 m in all.
     assert stream.flow_efficiency == round(25 / 275, 4)
     assert stream.costliest_stage == "commit"
+
+
+def test_a_failure_resolved_straight_from_new_waited_until_it_was_resolved() -> None:
+    record = FailureRecord(id="i2", service="s", opened_at=at(0), resolved_at=at(30),
+                           incident_history=(StateSpan("new", at(0)),
+                                             StateSpan("resolved", at(30))))
+    got = {s.stage: (s.wait_s / 60, s.work_s / 60) for s in stage_times(record)}
+    assert got == {"response": (30, 0), "mitigation": (0, 0), "resolution": (0, 0)}

@@ -2,11 +2,11 @@
 
 A **delivery** is one production deployment that went live, with the moments of its stream:
 its earliest commit, the change it carried requested, that change authorized, the deploy
-started, the deploy done. A **failure** is one incident: opened, acknowledged, mitigated,
-resolved, its review done. Each pair of consecutive moments is a stage; every stage is held by
-one of the service's two teams (its owner team, the developers, or its operations team,
-application management) and its time is split into **wait** (nobody's move: the item sits in a
-queue state) and **work** (the rest):
+started, the deploy done. A **failure** is one incident: opened, acknowledged (else when it
+first left ``new``), mitigated (else when resolved), resolved, its review done. Each pair of
+consecutive moments is a stage; every stage is held by one of the service's two teams (its
+owner team, the developers, or its operations team, application management) and its time is
+split into **wait** (nobody's move: the item sits in a queue state) and **work** (the rest):
 
 =========== =================================== =========== ==================================
 stage       from -> to                          held by     waiting while
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -185,9 +185,23 @@ def waiting_seconds(history: Sequence[StateSpan], waiting: frozenset[str], start
     return total
 
 
+def _effective(record: FailureRecord) -> FailureRecord:
+    """A failure's missing moments, as its history has them: acknowledged when it first left
+    ``new`` (resolved straight from new: when resolved), mitigated when resolved."""
+    acknowledged = record.acknowledged_at
+    if acknowledged is None:
+        acknowledged = next((s.since for s in sorted(record.incident_history,
+                                                     key=lambda s: s.since)
+                             if s.state not in ("new", "canceled")), None)
+    return replace(record, acknowledged_at=acknowledged,
+                   mitigated_at=record.mitigated_at or record.resolved_at)
+
+
 def stage_times(record: DeliveryRecord | FailureRecord) -> list[StageTime]:
     """The stages ``record`` went through (both ends known, in order), with wait and work."""
     kind = "delivery" if isinstance(record, DeliveryRecord) else "failure"
+    if isinstance(record, FailureRecord):
+        record = _effective(record)
     out = []
     for stage in STAGES:
         if stage.kind != kind:

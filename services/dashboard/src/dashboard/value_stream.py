@@ -5,7 +5,7 @@ A delivery is a production deployment that went live (succeeded, or rolled back 
 earliest commit, the change it carried (the one it named, else the gate's) requested (created)
 and authorized (first reached ``scheduled``), the deploy started and finished. A failure is a
 production incident: reported, acknowledged, mitigated (else resolved: no separate mitigation),
-resolved, and its review completed.
+resolved, and its review completed (missing moments as :mod:`tandem.value_stream` fills them).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def failures(board: Board, services: set[str]) -> list[FailureRecord]:
             id=subject, service=str(inc["service"]),
             opened_at=parse_time(inc.get("reported_at")) or parse_time(inc.get("created_at")),
             acknowledged_at=parse_time(inc.get("acknowledged_at")),
-            mitigated_at=parse_time(inc.get("mitigated_at")) or resolved,
+            mitigated_at=parse_time(inc.get("mitigated_at")),
             resolved_at=resolved,
             review_done_at=parse_time(review.get("completed_at")),
             incident_history=tuple(board.histories.get(("incident", subject), ())),

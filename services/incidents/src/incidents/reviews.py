@@ -94,7 +94,7 @@ async def failure_stream(session: AsyncSession, incident: Incident, review: Revi
     record = FailureRecord(
         id=str(incident.id), service=incident.service, opened_at=incident.reported_at,
         acknowledged_at=incident.acknowledged_at,
-        mitigated_at=incident.mitigated_at or incident.resolved_at,
+        mitigated_at=incident.mitigated_at,
         resolved_at=incident.resolved_at,
         review_done_at=review.completed_at if review is not None else None,
         incident_history=tuple(await incident_history(session, incident)),
