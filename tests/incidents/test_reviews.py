@@ -5,6 +5,7 @@ deployment succeeds; an overdue review is breached once; the Markdown export and
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,6 +132,13 @@ async def test_a_resolved_p1_gets_a_review_with_its_timeline(svc: Running) -> No
         e.type == "tandem.review.created" for e in evs))
     assert [e.type for e in created].count("tandem.review.created") == 1
 
+    # Reopened and resolved again, it keeps its one review.
+    assert (await svc.move(incident, "in_progress")).status_code == 200
+    assert (await svc.move(incident, "resolved", **RESOLVE)).status_code == 200
+    again = await svc.client.get("/api/v1/reviews", params={"service": service},
+                                 headers=svc.headers("viewer"))
+    assert [r["id"] for r in again.json()["items"]] == [review["id"]]
+
     # A P3 resolved gets no review.
     minor = await svc.create(service=service, impact=2, urgency=2)
     await svc.move(minor, "resolved", **RESOLVE)
@@ -203,6 +211,24 @@ async def test_an_action_on_the_emergency_change_closes_when_its_deployment_succ
     assert "review" in {s["stage"] for s in done.json()["stream"]}
     late = await svc.client.post(f"{url}/factors", headers=ops, json={"text": "late"})
     assert late.status_code == 409
+
+
+async def test_two_people_completing_one_version_of_a_review_have_one_winner(
+        svc: Running) -> None:
+    service = await owned_service(svc)
+    incident = await svc.create(service=service, impact=2, urgency=1)  # P2: major
+    await svc.move(incident, "resolved", **RESOLVE)
+    review = await review_of(svc, incident)
+    url = f"/api/v1/reviews/{review['id']}/transitions"
+    headers = {**svc.headers("practitioner", "olga"), "If-Match": f'"{review["version"]}"'}
+    answers = await asyncio.gather(*(svc.client.post(url, headers=headers,
+                                                     json={"to": "completed"})
+                                     for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [200, 412]
+    events = await svc.events_about(review["id"], until=lambda evs: any(
+        e.type == "tandem.review.transitioned" for e in evs))
+    assert [e.data.get("to") for e in events
+            if e.type == "tandem.review.transitioned"] == ["completed"]
 
 
 async def test_a_review_past_its_due_date_is_breached_once(svc: Running) -> None:
