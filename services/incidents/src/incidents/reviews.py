@@ -318,12 +318,17 @@ async def close_actions_fixed_by(session: AsyncSession, deployment: DeploymentVi
     actions = (await session.scalars(select(ReviewAction).where(
         ReviewAction.change_id == deployment.change_id, ReviewAction.status == "open")
         .order_by(ReviewAction.review_id, ReviewAction.seq))).all()  # type: ignore[arg-type]
+    closed = 0
     for action in actions:
         review = await reviews.find(session, action.review_id, for_update=True)
-        if review is None:
+        # Read again under the review's lock: another deployment of the change may have
+        # closed it meanwhile.
+        await session.refresh(action)
+        if review is None or action.status != "open":
             continue
         await close_action(session, review, action, actor=actor, now=at, deployment=deployment)
-    return len(actions)
+        closed += 1
+    return closed
 
 
 # --- the due-date check -------------------------------------------------------------------------
