@@ -128,7 +128,8 @@ async def transition_incident(ref: IncidentRef, body: TransitionRequest, request
     check_if_match(request, incident.version)
     return resource_response(await move_incident(
         session, incident, body, actor=actor.sub,
-        pausing_hold_reasons=settings.sla_pausing_hold_reasons))
+        pausing_hold_reasons=settings.sla_pausing_hold_reasons,
+        review_due_working_days=settings.review_due_working_days))
 
 
 @router.post("/{ref}/notes", status_code=201, response_model=Note)

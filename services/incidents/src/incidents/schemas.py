@@ -481,3 +481,126 @@ class Metrics(BaseModel):
     mttr: DurationSummary = Field(
         description=("Mean time to resolve: from reported to resolved, over the resolved "
                      "incidents."))
+
+
+# --- post-incident reviews --------------------------------------------------------------------
+
+
+class ReviewTimelineEntry(BaseModel):
+    """One thing that happened around the incident, in any service."""
+
+    time: datetime
+    kind: Literal["incident", "deployment", "change", "freeze"]
+    ref: str = Field(description="The number of the incident, deployment, change or freeze.")
+    text: str
+
+
+class ReviewStage(BaseModel):
+    """One stage of the failure's value stream (seconds)."""
+
+    stage: str
+    label: str
+    holder: Literal["owner", "operations"]
+    team: str | None
+    start: datetime
+    end: datetime
+    wait_s: float
+    work_s: float
+
+
+class Factor(BaseModel):
+    text: str
+    added_by: str
+    added_at: datetime
+
+
+class ActionPublic(BaseModel):
+    id: uuid.UUID
+    number: str = Field(description="The review's number and the item's: PIR0000001-2.")
+    review_id: uuid.UUID
+    title: str
+    team: str | None
+    change_id: uuid.UUID | None
+    change_number: str | None
+    status: Literal["open", "closed"]
+    created_by: str
+    created_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    closed_by_deployment_id: uuid.UUID | None
+    closed_by_deployment_number: str | None
+
+
+class ReviewPublic(BaseModel):
+    id: uuid.UUID
+    number: str
+    incident_id: uuid.UUID
+    incident_number: str
+    incident_title: str
+    service: str
+    priority: int
+    status: Literal["open", "in_progress", "completed"]
+    owner_team: str | None = Field(description="The service's operations team: it owns the "
+                                               "review.")
+    participant_team: str | None = Field(description="The service's owner team (its "
+                                                     "developers): it takes part.")
+    due_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    breached_at: datetime | None
+    completed_on_time: bool | None
+    timeline: list[ReviewTimelineEntry]
+    cause: dict[str, Any]
+    stream: list[ReviewStage]
+    factors: list[Factor]
+    actions: list[ActionPublic]
+    allowed_transitions: list[str]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+ReviewsPage = Page[ReviewPublic]
+
+
+class FactorCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class ActionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    team: str | None = Field(default=None, min_length=1, max_length=100,
+                             description="The team that does it (default: the review's "
+                                         "participant team, the developers).")
+    change: str | None = Field(default=None, min_length=1, max_length=64,
+                               description="A change (id or number) whose deployment to "
+                                           "production closes the item.")
+
+
+class ReviewTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["in_progress", "completed"]
+    reason: str = Field(default="", max_length=2000)
+
+
+class ActionTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["closed"]
+    reason: str = Field(default="", max_length=2000)
+
+
+class ReviewMetrics(BaseModel):
+    reviews: int
+    completed: int
+    completed_on_time: int
+    on_time_rate: float | None
+    open_past_due: int
+    open_actions_by_team: dict[str, int]
+    review_to_fix: DurationSummary = Field(
+        description="From a review's start to each of its action items closed by a deployment.")

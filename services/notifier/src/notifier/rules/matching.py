@@ -24,6 +24,8 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "deployment": ("created", "updated", "transitioned", "gate_decided"),
     "service": ("created", "updated"),
     "team": ("created", "updated"),
+    "review": ("created", "transitioned", "factor_added", "action_added", "action_closed",
+               "due_breached"),
 }
 KNOWN_TYPES = frozenset(f"tandem.{a}.{v}" for a, verbs in EVENT_TYPES.items() for v in verbs)
 #: What a subscription's ``types`` may hold: each known type and each aggregate's wildcard.
