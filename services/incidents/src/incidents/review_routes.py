@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
@@ -32,13 +32,21 @@ from tandem.db import utcnow
 from tandem.errors import NotFound
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.inputs import Moment
-from tandem.pagination import page
+from tandem.pagination import Cursor, Limit, page
 
 review_router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
 review_metrics_router = APIRouter(prefix="/api/v1/review-metrics", tags=["metrics"])
 
 Team = Annotated[str | None, Query(max_length=100, pattern=SERVICE_PATTERN,
-                                   description="Reviews this team owns or takes part in.")]
+                                   description="Reviews this team owns or takes part in.",
+                                   examples=["payments"])]
+#: The ``{ref}`` of a review's path, and the ``{action_ref}`` of one of its action items.
+ReviewRef = Annotated[str, Path(
+    description="The review's id or number (PIR0000001), or its incident's number "
+                "(INC0000042).", examples=["PIR0000001"])]
+ActionRef = Annotated[str, Path(
+    description="The action item's number (PIR0000001-2) or its position in the review (2).",
+    examples=["PIR0000001-2"])]
 
 
 async def review_named(session: Session, ref: str, *, for_update: bool = False) -> Review:
@@ -56,12 +64,15 @@ async def review_named(session: Session, ref: str, *, for_update: bool = False) 
 @review_router.get("", response_model=ReviewsPage)
 async def list_reviews(
     session: Session, _: Reader,
-    status: Annotated[str | None, Query(pattern="^(open|in_progress|completed)$")] = None,
-    service_name: Annotated[str | None, Query(alias="service", max_length=100,
-                                              pattern=SERVICE_PATTERN)] = None,
+    status: Annotated[str | None, Query(
+        pattern="^(open|in_progress|completed)$", description="Only reviews in this state.",
+        examples=["open"])] = None,
+    service_name: Annotated[str | None, Query(
+        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        description="Only reviews of this service's incidents.", examples=["checkout"])] = None,
     team: Team = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> ReviewsPage:
     stmt = select(Review)
     if status:
@@ -76,13 +87,13 @@ async def list_reviews(
 
 
 @review_router.get("/{ref}", response_model=ReviewPublic)
-async def get_review(ref: str, session: Session, _: Reader) -> JSONBody:
+async def get_review(ref: ReviewRef, session: Session, _: Reader) -> JSONBody:
     return resource_response(await reviews.snapshot(session, await review_named(session, ref)))
 
 
 @review_router.get("/{ref}/export", response_class=Response,
                    responses={200: {"content": {"text/markdown": {}}}})
-async def export_review(ref: str, session: Session, _: Reader) -> Response:
+async def export_review(ref: ReviewRef, session: Session, _: Reader) -> Response:
     """The review as Markdown, to paste where the team keeps its learning."""
     review = await reviews.snapshot(session, await review_named(session, ref))
     return Response(as_markdown(review), media_type="text/markdown; charset=utf-8",
@@ -91,7 +102,7 @@ async def export_review(ref: str, session: Session, _: Reader) -> Response:
 
 
 @review_router.post("/{ref}/factors", status_code=201, response_model=ReviewPublic)
-async def add_factor(ref: str, body: FactorCreate, session: Session, actor: Worker,
+async def add_factor(ref: ReviewRef, body: FactorCreate, session: Session, actor: Worker,
                      idem: Idempotency) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
@@ -101,7 +112,7 @@ async def add_factor(ref: str, body: FactorCreate, session: Session, actor: Work
 
 
 @review_router.post("/{ref}/actions", status_code=201, response_model=ActionPublic)
-async def add_action(ref: str, body: ActionCreate, session: Session, actor: Worker,
+async def add_action(ref: ReviewRef, body: ActionCreate, session: Session, actor: Worker,
                      idem: Idempotency) -> JSONBody:
     if (replay := await idem.replay(session)) is not None:
         return replay
@@ -112,12 +123,12 @@ async def add_action(ref: str, body: ActionCreate, session: Session, actor: Work
 
 
 @review_router.get("/{ref}/actions", response_model=list[ActionPublic])
-async def list_actions(ref: str, session: Session, _: Reader) -> list[ActionPublic]:
+async def list_actions(ref: ReviewRef, session: Session, _: Reader) -> list[ActionPublic]:
     return (await reviews.snapshot(session, await review_named(session, ref))).actions
 
 
 @review_router.post("/{ref}/actions/{action_ref}/transitions", response_model=ActionPublic)
-async def close_action(ref: str, action_ref: str, body: ActionTransition,
+async def close_action(ref: ReviewRef, action_ref: ActionRef, body: ActionTransition,
                        session: Session, actor: Worker) -> ActionPublic:
     """Close an action item by hand (``{"to": "closed"}``)."""
     review = await review_named(session, ref, for_update=True)
@@ -129,7 +140,7 @@ async def close_action(ref: str, action_ref: str, body: ActionTransition,
 
 
 @review_router.post("/{ref}/transitions", response_model=ReviewPublic)
-async def move_review(ref: str, body: ReviewTransition, request: Request, session: Session,
+async def move_review(ref: ReviewRef, body: ReviewTransition, request: Request, session: Session,
                       actor: Worker) -> JSONBody:
     review = await review_named(session, ref, for_update=True)
     check_if_match(request, review.version)

@@ -489,75 +489,130 @@ class Metrics(BaseModel):
 class ReviewTimelineEntry(BaseModel):
     """One thing that happened around the incident, in any service."""
 
-    time: datetime
-    kind: Literal["incident", "deployment", "change", "freeze"]
+    time: datetime = Field(
+        description="When it happened.")
+    kind: Literal["incident", "deployment", "change", "freeze"] = Field(
+        description="What it is about: the incident, a deployment, a change or a freeze.")
     ref: str = Field(description="The number of the incident, deployment, change or freeze.")
-    text: str
+    text: str = Field(
+        description="What happened, in a sentence.")
 
 
 class ReviewStage(BaseModel):
     """One stage of the failure's value stream (seconds)."""
 
-    stage: str
-    label: str
-    holder: Literal["owner", "operations"]
-    team: str | None
-    start: datetime
-    end: datetime
-    wait_s: float
-    work_s: float
+    stage: str = Field(
+        description=("The stage's name: response, mitigation, resolution or review (and, for the "
+                     "delivery that failed, commit, approval, scheduled, deploy)."))
+    label: str = Field(
+        description="The stage's name as people read it.")
+    holder: Literal["owner", "operations"] = Field(
+        description=("Which of the service's teams holds the stage: owner (the developers) or "
+                     "operations."))
+    team: str | None = Field(
+        description="The holding team's name; null when the catalog names none.")
+    start: datetime = Field(
+        description="When the stage started.")
+    end: datetime = Field(
+        description="When it ended.")
+    wait_s: float = Field(
+        description="Seconds of the stage spent waiting (nobody's move), such as on hold.")
+    work_s: float = Field(
+        description="Seconds of the stage spent working.")
 
 
 class Factor(BaseModel):
-    text: str
-    added_by: str
-    added_at: datetime
+    text: str = Field(
+        description="The contributing factor, as written.")
+    added_by: str = Field(
+        description="Who added it.")
+    added_at: datetime = Field(
+        description="When it was added.")
 
 
 class ActionPublic(BaseModel):
-    id: uuid.UUID
+    id: uuid.UUID = Field(
+        description="The action item's id.")
     number: str = Field(description="The review's number and the item's: PIR0000001-2.")
-    review_id: uuid.UUID
-    title: str
-    team: str | None
-    change_id: uuid.UUID | None
-    change_number: str | None
-    status: Literal["open", "closed"]
-    created_by: str
-    created_at: datetime
-    closed_at: datetime | None
-    closed_by: str | None
-    closed_by_deployment_id: uuid.UUID | None
-    closed_by_deployment_number: str | None
+    review_id: uuid.UUID = Field(
+        description="The review it belongs to.")
+    title: str = Field(
+        description="What is to be done, in a line.")
+    team: str | None = Field(
+        description="The team that does it; null when none is named.")
+    change_id: uuid.UUID | None = Field(
+        description="The change whose production deployment closes it; null when none.")
+    change_number: str | None = Field(
+        description="That change's number (CHG0000012); null when none.")
+    status: Literal["open", "closed"] = Field(
+        description="open, or closed (by hand, or by the deployment of its change).")
+    created_by: str = Field(
+        description="Who added it.")
+    created_at: datetime = Field(
+        description="When it was added.")
+    closed_at: datetime | None = Field(
+        description="When it was closed; null while open.")
+    closed_by: str | None = Field(
+        description=("Who closed it (a person, or the pipeline of the deployment); null while "
+                     "open."))
+    closed_by_deployment_id: uuid.UUID | None = Field(
+        description="The deployment that closed it; null when closed by hand or open.")
+    closed_by_deployment_number: str | None = Field(
+        description="That deployment's number (DEP0000007); null when none.")
 
 
 class ReviewPublic(BaseModel):
-    id: uuid.UUID
-    number: str
-    incident_id: uuid.UUID
-    incident_number: str
-    incident_title: str
-    service: str
-    priority: int
-    status: Literal["open", "in_progress", "completed"]
+    id: uuid.UUID = Field(
+        description="The review's id.")
+    number: str = Field(
+        description="The review's number (PIR and seven digits).",
+        examples=["PIR0000001"])
+    incident_id: uuid.UUID = Field(
+        description="The incident reviewed.")
+    incident_number: str = Field(
+        description="Its number (INC0000042).")
+    incident_title: str = Field(
+        description="Its title.")
+    service: str = Field(
+        description="The incident's service.")
+    priority: int = Field(
+        description="The incident's priority, 1 (P1) to 5.")
+    status: Literal["open", "in_progress", "completed"] = Field(
+        description="open: not started; in_progress; completed.")
     owner_team: str | None = Field(description="The service's operations team: it owns the "
                                                "review.")
     participant_team: str | None = Field(description="The service's owner team (its "
                                                      "developers): it takes part.")
-    due_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    breached_at: datetime | None
-    completed_on_time: bool | None
-    timeline: list[ReviewTimelineEntry]
-    cause: dict[str, Any]
-    stream: list[ReviewStage]
-    factors: list[Factor]
-    actions: list[ActionPublic]
-    allowed_transitions: list[str]
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    due_at: datetime = Field(
+        description=("When it is due to be completed (working days after the incident was "
+                     "resolved)."))
+    started_at: datetime | None = Field(
+        description="When it moved to in_progress; null until then.")
+    completed_at: datetime | None = Field(
+        description="When it was completed; null until then.")
+    breached_at: datetime | None = Field(
+        description="When it passed its due time still open; null when it has not.")
+    completed_on_time: bool | None = Field(
+        description="Whether it was completed by its due time; null until completed.")
+    timeline: list[ReviewTimelineEntry] = Field(
+        description="What happened around the incident in every service, oldest first.")
+    cause: dict[str, Any] = Field(
+        description=("The cause the incident names: its status (unknown, declared, confirmed), "
+                     "the deployment and change with their numbers, and who confirmed it."))
+    stream: list[ReviewStage] = Field(
+        description="The failure's stages with their wait and work times.")
+    factors: list[Factor] = Field(
+        description="The contributing factors written down.")
+    actions: list[ActionPublic] = Field(
+        description="The action items.")
+    allowed_transitions: list[str] = Field(
+        description="The states it may move to next (POST .../transitions).")
+    version: int = Field(
+        description="The version to send as If-Match with a change; each change adds one.")
+    created_at: datetime = Field(
+        description="When the review was opened (when its incident was resolved).")
+    updated_at: datetime = Field(
+        description="When it last changed.")
 
 
 ReviewsPage = Page[ReviewPublic]
@@ -566,41 +621,67 @@ ReviewsPage = Page[ReviewPublic]
 class FactorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=2000)
+    text: str = Field(
+        description="A contributing factor, in a sentence or two.",
+        examples=["The canary stage checked latency but not the payment error rate."],
+        min_length=1, max_length=2000)
 
 
 class ActionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    team: str | None = Field(default=None, min_length=1, max_length=100,
-                             description="The team that does it (default: the review's "
-                                         "participant team, the developers).")
-    change: str | None = Field(default=None, min_length=1, max_length=64,
-                               description="A change (id or number) whose deployment to "
-                                           "production closes the item.")
+    title: str = Field(
+        description="What is to be done, in a line.",
+        examples=["Add the payment error rate to the canary's checks"],
+        min_length=1, max_length=200)
+    team: str | None = Field(
+        examples=["payments"],
+        default=None, min_length=1, max_length=100,
+        description="The team that does it (default: the review's "
+                    "participant team, the developers).")
+    change: str | None = Field(
+        examples=["CHG0000031"],
+        default=None, min_length=1, max_length=64,
+        description="A change (id or number) whose deployment to "
+                    "production closes the item.")
 
 
 class ReviewTransition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: Literal["in_progress", "completed"]
-    reason: str = Field(default="", max_length=2000)
+    to: Literal["in_progress", "completed"] = Field(
+        description="in_progress: the review has started; completed: it is done.",
+        examples=["completed"])
+    reason: str = Field(
+        description="Why, for the timeline.",
+        examples=["Reviewed with payments and platform-ops"],
+        default="", max_length=2000)
 
 
 class ActionTransition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: Literal["closed"]
-    reason: str = Field(default="", max_length=2000)
+    to: Literal["closed"] = Field(
+        description="closed: the item is done.",
+        examples=["closed"])
+    reason: str = Field(
+        description="Why, for the record.",
+        examples=["Done by hand: alert added in Grafana"],
+        default="", max_length=2000)
 
 
 class ReviewMetrics(BaseModel):
-    reviews: int
-    completed: int
-    completed_on_time: int
-    on_time_rate: float | None
-    open_past_due: int
-    open_actions_by_team: dict[str, int]
+    reviews: int = Field(
+        description="How many reviews are counted (those of team=, opened since since=).")
+    completed: int = Field(
+        description="How many of them are completed.")
+    completed_on_time: int = Field(
+        description="How many were completed by their due time.")
+    on_time_rate: float | None = Field(
+        description="completed_on_time / completed, 0 to 1; null when none is completed.")
+    open_past_due: int = Field(
+        description="Reviews still open after their due time.")
+    open_actions_by_team: dict[str, int] = Field(
+        description="Open action items per team name ((no team) for items without one).")
     review_to_fix: DurationSummary = Field(
         description="From a review's start to each of its action items closed by a deployment.")
