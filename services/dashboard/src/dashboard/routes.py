@@ -122,13 +122,16 @@ async def value_stream_page() -> FileResponse:
 
 
 ScopeService = Annotated[str | None, Query(
-    description="The stream of one service (its catalog name).")]
+    description="The stream of one service (its catalog name).", examples=["checkout"])]
 ScopeTeam = Annotated[str | None, Query(
-    description="The stream of every service the team owns or runs.")]
+    description="The stream of every service the team owns or runs.",
+    examples=["payments"])]
 ScopeSystem = Annotated[str | None, Query(
-    description="The stream of every service of the catalog's system.")]
+    description="The stream of every service of the catalog's system.",
+    examples=["commerce"])]
 Window = Annotated[str | None, Query(
-    max_length=16, description="How far back: `30d`, `12h`, `4w` (default the setting, 30d).")]
+    max_length=16, description="How far back: `30d`, `12h`, `4w` (by default 30d, unless the "
+                               "operator chose another).", examples=["30d"])]
 
 
 _UNKNOWN_SCOPE = {404: {"description": "The catalog has no team or system of that name."}}
@@ -158,7 +161,8 @@ async def value_stream_svg(request: Request, _: Viewer, service: ScopeService = 
                            team: ScopeTeam = None, system: ScopeSystem = None,
                            window: Window = None,
                            download: Annotated[bool, Query(
-                               description="Answer as a file to save.")] = False) -> Response:
+                               description="Answer as a file to save.",
+                               examples=[True])] = False) -> Response:
     """The map drawn by the server: stage boxes with their times, the waits as a timeline
     under them; paste it into a review."""
     settings: DashboardSettings = request.app.state.settings
