@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -143,3 +144,21 @@ class ServiceSettings(BaseSettings):
     def database_url_for(self, platform: PlatformSettings) -> str:
         """The database this service uses under ``platform``."""
         return self.database_url or platform.default_database_url(self.service)
+
+
+def parse_routing_keys(value: str) -> dict[str, tuple[str, str]]:
+    """PagerDuty routing keys of Tandem services (``TANDEM_INCIDENTS_ROUTING_KEYS``, and the
+    deployments service's change events): ``"k1=api,k2=web@staging"`` -> ``{"k1": ("api",
+    "production"), "k2": ("web", "staging")}``."""
+    routes: dict[str, tuple[str, str]] = {}
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, target = pair.partition("=")
+        service, _, environment = target.strip().partition("@")
+        if not sep or not key.strip() or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", service):
+            raise ValueError(f"routing key entry {pair!r} is not key=service (a lower-case "
+                             "service name)")
+        environment = environment or "production"
+        if environment not in ("production", "staging", "testing", "development"):
+            raise ValueError(f"routing key entry {pair!r} names an unknown environment")
+        routes[key.strip()] = (service, environment)
+    return routes

@@ -18,16 +18,19 @@ from deployments.dora_facts import record_outcome
 from deployments.errors import GateNotAllowed
 from deployments.events import DeploymentCreated, DeploymentTransitioned
 from deployments.gate_decisions import first_decision, publish_decision, store_decision
-from deployments.models import Deployment, DeploymentCreate, DeploymentPublic
+from deployments.models import Deployment, DeploymentCreate, DeploymentPublic, DoraFact
 from deployments.rules.gate import Decision
 from tandem.db import new_id, utcnow
+from tandem.dora import lead_times
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
 
 
 async def record_deployment(session: AsyncSession, settings: DeploymentsSettings,
                             body: DeploymentCreate, *, actor: str,
-                            now: datetime | None = None) -> DeploymentPublic:
+                            now: datetime | None = None, external_id: str | None = None,
+                            commits: list[dict[str, Any]] | None = None,
+                            ) -> DeploymentPublic:
     """Record a deployment, decide its gate, and publish ``created`` and ``gate_decided``.
 
     The hot path of every pipeline: one statement reads both gate projections (and one the
@@ -40,8 +43,10 @@ async def record_deployment(session: AsyncSession, settings: DeploymentsSettings
         session, service=body.service, environment=body.environment.value,
         mode=settings.gate_mode, change_id=body.change_id, now=now,
         software_version=body.software_version, fixes=body.fixes)
-    commits = [{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
-               for c in body.commits]
+    # A webhook's commits may have no time (``commits``); the API's always have one.
+    if commits is None:
+        commits = [{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
+                   for c in body.commits]
     # A plain record, inserted with one Core statement: the ORM's unit of work (and pydantic's
     # default factories on a table model) cost more than the insert itself.
     dep: Any = SimpleNamespace(
@@ -60,13 +65,66 @@ async def record_deployment(session: AsyncSession, settings: DeploymentsSettings
         fixes=body.fixes, recovery=recovery.kind if recovery else None,
         recovers_deployment_id=recovery.deployment_id if recovery else None,
         recovers_incident_id=recovery.incident_id if recovery else None,
-        started_at=None, finished_at=None, version=0, created_at=now, updated_at=now,
+        started_at=None, finished_at=None, external_id=external_id, imported=False,
+        summary=None, links=[], version=0,
+        created_at=now, updated_at=now,
     )
     store_decision(dep, decision, now)
     # ``created`` makes it version 1 (its snapshot carries the decision), ``gate_decided`` 2.
     await deployments.record(session, dep, DeploymentCreated, actor=actor, now=now)
     snapshot = await publish_decision(session, dep, decision, settings, actor=actor, now=now)
     await session.execute(insert(_deployment), [vars(dep)])
+    return snapshot
+
+
+#: The states a deployment reported after the fact (history, a change event) may be in.
+REPORTED_STATES = ("succeeded", "failed", "rolled_back", "canceled")
+
+
+async def record_reported(session: AsyncSession, *, service: str, environment: str,
+                          software_version: str, status: str, started_at: datetime | None,
+                          finished_at: datetime, commits: list[dict[str, Any]],
+                          external_id: str, actor: str, imported: bool, origin: str,
+                          artifact: str | None = None, ref: str | None = None,
+                          pipeline: dict[str, Any] | None = None, summary: str | None = None,
+                          links: list[dict[str, Any]] | None = None) -> DeploymentPublic:
+    """Record a deployment that already happened (a PagerDuty change event, a line of
+    history) in its final state at its own times, with its DORA record, as one ``created``
+    event (``data.imported`` says whether it is history).
+
+    No gate is asked: the deployment is over. Its gate shows ``allowed`` (mode ``off``) with
+    the reason, so a reader sees it was reported, not decided. Consumers see one ``created``
+    with a final status, never a ``transitioned``: nothing reacts to it as to a live failure.
+    """
+    if status not in REPORTED_STATES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(REPORTED_STATES)}")
+    now = utcnow()
+    live = status in ("succeeded", "rolled_back")
+    dep: Any = SimpleNamespace(
+        id=new_id(), number=await deployments.new_number(session), service=service,
+        environment=environment, software_version=software_version, artifact=artifact,
+        ref=ref, commits=commits, pipeline=pipeline, triggered_by=actor, change_id=None,
+        status=status, gate_decision="allowed",
+        gate_reasons=[{"code": "reported", "message": f"Reported after the fact ({origin}); "
+                       "no gate was asked."}],
+        gate_change_id=None, gate_mode="off", gate_decided_at=started_at or finished_at,
+        gate_history=[], change_requested=False, rework=False, fixes=None, recovery=None,
+        recovers_deployment_id=None, recovers_incident_id=None,
+        started_at=started_at or finished_at, finished_at=finished_at,
+        external_id=external_id, imported=imported, summary=summary, links=links or [],
+        version=0,
+        created_at=started_at or finished_at, updated_at=now,
+    )
+    snapshot = await deployments.record(session, dep, DeploymentCreated, actor=actor, now=now,
+                                        imported=imported)
+    await session.execute(insert(_deployment), [vars(dep)])
+    session.add(DoraFact(
+        deployment_id=dep.id, service=service, environment=environment, outcome=status,
+        deployed_at=finished_at if live else None, finished_at=finished_at,
+        rolled_back_at=finished_at if status == "rolled_back" else None, rework=False,
+        lead_times_s=list(lead_times((datetime.fromisoformat(c["committed_at"])
+                                      for c in commits if c.get("committed_at")),
+                                     finished_at)) if live else []))
     return snapshot
 
 

@@ -92,6 +92,8 @@ class ServiceSnapshot(Snapshot):
     name: str
     owner_team: str | None = None
     operations_team: str | None = None
+    #: ``github.com/acme/payments``; events before the catalog kept it have none.
+    repository: str | None = None
 
 
 changes_seen = Projection(ChangeView, ChangeSnapshot)
@@ -146,6 +148,30 @@ async def project_incident(session: AsyncSession, event: CloudEvent) -> Incident
 
 def _uuid(value: Any) -> uuid.UUID | None:
     return uuid.UUID(str(value)) if value else None
+
+
+def repository_key(repository: str) -> str:
+    """A repository as the catalog and a webhook both can name it: host and path, lower case,
+    without scheme, ``.git`` or trailing slash (``https://GitHub.com/Acme/API.git`` ->
+    ``github.com/acme/api``)."""
+    key = repository.strip().lower()
+    for scheme in ("https://", "http://", "ssh://", "git@"):
+        key = key.removeprefix(scheme)
+    return key.replace(":", "/", 1).removesuffix("/").removesuffix(".git")
+
+
+async def project_service(session: AsyncSession, event: CloudEvent) -> ServiceSnapshot:
+    """Keep the catalog service's view, its repository kept as :func:`repository_key`."""
+    service = services_seen.read(event)
+    return await services_seen.apply(session, event, derived={
+        "repository": repository_key(service.repository) if service.repository else None})
+
+
+async def service_of_repository(session: AsyncSession, repository: str) -> str | None:
+    """The catalog's service whose ``repository`` is ``repository``, if one is."""
+    return (await session.scalars(select(ServiceView.name).where(
+        ServiceView.repository == repository_key(repository)).order_by(
+        ServiceView.name))).first()
 
 
 async def services_of_team(session: AsyncSession, team: str) -> list[str]:
