@@ -27,7 +27,9 @@ DEV_HELP = "Run the whole stack on the embedded defaults (broker, migrations, se
 
 #: One module per noun of ``tandem_cli``, each with its ``<noun>_app``.
 LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "catalog", "events", "dlq",
-                "webhook")
+                "webhook", "import")
+#: A group whose module is named otherwise (``import`` is a Python keyword).
+GROUP_MODULES = {"import": "history"}
 #: Options of ``tandem`` itself that take a value (``tandem --profile prod incident list``).
 ROOT_VALUE_OPTIONS = ("--profile",)
 
@@ -108,7 +110,7 @@ def _root(
 
 
 def _group(name: str) -> typer.Typer:
-    module = importlib.import_module(f"tandem_cli.{name}")
+    module = importlib.import_module(f"tandem_cli.{GROUP_MODULES.get(name, name)}")
     return getattr(module, f"{name}_app")  # type: ignore[no-any-return]
 
 

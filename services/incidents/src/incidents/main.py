@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from incidents.config import IncidentsSettings
 from incidents.consumers import REACTIONS
+from incidents.history import router as history_router
 from incidents.ingest import router as ingest_router
 from incidents.routes import metrics_router, policy_router, router
 from incidents.sla import sla_check_job
@@ -20,7 +21,7 @@ def create_app(platform: PlatformSettings | None = None,
         title="Tandem incidents",
         description="ITIL incident management, fed by people, monitors and deployments.",
         settings=settings or IncidentsSettings(),
-        routers=[router, policy_router, metrics_router, ingest_router],
+        routers=[router, history_router, policy_router, metrics_router, ingest_router],
         reactions=[REACTIONS],
         jobs=[sla_check_job],
     )

@@ -26,6 +26,8 @@ class Source(StrEnum):
     manual = "manual"
     monitor = "monitor"
     deployment = "deployment"
+    #: Brought in from history (``tandem import incidents``).
+    imported = "import"
 
 
 def has_nul(value: Any) -> bool:
@@ -140,6 +142,8 @@ class IncidentPublic(BaseModel):
     resolution_paused_seconds: float = Field(
         default=0.0, description="Seconds the resolution SLA stood still in earlier pauses; "
                                  "resolution_due_at is already later by them.")
+    external_id: str | None = Field(
+        default=None, description="Its id where it came from (an imported record's), or null.")
     version: int
     created_at: datetime
     updated_at: datetime
