@@ -108,6 +108,7 @@ def deployment_record(row: dict[str, Any]) -> dict[str, Any]:
         "status": _first(row, "status"),
         "started_at": _time(_first(row, "started_at")),
         "finished_at": _time(_first(row, "finished_at", "deployed_at")),
+        "rolled_back_at": _time(_first(row, "rolled_back_at")),
         "commits": commits or [],
         "artifact": _first(row, "artifact"), "ref": _first(row, "ref"),
     }

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 
 from deployments.config import Settings
-from deployments.lifecycle import record_reported
+from deployments.lifecycle import Reported, record_reported
 from deployments.models import Deployment
 from tandem.app import Session
 from tandem.db import utcnow
@@ -123,16 +123,15 @@ async def change_enqueue(request: Request, session: Session, settings: Settings
         p = event.payload
         at = when(p.timestamp) if p.timestamp else utcnow()
         links = [link.model_dump() for link in event.links or []]
-        await record_reported(
-            session, service=service, environment=environment,
+        await record_reported(session, [Reported(
+            service=service, environment=environment,
             software_version=_version(p.custom_details, p.summary), status="succeeded",
-            started_at=at, finished_at=at, commits=[], external_id=external_id,
-            actor=f"pagerduty:{p.source or event.routing_key[:8]}"[:255], imported=False,
-            origin=f"PagerDuty change event from {p.source or 'an unnamed source'}"[:300],
-            summary=p.summary,
+            started_at=at, finished_at=at, external_id=external_id, summary=p.summary,
             pipeline={"id": (p.source or "change-event")[:255],
                       "run_url": next((lk["href"] for lk in links if _run_url(lk["href"])),
                                       None)},
-            links=links)
+            links=links)],
+            actor=f"pagerduty:{p.source or event.routing_key[:8]}"[:255], imported=False,
+            origin=f"PagerDuty change event from {p.source or 'an unnamed source'}"[:300])
     return JSONResponse({"status": "success", "message": "Change event processed"},
                         status_code=202)

@@ -22,7 +22,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select
 
-from deployments.lifecycle import record_reported
+from deployments.lifecycle import Reported, record_reported
 from deployments.models import Commit, Deployment, Environment
 from tandem.app import Session
 from tandem.auth import Manager
@@ -45,7 +45,9 @@ class PastDeployment(BaseModel):
     software_version: str = Field(alias="version", min_length=1, max_length=100)
     status: Literal["succeeded", "failed", "rolled_back", "canceled"]
     started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime
+    finished_at: AwareDatetime = Field(description="When it ended (a rolled back one: when "
+                                                   "it went live).")
+    rolled_back_at: AwareDatetime | None = None
     commits: list[Commit] = Field(default_factory=list, max_length=1000)
     artifact: str | None = Field(default=None, max_length=500)
     ref: str | None = Field(default=None, max_length=255)
@@ -54,6 +56,9 @@ class PastDeployment(BaseModel):
     def _ordered(self) -> PastDeployment:
         if self.started_at is not None and self.started_at > self.finished_at:
             raise ValueError("started_at is after finished_at")
+        if self.rolled_back_at is not None and (
+                self.status != "rolled_back" or self.rolled_back_at < self.finished_at):
+            raise ValueError("rolled_back_at is for a rolled back deployment, after finished_at")
         return self
 
 
@@ -99,20 +104,23 @@ async def import_deployments(batch: ImportBatch, session: Session,
     ids = {f"import:{r.external_id}" for _, r in valid}
     seen = set((await session.scalars(select(Deployment.external_id).where(
         Deployment.external_id.in_(ids)))).all())  # type: ignore[union-attr]
-    imported = skipped = 0
+    reports: list[Reported] = []
+    skipped = 0
     for _, record in valid:
         external_id = f"import:{record.external_id}"
         if external_id in seen:
             skipped += 1
             continue
         seen.add(external_id)
-        await record_reported(
-            session, service=record.service, environment=record.environment.value,
+        reports.append(Reported(
+            service=record.service, environment=record.environment.value,
             software_version=record.software_version, status=record.status,
             started_at=record.started_at, finished_at=record.finished_at,
+            rolled_back_at=record.rolled_back_at,
             commits=[{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
                      for c in record.commits],
-            external_id=external_id, actor=actor.sub, imported=True,
-            origin=f"imported by {actor.sub}"[:200], artifact=record.artifact, ref=record.ref)
-        imported += 1
+            external_id=external_id, artifact=record.artifact, ref=record.ref))
+    await record_reported(session, reports, actor=actor.sub, imported=True,
+                          origin=f"imported by {actor.sub}"[:200])
+    imported = len(reports)
     return ImportSummary(imported=imported, skipped=skipped, rejected=rejected)

@@ -5,6 +5,7 @@ caller's transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -22,8 +23,10 @@ from deployments.models import Deployment, DeploymentCreate, DeploymentPublic, D
 from deployments.rules.gate import Decision
 from tandem.db import new_id, utcnow
 from tandem.dora import lead_times
+from tandem.numbers import next_numbers
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
+_dora_fact = DoraFact.__table__  # type: ignore[attr-defined]
 
 
 async def record_deployment(session: AsyncSession, settings: DeploymentsSettings,
@@ -81,51 +84,82 @@ async def record_deployment(session: AsyncSession, settings: DeploymentsSettings
 REPORTED_STATES = ("succeeded", "failed", "rolled_back", "canceled")
 
 
-async def record_reported(session: AsyncSession, *, service: str, environment: str,
-                          software_version: str, status: str, started_at: datetime | None,
-                          finished_at: datetime, commits: list[dict[str, Any]],
-                          external_id: str, actor: str, imported: bool, origin: str,
-                          artifact: str | None = None, ref: str | None = None,
-                          pipeline: dict[str, Any] | None = None, summary: str | None = None,
-                          links: list[dict[str, Any]] | None = None) -> DeploymentPublic:
-    """Record a deployment that already happened (a PagerDuty change event, a line of
-    history) in its final state at its own times, with its DORA record, as one ``created``
-    event (``data.imported`` says whether it is history).
+@dataclass(frozen=True)
+class Reported:
+    """A deployment that already happened, as its reporter gives it (a PagerDuty change event,
+    a line of history): its final ``status`` (``REPORTED_STATES``) at its own times. A rolled
+    back one went live at ``finished_at`` and was rolled back at ``rolled_back_at``."""
+
+    service: str
+    environment: str
+    software_version: str
+    status: str
+    finished_at: datetime
+    external_id: str
+    started_at: datetime | None = None
+    rolled_back_at: datetime | None = None
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    artifact: str | None = None
+    ref: str | None = None
+    pipeline: dict[str, Any] | None = None
+    summary: str | None = None
+    links: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def record_reported(session: AsyncSession, reports: list[Reported], *, actor: str,
+                          imported: bool, origin: str) -> list[DeploymentPublic]:
+    """Record deployments that already happened in their final state at their own times,
+    each with its DORA record, as one ``created`` event each (``data.imported`` says whether
+    it is history).
 
     No gate is asked: the deployment is over. Its gate shows ``allowed`` (mode ``off``) with
     the reason, so a reader sees it was reported, not decided. Consumers see one ``created``
     with a final status, never a ``transitioned``: nothing reacts to it as to a live failure.
+    A batch takes its numbers with one statement and inserts its rows with one each (no
+    flush per record).
     """
-    if status not in REPORTED_STATES:
-        raise ValueError(f"status {status!r} is not one of {', '.join(REPORTED_STATES)}")
+    for r in reports:
+        if r.status not in REPORTED_STATES:
+            raise ValueError(f"status {r.status!r} is not one of {', '.join(REPORTED_STATES)}")
     now = utcnow()
-    live = status in ("succeeded", "rolled_back")
-    dep: Any = SimpleNamespace(
-        id=new_id(), number=await deployments.new_number(session), service=service,
-        environment=environment, software_version=software_version, artifact=artifact,
-        ref=ref, commits=commits, pipeline=pipeline, triggered_by=actor, change_id=None,
-        status=status, gate_decision="allowed",
-        gate_reasons=[{"code": "reported", "message": f"Reported after the fact ({origin}); "
-                       "no gate was asked."}],
-        gate_change_id=None, gate_mode="off", gate_decided_at=started_at or finished_at,
-        gate_history=[], change_requested=False, rework=False, fixes=None, recovery=None,
-        recovers_deployment_id=None, recovers_incident_id=None,
-        started_at=started_at or finished_at, finished_at=finished_at,
-        external_id=external_id, imported=imported, summary=summary, links=links or [],
-        version=0,
-        created_at=started_at or finished_at, updated_at=now,
-    )
-    snapshot = await deployments.record(session, dep, DeploymentCreated, actor=actor, now=now,
-                                        imported=imported)
-    await session.execute(insert(_deployment), [vars(dep)])
-    session.add(DoraFact(
-        deployment_id=dep.id, service=service, environment=environment, outcome=status,
-        deployed_at=finished_at if live else None, finished_at=finished_at,
-        rolled_back_at=finished_at if status == "rolled_back" else None, rework=False,
-        lead_times_s=list(lead_times((datetime.fromisoformat(c["committed_at"])
-                                      for c in commits if c.get("committed_at")),
-                                     finished_at)) if live else []))
-    return snapshot
+    numbers = await next_numbers(session, deployments.number_prefix, len(reports))
+    rows: list[dict[str, Any]] = []
+    facts: list[dict[str, Any]] = []
+    snapshots = []
+    reason = [{"code": "reported", "message": f"Reported after the fact ({origin}); no gate "
+               "was asked."}]
+    for r, number in zip(reports, numbers, strict=True):
+        began = r.started_at or r.finished_at
+        live = r.status in ("succeeded", "rolled_back")
+        dep: Any = SimpleNamespace(
+            id=new_id(), number=number, service=r.service, environment=r.environment,
+            software_version=r.software_version, artifact=r.artifact, ref=r.ref,
+            commits=r.commits, pipeline=r.pipeline, triggered_by=actor, change_id=None,
+            status=r.status, gate_decision="allowed", gate_reasons=reason,
+            gate_change_id=None, gate_mode="off", gate_decided_at=began, gate_history=[],
+            change_requested=False, rework=False, fixes=None, recovery=None,
+            recovers_deployment_id=None, recovers_incident_id=None, started_at=began,
+            finished_at=r.finished_at, external_id=r.external_id, imported=imported,
+            summary=r.summary, links=r.links, version=0, created_at=began, updated_at=now,
+        )
+        snapshots.append(await deployments.record(session, dep, DeploymentCreated,
+                                                  actor=actor, now=now, imported=imported))
+        rows.append(vars(dep))
+        facts.append({
+            "deployment_id": dep.id, "service": r.service, "environment": r.environment,
+            "outcome": r.status, "deployed_at": r.finished_at if live else None,
+            "finished_at": r.finished_at,
+            "rolled_back_at": (r.rolled_back_at or r.finished_at)
+            if r.status == "rolled_back" else None,
+            "rework": False,
+            "lead_times_s": list(lead_times((datetime.fromisoformat(c["committed_at"])
+                                             for c in r.commits if c.get("committed_at")),
+                                            r.finished_at)) if live else [],
+        })
+    if rows:
+        await session.execute(insert(_deployment), rows)
+        await session.execute(insert(_dora_fact), facts)
+    return snapshots
 
 
 def check_move(dep: Deployment, to: str) -> None:

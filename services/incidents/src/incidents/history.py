@@ -28,6 +28,7 @@ from incidents.rules.lifecycle import ResolutionCode
 from incidents.schemas import Environment, Source
 from tandem.app import Session
 from tandem.auth import Manager
+from tandem.numbers import next_numbers
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["history"])
 
@@ -109,17 +110,22 @@ async def import_incidents(batch: ImportBatch, session: Session,
     ids = {f"import:{r.external_id}" for r in valid}
     seen = set((await session.scalars(select(Incident.external_id).where(
         Incident.external_id.in_(ids)))).all())  # type: ignore[union-attr]
-    imported = skipped = 0
+    fresh: list[PastIncident] = []
     for record in valid:
-        external_id = f"import:{record.external_id}"
-        if external_id in seen:
-            skipped += 1
+        if f"import:{record.external_id}" in seen:
             continue
-        seen.add(external_id)
+        seen.add(f"import:{record.external_id}")
+        fresh.append(record)
+    skipped = len(valid) - len(fresh)
+    # One statement takes the batch's numbers, so nothing is flushed record by record.
+    numbers = await next_numbers(session, incidents.number_prefix, len(fresh))
+    for record, number in zip(fresh, numbers, strict=True):
+        external_id = f"import:{record.external_id}"
         impact, urgency = _PAIR_OF_PRIORITY[record.priority]
         status = "closed" if record.closed_at is not None else "resolved"
-        incident = await incidents.new(
-            session, now=record.reported_at, title=record.title,
+        incident = Incident(
+            number=number, version=0, created_at=record.reported_at,
+            updated_at=record.reported_at, title=record.title,
             description=record.description, service=record.service,
             environment=record.environment.value, impact=impact, urgency=urgency,
             priority=record.priority, priority_overridden=False,
@@ -131,7 +137,8 @@ async def import_incidents(batch: ImportBatch, session: Session,
             reported_at=record.reported_at, acknowledged_at=record.acknowledged_at,
             resolved_at=record.resolved_at, closed_at=record.closed_at,
             resolution_paused_at=record.resolved_at, external_id=external_id)
+        session.add(incident)
         await incidents.record(session, incident, events.IncidentCreated, actor=actor.sub,
                                imported=True)
-        imported += 1
+    imported = len(fresh)
     return ImportSummary(imported=imported, skipped=skipped, rejected=rejected)
