@@ -13,6 +13,7 @@ of topics, on both databases.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import hmac
@@ -158,6 +159,20 @@ async def test_a_redelivered_github_webhook_changes_nothing(wall: Wall) -> None:
     assert [e.type for e in published].count("tandem.deployment.created") == 1
     assert [e.data["to"] for e in published
             if e.type == "tandem.deployment.transitioned"] == ["in_progress", "succeeded"]
+
+
+async def test_a_deployment_and_its_first_status_arriving_together_are_one_deployment(
+        wall: Wall) -> None:
+    repo, deployment_id = unique("hello"), uuid.uuid4().int % 10**9
+    answers = await asyncio.gather(
+        send_github(wall, "deployment", github_payload("github_deployment.json", repo,
+                                                       deployment_id)),
+        send_github(wall, "deployment_status", github_payload(
+            "github_deployment_status.json", repo, deployment_id, state="in_progress")))
+    assert {a.json()["deployment"]["id"] for a in answers} == {
+        d["id"] for d in await deployments_of(wall, repo)}
+    [dep] = await deployments_of(wall, repo)
+    assert dep["status"] == "in_progress"
 
 
 async def test_a_bad_or_missing_signature_is_401_and_says_nothing_why(wall: Wall) -> None:

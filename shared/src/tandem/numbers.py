@@ -45,3 +45,10 @@ async def next_numbers(session: AsyncSession, prefix: str, count: int,
         await session.flush()
         last = count
     return [f"{prefix}{value:0{width}d}" for value in range(last - count + 1, last + 1)]
+
+
+async def hold_numbers(session: AsyncSession, prefix: str) -> None:
+    """Take the counter row's lock (SQLite: the write lock) without taking a number: writers
+    that may create the same aggregate queue here, and the second then sees the first's."""
+    await session.execute(update(_numbers).where(_numbers.c.prefix == prefix)
+                          .values(last_value=_numbers.c.last_value))

@@ -23,10 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 
 from deployments.config import Settings
+from deployments.deployment import deployments
 from deployments.lifecycle import Reported, record_reported
 from deployments.models import Deployment
 from tandem.app import Session
 from tandem.db import utcnow
+from tandem.numbers import hold_numbers
 from tandem.pagerduty import describe, inline_schema, invalid
 
 router = APIRouter(tags=["change events"])
@@ -117,6 +119,8 @@ async def change_enqueue(request: Request, session: Session, settings: Settings
     digest = hashlib.sha256(orjson.dumps(event.model_dump(mode="json"),
                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]
     external_id = f"pagerduty:{digest}"
+    # The number counter's lock first: the same event sent twice at once is recorded once.
+    await hold_numbers(session, deployments.number_prefix)
     already = (await session.scalars(select(Deployment.id).where(
         Deployment.external_id == external_id))).first()
     if already is None:

@@ -36,6 +36,7 @@ from deployments.models import Deployment, DeploymentCreate, IntegrationDelivery
 from deployments.projections import repository_key, service_of_repository
 from tandem.app import Session
 from tandem.db import utcnow
+from tandem.numbers import hold_numbers
 from tandem.problems import Problem
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
@@ -194,6 +195,18 @@ async def deployment_of(session: AsyncSession, external_id: str) -> Deployment |
         Deployment.external_id == external_id)))).first()
 
 
+async def deployment_once(session: AsyncSession, external_id: str) -> Deployment | None:
+    """The deployment a sender's id names; when there is none yet, read again after taking the
+    deployment number counter's lock, so of two deliveries racing to record one sender's
+    deployment (GitHub sends ``deployment`` and its first status together) the second finds
+    the first's instead of failing on the unique ``external_id``."""
+    found = await deployment_of(session, external_id)
+    if found is None:
+        await hold_numbers(session, deployments.number_prefix)
+        found = await deployment_of(session, external_id)
+    return found
+
+
 async def follow(session: AsyncSession, dep: Deployment, to: str, reason: str, *,
                  actor: str) -> bool:
     """Move ``dep`` to ``to`` as its sender reports it, through ``in_progress`` when it is
@@ -258,7 +271,7 @@ async def github_deployment(session: AsyncSession, settings: DeploymentsSettings
     GitHub names it, by its ``deployment`` or by a status of it."""
     d, repo = event.deployment, event.repository
     external_id = f"github:{repo.full_name.lower()}:{d.id}"
-    found = await deployment_of(session, external_id)
+    found = await deployment_once(session, external_id)
     if found is not None:
         return found
     service = (await service_of_repository(session, f"github.com/{repo.full_name}")
@@ -342,7 +355,7 @@ async def gitlab_webhook(request: Request, session: Session, settings: Settings
     actor = f"gitlab:{event.user.username if event.user else event.project.path_with_namespace}"
     actor = actor[:255]
     external_id = f"gitlab:{event.project.id}:{event.deployment_id}"
-    dep = await deployment_of(session, external_id)
+    dep = await deployment_once(session, external_id)
     if dep is None:
         service = (await service_of_repository(session, repository_key(event.project.web_url))
                    or service_slug(event.project.name))
