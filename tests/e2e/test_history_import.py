@@ -327,3 +327,17 @@ def test_a_tty_shows_a_progress_bar_and_a_ci_log_does_not(history_stack: Stack,
     assert shown.returncode == 0
     assert b"importing deployments" in screen
     assert b"skipped 30" in shown.stdout
+
+
+def test_only_a_manager_imports_history(history_stack: Stack) -> None:
+    record = {"line": 1, "record": {"external_id": "x", "service": "nobody"}}
+    for service, path in (("deployments", "/api/v1/deployments/imports"),
+                          ("incidents", "/api/v1/incidents/imports")):
+        for role in ("viewer", "pipeline", "practitioner"):
+            r = httpx.post(f"{history_stack.url(service)}{path}", json={"records": [record]},
+                           headers=history_stack.headers(role), timeout=30)
+            assert r.status_code == 403, (service, role, r.text)
+        r = httpx.post(f"{history_stack.url(service)}{path}", json={"records": []},
+                       headers=history_stack.headers("owner"), timeout=30)
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["field"] == "records"
