@@ -27,7 +27,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from wall_support import Wall, events_about, unique
 
-from deployments.models import ServiceView
+from deployments.models import FreezeView, ServiceView
 from incidents.models import DeploymentView as IncidentsDeploymentView
 from tandem.events import new_event
 
@@ -173,6 +173,24 @@ async def test_a_deployment_and_its_first_status_arriving_together_are_one_deplo
         d["id"] for d in await deployments_of(wall, repo)}
     [dep] = await deployments_of(wall, repo)
     assert dep["status"] == "in_progress"
+
+
+async def test_a_github_deployment_the_gate_prevents_does_not_start(wall: Wall) -> None:
+    repo, deployment_id = unique("frozen"), uuid.uuid4().int % 10**9
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    freeze = await wall.call("changes", "POST", "/api/v1/freezes", role="manager", expect=201,
+                             json={"services": [repo], "reason": "release freeze",
+                                   "starts_at": start.isoformat(),
+                                   "ends_at": (start + timedelta(hours=2)).isoformat()})
+    await wall.until(lambda: wall.row("deployments", FreezeView, uuid.UUID(freeze["id"])))
+    dep = (await send_github(wall, "deployment", github_payload(
+        "github_deployment.json", repo, deployment_id))).json()["deployment"]
+    assert dep["gate"]["decision"] == "prevented"
+    refused = await send_github(wall, "deployment_status", github_payload(
+        "github_deployment_status.json", repo, deployment_id, state="success"), expect=409)
+    assert refused.json()["gate"]["decision"] == "prevented"
+    [after] = await deployments_of(wall, repo)
+    assert after["status"] == "requested"
 
 
 async def test_a_bad_or_missing_signature_is_401_and_says_nothing_why(wall: Wall) -> None:
