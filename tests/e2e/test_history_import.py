@@ -331,8 +331,8 @@ def test_a_tty_shows_a_progress_bar_and_a_ci_log_does_not(history_stack: Stack,
 
 def test_only_a_manager_imports_history(history_stack: Stack) -> None:
     record = {"line": 1, "record": {"external_id": "x", "service": "nobody"}}
-    for service, path in (("deployments", "/api/v1/deployments/imports"),
-                          ("incidents", "/api/v1/incidents/imports")):
+    for service, path in (("deployments", "/api/v1/imports/deployments"),
+                          ("incidents", "/api/v1/imports/incidents")):
         for role in ("viewer", "pipeline", "practitioner"):
             r = httpx.post(f"{history_stack.url(service)}{path}", json={"records": [record]},
                            headers=history_stack.headers(role), timeout=30)

@@ -41,8 +41,8 @@ BatchOption = Annotated[int, typer.Option("--batch", min=1, max=1000,
                                           help="Records per request")]
 
 #: Where each kind of record goes.
-TARGETS = {"deployments": ("deployments", "/api/v1/deployments/imports"),
-           "incidents": ("incidents", "/api/v1/incidents/imports")}
+TARGETS = {"deployments": ("deployments", "/api/v1/imports/deployments"),
+           "incidents": ("incidents", "/api/v1/imports/incidents")}
 
 
 def _key(name: str) -> str:

@@ -1,4 +1,4 @@
-"""History in: ``POST /api/v1/deployments/imports``, a batch of past deployments
+"""History in: ``POST /api/v1/imports/deployments``, a batch of past deployments
 (``tandem import deployments FILE`` sends a file in batches), so DORA means something on day
 one.
 
@@ -27,7 +27,7 @@ from deployments.models import Commit, Deployment, Environment
 from tandem.app import Session
 from tandem.auth import Manager
 
-router = APIRouter(prefix="/api/v1/deployments", tags=["history"])
+router = APIRouter(prefix="/api/v1/imports", tags=["history"])
 
 _SERVICE = r"^[a-z0-9][a-z0-9._-]*$"
 
@@ -89,7 +89,7 @@ def _errors(exc: ValidationError) -> list[str]:
             for e in exc.errors()]
 
 
-@router.post("/imports", response_model=ImportSummary)
+@router.post("/deployments", response_model=ImportSummary)
 async def import_deployments(batch: ImportBatch, session: Session,
                              actor: Manager) -> ImportSummary:
     """Import past deployments (manager): ``imported``, ``skipped`` (already there) and

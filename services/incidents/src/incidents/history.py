@@ -1,4 +1,4 @@
-"""History in: ``POST /api/v1/incidents/imports``, a batch of past incidents (``tandem import
+"""History in: ``POST /api/v1/imports/incidents``, a batch of past incidents (``tandem import
 incidents FILE`` sends a file in batches, a PagerDuty incidents export among them), so MTTA,
 MTTR and DORA's time to restore mean something on day one.
 
@@ -30,7 +30,7 @@ from tandem.app import Session
 from tandem.auth import Manager
 from tandem.numbers import next_numbers
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["history"])
+router = APIRouter(prefix="/api/v1/imports", tags=["history"])
 
 _SERVICE = r"^[a-z0-9][a-z0-9._-]*$"
 
@@ -95,7 +95,7 @@ def _errors(exc: ValidationError) -> list[str]:
             for e in exc.errors()]
 
 
-@router.post("/imports", response_model=ImportSummary)
+@router.post("/incidents", response_model=ImportSummary)
 async def import_incidents(batch: ImportBatch, session: Session,
                            actor: Manager) -> ImportSummary:
     """Import past incidents (manager): ``imported``, ``skipped`` (already there) and
