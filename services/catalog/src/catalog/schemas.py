@@ -211,3 +211,30 @@ class ImportResult(BaseModel):
     ignored: list[IgnoredDocument] = Field(
         description="Documents of Backstage kinds the catalog takes nothing from.")
     changed: bool = Field(description="Whether anything was created or updated.")
+
+
+class RevocationCreate(BaseModel):
+    """Revoke a token by its ``jti``; ``expires_at`` (the token's ``exp``) bounds how long it is
+    kept, else the longest lifetime a token may have from now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jti: str = Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    expires_at: datetime | None = None
+    reason: str = Field(default="", max_length=2000)
+
+
+class RevocationPublic(BaseModel):
+    """A revoked token as the API returns it and the revocation event carries it."""
+
+    id: uuid.UUID
+    number: str
+    jti: str
+    expires_at: datetime = Field(description="Refused until then (the token's exp).")
+    reason: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+RevocationsPage = Page[RevocationPublic]

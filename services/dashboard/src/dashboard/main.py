@@ -25,6 +25,7 @@ from dashboard.routes import STATIC_DIR, api, router
 from dashboard.stream import EventHub
 from tandem.api_docs import serve_api_docs
 from tandem.app import RequestContext
+from tandem.auth import TokenVerifier
 from tandem.inputs import InputGuard
 from tandem.logs import configure_logging
 from tandem.problems import install_problem_handlers
@@ -74,12 +75,13 @@ def create_app(platform: PlatformSettings | None = None,
         board = Board(settings)
         hub = EventHub(ring_size=settings.ring_size,
                        client_queue_size=settings.client_queue_size)
-        feed = TopicFeed(platform, board, hub)
+        verifier = TokenVerifier.from_settings(platform)
+        feed = TopicFeed(platform, board, hub, verifier.revoked)
         app.state.settings = settings
         app.state.board = board
         app.state.hub = hub
         app.state.feed = feed
-        app.state.jwt_secret = platform.jwt_secret
+        app.state.verifier = verifier
         task = asyncio.create_task(feed.run(), name="dashboard-feed")
         restore_signals = _end_streams_on_signal(hub)
         log.info("dashboard started")

@@ -13,7 +13,7 @@ from dashboard.board import Board
 from dashboard.config import DashboardSettings
 from dashboard.feed import TopicFeed
 from dashboard.stream import EventHub, StreamFilter
-from tandem.auth import BEARER, Actor, bearer_token, decode_token
+from tandem.auth import BEARER, Actor, bearer_token, verifier_of
 from tandem.problems import Problem
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -42,7 +42,7 @@ def viewer(request: Request,
                            "and the stream).",
                       headers={"WWW-Authenticate": 'Bearer realm="tandem"'},
                       type_="urn:tandem:problem:unauthorized")
-    return decode_token(request.app.state.jwt_secret, token)
+    return verifier_of(request).verify(token)
 
 
 Viewer = Annotated[Actor, Depends(viewer)]
