@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from tandem.db import utcnow
+from tandem.errors import Forbidden
 from tandem.oidc import (
     IssuerKeys,
     OidcIssuer,
@@ -32,6 +33,7 @@ from tandem.oidc import (
     claim_values,
     parse_issuers,
     refusal,
+    repository_name,
     verify_oidc,
 )
 from tandem.problems import Problem
@@ -358,3 +360,31 @@ Manager = Annotated[Actor, require(MANAGE)]
 Owner = Annotated[Actor, require(OWN)]
 Pipeline = Annotated[Actor, require(DEPLOY)]
 ChangeRecorder = Annotated[Actor, require(RECORD_CHANGE)]
+
+
+class OtherRepository(Forbidden):
+    """A CI job's token acts only on the service whose catalog ``repository`` is the job's:
+    ``rule`` names what was refused (``create``, ``move`` a deployment; ``gate``: record the
+    standard change that lets one through)."""
+
+    code = "pipeline-repository"
+
+    def __init__(self, rule: str, service: str, repository: str,
+                 service_repository: str | None) -> None:
+        whose = (f"the catalog gives {service} the repository {service_repository}"
+                 if service_repository else f"the catalog names no repository for {service}")
+        super().__init__(
+            f"A pipeline of {repository} may not {rule} for {service}: {whose}.",
+            rule=rule, service=service, repository=repository)
+
+
+def check_pipeline_repository(actor: Actor, service: str, repositories: list[str | None], *,
+                              rule: str) -> None:
+    """Refuse (403, naming ``rule``) a CI job's token acting for a service whose catalog
+    ``repositories`` (the service's projection) are not its own; a token naming no
+    repository (a local pipeline token) keeps the role's reach."""
+    if actor.repository is None:
+        return
+    known = [r for r in repositories if r]
+    if not any(repository_name(r) == actor.repository for r in known):
+        raise OtherRepository(rule, service, actor.repository, known[0] if known else None)

@@ -123,7 +123,19 @@ def ci_repository(issuer: OidcIssuer, claims: Mapping[str, Any]) -> str | None:
         return None
     if not isinstance(name, str) or not name.strip("/"):
         return None
-    return f"{host}/{name.strip('/')}".lower()
+    return repository_name(f"{host}/{name.strip('/')}")
+
+
+def repository_name(text: str) -> str:
+    """A repository as Tandem compares them: ``github.com/acme/payments`` (no scheme, no
+    ``.git``, lower case), whichever way the catalog or a token wrote it."""
+    name = text.strip().lower()
+    for prefix in ("https://", "http://", "ssh://", "git@"):
+        name = name.removeprefix(prefix)
+    host, colon, path = name.partition(":")
+    if colon and "/" not in host:  # git@github.com:acme/payments
+        name = f"{host}/{path}"
+    return name.removesuffix("/").removesuffix(".git")
 
 
 Fetch = Callable[[str], Any]

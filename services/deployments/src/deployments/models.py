@@ -128,7 +128,8 @@ class IncidentView(ServiceTable, table=True):
 
 
 class ServiceView(ServiceTable, table=True):
-    """The projection of a service from ``tandem.catalog`` (DORA by team)."""
+    """The projection of a service from ``tandem.catalog`` (DORA by team; the repository whose
+    CI jobs may deploy it)."""
 
     __tablename__ = "service_view"
 
@@ -136,6 +137,7 @@ class ServiceView(ServiceTable, table=True):
     name: str = Col(max_length=100, index=True)
     owner_team: str | None = Col(default=None, max_length=100, index=True)
     operations_team: str | None = Col(default=None, max_length=100, index=True)
+    repository: str | None = Col(default=None, max_length=255)
 
 
 class DoraFact(ServiceTable, table=True):

@@ -92,6 +92,7 @@ class ServiceSnapshot(Snapshot):
     name: str
     owner_team: str | None = None
     operations_team: str | None = None
+    repository: str | None = None
 
 
 changes_seen = Projection(ChangeView, ChangeSnapshot)
