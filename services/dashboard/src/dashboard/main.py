@@ -18,6 +18,7 @@ from types import FrameType
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from dashboard import sign_in
 from dashboard.board import Board
 from dashboard.config import DashboardSettings
 from dashboard.feed import TopicFeed
@@ -103,6 +104,7 @@ def create_app(platform: PlatformSettings | None = None,
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(api)
+    app.include_router(sign_in.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(InputGuard)
     app.add_middleware(RequestContext, service="dashboard",
