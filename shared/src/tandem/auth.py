@@ -388,3 +388,16 @@ def check_pipeline_repository(actor: Actor, service: str, repositories: list[str
     known = [r for r in repositories if r]
     if not any(repository_name(r) == actor.repository for r in known):
         raise OtherRepository(rule, service, actor.repository, known[0] if known else None)
+
+
+class EnvironmentNotAllowed(Forbidden):
+    """A CI job's token deploys its service only to the environments the catalog allows its
+    CI (``ci_environments``), when it names any."""
+
+    code = "pipeline-environment"
+
+    def __init__(self, rule: str, service: str, environment: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"A pipeline may not {rule} a deployment of {service} to {environment}: the catalog "
+            f"allows its CI only {', '.join(allowed)}.",
+            rule=rule, service=service, environment=environment, allowed=allowed)

@@ -31,6 +31,9 @@ class Service(ServiceTable, AggregateColumns, table=True):
     owner_team: str | None = Column(default=None, index=True, max_length=100)
     operations_team: str | None = Column(default=None, index=True, max_length=100)
     repository: str | None = Column(default=None, max_length=255)
+    #: Where CI jobs of the repository may deploy it (empty: anywhere).
+    ci_environments: list[str] = Column(default_factory=list,
+                                        sa_column=SAColumn(JSONType, nullable=False))
     system: str | None = Column(default=None, max_length=100)
     runbook_url: str | None = Column(default=None, max_length=2000)
     links: list[dict[str, Any]] = Column(default_factory=list,

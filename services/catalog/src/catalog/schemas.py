@@ -15,6 +15,7 @@ from tandem.pagination import Page
 
 Lifecycle = Literal["experimental", "production", "deprecated"]
 NotifyFormat = Literal["cloudevents", "slack"]
+Environment = Literal["production", "staging", "testing", "development"]
 URL_PATTERN = r"^https?://[^\s/?#]+\S*$"
 
 
@@ -67,6 +68,10 @@ class ServiceFields(Input):
     repository: str | None = Field(default=None, max_length=255,
                                    pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$",
                                    examples=["github.com/acme/payments"])
+    ci_environments: list[Environment] = Field(
+        default_factory=list, max_length=4,
+        description="The environments CI jobs of its repository may deploy it to (their OIDC "
+                    "tokens); empty: any.")
     system: CatalogName | None = None
     runbook_url: Url | None = None
     links: list[Link] = Field(default_factory=list, max_length=LINKS_MAX)
@@ -89,6 +94,7 @@ class ServiceUpdate(Input):
     operations_team: CatalogName | None = None
     repository: str | None = Field(default=None, max_length=255,
                                    pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$")
+    ci_environments: list[Environment] | None = Field(default=None, max_length=4)
     system: CatalogName | None = None
     runbook_url: Url | None = None
     links: list[Link] | None = Field(default=None, max_length=LINKS_MAX)
@@ -96,7 +102,7 @@ class ServiceUpdate(Input):
 
     @model_validator(mode="after")
     def _kept(self) -> ServiceUpdate:
-        for name in ("description", "links"):
+        for name in ("description", "links", "ci_environments"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -121,6 +127,8 @@ class ServicePublic(BaseModel):
     operations_team: str | None = Field(description="The application management team.")
     unowned: bool = Field(description="No owner team is written down for it.")
     repository: str | None
+    ci_environments: list[str] = Field(
+        description="Where CI jobs of its repository may deploy it; empty: anywhere.")
     system: str | None
     runbook_url: str | None
     links: list[LinkPublic]

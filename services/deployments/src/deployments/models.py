@@ -138,6 +138,8 @@ class ServiceView(ServiceTable, table=True):
     owner_team: str | None = Col(default=None, max_length=100, index=True)
     operations_team: str | None = Col(default=None, max_length=100, index=True)
     repository: str | None = Col(default=None, max_length=255)
+    ci_environments: list[str] = Col(default_factory=list,
+                                     sa_column=Column(JSONType, nullable=False))
 
 
 class DoraFact(ServiceTable, table=True):

@@ -93,6 +93,7 @@ class ServiceSnapshot(Snapshot):
     owner_team: str | None = None
     operations_team: str | None = None
     repository: str | None = None
+    ci_environments: list[str] = Field(default_factory=list)
 
 
 changes_seen = Projection(ChangeView, ChangeSnapshot)
