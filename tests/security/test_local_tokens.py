@@ -160,3 +160,35 @@ async def test_a_revoked_token_is_refused_by_every_service_within_5_seconds(
         assert again.status_code == 200
         assert again.json()["id"] == revocation["id"]
         print(f"refused after (s): { {n: round(t, 2) for n, t in refused_after.items()} }")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"jti": "has space"}, "jti"),
+    ({"jti": ""}, "jti"),
+    ({"jti": "a", "expires_at": "2026-12-01T10:00:00"}, "expires_at"),  # no time zone
+    ({"jti": "a", "expires_at": "9999-12-31T23:00:00-05:00"}, "expires_at"),
+    ({"jti": "a", "reason": "x" * 2001}, "reason"),
+])
+async def test_a_bad_revocation_is_a_422_naming_the_field(broker: EmbeddedBroker, tmp_path: Path,
+                                                          body: dict[str, object],
+                                                          field: str) -> None:
+    async with running("catalog", broker, tmp_path) as svc:
+        r = await svc.client.post("/api/v1/revocations", json=body,
+                                  headers=svc.headers("manager"))
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+async def test_a_revocation_is_kept_no_longer_than_a_token_can_live(broker: EmbeddedBroker,
+                                                                     tmp_path: Path) -> None:
+    async with running("catalog", broker, tmp_path, auth_max_token_lifetime="1d") as svc:
+        r = await svc.client.post("/api/v1/revocations",
+                                  json={"jti": "j1", "expires_at": "2999-01-01T00:00:00Z"},
+                                  headers=svc.headers("owner"))
+        assert r.status_code == 201, r.text
+        kept_until = datetime.fromisoformat(r.json()["expires_at"])
+        assert kept_until - datetime.now(UTC) <= timedelta(days=1)
+        listed = await svc.client.get("/api/v1/revocations", headers=svc.headers("manager"))
+        assert [x["jti"] for x in listed.json()["items"]] == ["j1"]
+        by_jti = await svc.client.get("/api/v1/revocations/j1", headers=svc.headers("manager"))
+        assert by_jti.json()["id"] == r.json()["id"]

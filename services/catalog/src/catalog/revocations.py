@@ -61,7 +61,8 @@ async def revoke(session: AsyncSession, body: RevocationCreate, *, actor: str,
     if existing is not None:
         return public(existing), False
     now = utcnow()
-    expires_at: datetime = body.expires_at or now + longest_lifetime
+    # No token lives longer than the longest lifetime, so no revocation need be kept longer.
+    expires_at: datetime = min(body.expires_at or now + longest_lifetime, now + longest_lifetime)
     row = await revocations.new(session, jti=body.jti, expires_at=expires_at,
                                 reason=body.reason, now=now)
     return await revocations.record(session, row, RevocationCreated, actor=actor), True

@@ -4,10 +4,10 @@ as every answer and event carries them, and the answer of an import."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from catalog.rules.descriptors import LINKS_MAX, MEMBERS_MAX
 from catalog.rules.names import member_name, name_problem
@@ -221,6 +221,13 @@ class ImportResult(BaseModel):
     changed: bool = Field(description="Whether anything was created or updated.")
 
 
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the range of dates") from None
+
+
 class RevocationCreate(BaseModel):
     """Revoke a token by its ``jti``; ``expires_at`` (the token's ``exp``) bounds how long it is
     kept, else the longest lifetime a token may have from now."""
@@ -228,7 +235,8 @@ class RevocationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jti: str = Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
-    expires_at: datetime | None = None
+    expires_at: Annotated[AwareDatetime, AfterValidator(_in_utc)] | None = Field(
+        default=None, description="The token's exp, with its time zone.")
     reason: str = Field(default="", max_length=2000)
 
 
