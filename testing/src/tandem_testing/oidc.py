@@ -59,6 +59,8 @@ class TestIssuer:
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": issuer.issuer, "jwks_uri": issuer.jwks_uri,
+                            "authorization_endpoint": f"{issuer.url}/authorize",
+                            "token_endpoint": f"{issuer.url}/token",
                             "id_token_signing_alg_values_supported": [issuer.algorithm]}
                 elif self.path == "/jwks":
                     issuer.jwks_requests += 1
