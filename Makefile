@@ -9,7 +9,7 @@ SERVICES := $(wildcard services/*)
 PACKAGES := shared cli testing $(SERVICES)
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser oidc-provider run test scaleout faults lint bench lock clean
+.PHONY: install browser oidc-provider run test apifuzz scaleout faults lint bench lock clean
 
 $(STAMP): requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ run: install
 # module-scoped stacks, and each worker has its own embedded broker.
 test: install browser oidc-provider
 	$(BIN)/python -m pytest -n 2 --dist loadscope
+
+# Schemathesis over every service's OpenAPI document: every check, all phases (stateful too).
+apifuzz: install
+	$(BIN)/python -m pytest tests/apifuzz -q -rA -n 2
 
 # Two instances of each service on shared PostgreSQL: relay takeover, partition split, same end state.
 scaleout: install

@@ -27,7 +27,7 @@ DEV_HELP = "Run the whole stack on the embedded defaults (broker, migrations, se
 
 #: One module per noun of ``tandem_cli``, each with its ``<noun>_app``.
 LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "catalog", "events", "dlq",
-                "webhook")
+                "webhook", "review")
 #: Options of ``tandem`` itself that take a value (``tandem --profile prod incident list``).
 ROOT_VALUE_OPTIONS = ("--profile",)
 

@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from catalog.rules.descriptors import LINKS_MAX, MEMBERS_MAX
-from catalog.rules.names import member_name, name_problem
+from catalog.rules.names import NAME_MAX, NAME_PATTERN, member_name, name_problem
+from tandem.inputs import Patch
 from tandem.pagination import Page
 
 Lifecycle = Literal["experimental", "production", "deprecated"]
@@ -33,7 +34,9 @@ def _member(value: str) -> str:
 
 
 #: A service or team name (Backstage's rule: lowercase, ``[a-z0-9-]``, at most 63 characters).
-CatalogName = Annotated[str, AfterValidator(_catalog_name)]
+CatalogName = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN,
+                                   examples=["payments"]),
+                        AfterValidator(_catalog_name)]
 Member = Annotated[str, AfterValidator(_member)]
 Url = Annotated[str, Field(max_length=2000, pattern=URL_PATTERN)]
 
@@ -83,8 +86,10 @@ class ServiceCreate(ServiceFields):
     name: CatalogName = Field(description="The slug every event carries (`payments`).")
 
 
-class ServiceUpdate(Input):
+class ServiceUpdate(Input, Patch):
     """A PATCH: only the fields given change; the name never does."""
+
+    never_null = ("description", "links", "ci_environments")
 
     title: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
@@ -99,13 +104,6 @@ class ServiceUpdate(Input):
     runbook_url: Url | None = None
     links: list[Link] | None = Field(default=None, max_length=LINKS_MAX)
     on_call: str | None = Field(default=None, min_length=1, max_length=255)
-
-    @model_validator(mode="after")
-    def _kept(self) -> ServiceUpdate:
-        for name in ("description", "links", "ci_environments"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class LinkPublic(BaseModel):
@@ -153,20 +151,15 @@ class TeamCreate(Input):
     notify: Notify | None = None
 
 
-class TeamUpdate(Input):
+class TeamUpdate(Input, Patch):
     """A PATCH: ``members`` replaces the list."""
+
+    never_null = ("description", "members")
 
     title: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
     members: list[Member] | None = Field(default=None, max_length=MEMBERS_MAX)
     notify: Notify | None = None
-
-    @model_validator(mode="after")
-    def _kept(self) -> TeamUpdate:
-        for name in ("description", "members"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class NotifyPublic(BaseModel):

@@ -129,7 +129,7 @@ async def change_fields(session: AsyncSession, row: Service, fields: dict[str, A
 async def edit_service(session: AsyncSession, row: Service, body: ServiceUpdate, *,
                        actor: str) -> ServicePublic:
     """Apply a PATCH to ``row`` (read for update); no change, no event."""
-    fields = body.model_dump(mode="json", exclude_unset=True)
+    fields = body.given()
     await check_teams_exist(session, fields)
     return await change_fields(session, row, fields, actor=actor) or public(row)
 

@@ -28,7 +28,6 @@ from changes.schemas import (
 )
 from tandem.app import Session
 from tandem.auth import MANAGE, Actor, ChangeRecorder, Manager, Reader, Role
-from tandem.errors import Invalid
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
 from tandem.vocabulary import Environment
@@ -64,7 +63,10 @@ async def list_changes(
     = None,
     service_name: Annotated[str | None, Query(alias="service")] = None,
     environment: Environment | None = None, type: ChangeType | None = None,
-    deployment_id: str | None = None, incident_id: str | None = None,
+    deployment_id: Annotated[uuid.UUID | None, Query(
+        description="Only the change this deployment carries.")] = None,
+    incident_id: Annotated[uuid.UUID | None, Query(
+        description="Only the changes that fix this incident (emergency changes).")] = None,
     limit: Limit = 50, cursor: str | None = None,
 ) -> ChangesPage:
     stmt = select(Change)
@@ -78,7 +80,7 @@ async def list_changes(
         stmt = stmt.where(Change.type == type.value)
     for name, value in (("deployment_id", deployment_id), ("incident_id", incident_id)):
         if value:
-            stmt = stmt.where(getattr(Change, name) == _uuid(value, name))
+            stmt = stmt.where(getattr(Change, name) == value)
     items, next_cursor = await page(session, stmt, Change, limit=limit, cursor=cursor)
     return ChangesPage(items=await ChangeAggregate(settings).snapshots(session, items),
                        next_cursor=next_cursor)
@@ -137,9 +139,3 @@ async def get_success_score(service_name: str, session: Session,
     -10/-5/-2 for a confirmed P1/P2/P3 cause."""
     return await success_scores.score_of(session, service_name)
 
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Invalid(field, "not a UUID", detail=f"{field} must be a UUID.") from None

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployments.models import Deployment, DeploymentPublic, GatePublic
 from tandem.aggregate import Aggregate
-from tandem.transitions import StateMachine
+from tandem.transitions import StateMachine, TransitionRequest
 
 LIFECYCLE = StateMachine(
     "deployment",
@@ -28,6 +28,12 @@ LIFECYCLE = StateMachine(
         "canceled": set(),
     },
 )
+
+
+class DeploymentTransitionRequest(TransitionRequest):
+    """The body of ``POST /api/v1/deployments/{ref}/transitions``."""
+
+    machines = (LIFECYCLE,)
 
 
 def gate_public(dep: Any) -> GatePublic:

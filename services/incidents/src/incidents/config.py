@@ -52,6 +52,10 @@ class IncidentsSettings(ServiceSettings):
     #: When a deployment recovering from a failure succeeds, its incident is mitigated; with
     #: this, resolved too (``rolled_back`` for a rollback, ``resolved_by_change`` otherwise).
     resolve_on_recovery: bool = False
+    #: A post-incident review is due this many working days (Monday to Friday) after its
+    #: incident is resolved; the check looks for overdue ones every ``review_check_interval_s``.
+    review_due_working_days: int = Field(default=5, ge=1, le=60)
+    review_check_interval_s: float = Field(default=60.0, gt=0)
 
     @field_validator("sla_pause_on_hold")
     @classmethod

@@ -138,10 +138,10 @@ async def enqueue(request: Request, session: Session, settings: Settings) -> JSO
         to = "acknowledged" if event.event_action == "acknowledge" else "resolved"
         if to == "resolved" and incident.status == "on_hold":
             # The condition cleared: whatever the incident waited for no longer matters.
-            await monitor_move(session, incident, "in_progress", event, actor)
+            await monitor_move(session, settings, incident, "in_progress", event, actor)
         # An incident someone already works on stays where it is on a late acknowledge.
         if LIFECYCLE.can(incident.status, to):
-            await monitor_move(session, incident, to, event, actor)
+            await monitor_move(session, settings, incident, to, event, actor)
     return accepted(event.dedup_key)
 
 
@@ -232,7 +232,8 @@ def _describe_alert(alert: dict[str, Any]) -> str:
     return "\n".join(lines)[:10000]
 
 
-async def monitor_move(session: AsyncSession, incident: Incident, to: str,
+async def monitor_move(session: AsyncSession, settings: IncidentsSettings,
+                       incident: Incident, to: str,
                        event: MonitorEvent, actor: str) -> None:
     """Move the monitor's incident (read for update) as its acknowledge or resolve asks."""
     body = TransitionRequest(
@@ -241,4 +242,5 @@ async def monitor_move(session: AsyncSession, incident: Incident, to: str,
         resolution_notes="The monitor reported the condition cleared." if to == "resolved"
         else None,
     )
-    await move_incident(session, incident, body, actor=actor)
+    await move_incident(session, incident, body, actor=actor,
+                        review_due_working_days=settings.review_due_working_days)

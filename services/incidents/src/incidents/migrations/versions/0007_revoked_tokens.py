@@ -1,13 +1,13 @@
 """Revoked tokens: the jtis this service refuses (platform revision, `tandem token revoke`).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from tandem.migrations import add_revoked_tokens, drop_revoked_tokens
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
