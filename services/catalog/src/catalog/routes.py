@@ -176,7 +176,9 @@ async def import_catalog(request: Request, session: Session, settings: Settings,
     return await idem.respond(session, result, status=200)
 
 
-@revocations_router.post("", status_code=201, response_model=RevocationPublic)
+@revocations_router.post("", status_code=201, response_model=RevocationPublic, responses={
+    200: {"model": RevocationPublic,
+          "description": "The jti was already revoked: that revocation."}})
 async def revoke_token(body: RevocationCreate, session: Session, runtime: Runtime,
                        actor: Manager, idem: Idempotency) -> JSONBody:
     """Revoke a token by its ``jti`` (``tandem token revoke``): every service refuses it within
