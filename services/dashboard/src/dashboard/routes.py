@@ -124,7 +124,11 @@ Window = Annotated[str | None, Query(
     max_length=16, description="How far back: `30d`, `12h`, `4w` (default the setting, 30d).")]
 
 
-@api.get("/value-stream", summary="The value stream of a service, a team or a system")
+_UNKNOWN_SCOPE = {404: {"description": "The catalog has no team or system of that name."}}
+
+
+@api.get("/value-stream", summary="The value stream of a service, a team or a system",
+         responses=_UNKNOWN_SCOPE)
 async def value_stream(request: Request, _: Viewer, service: ScopeService = None,
                        team: ScopeTeam = None, system: ScopeSystem = None,
                        window: Window = None) -> dict[str, Any]:
@@ -142,7 +146,7 @@ async def value_stream(request: Request, _: Viewer, service: ScopeService = None
 
 @api.get("/value-stream.svg", summary="The value stream map as SVG",
          response_class=Response,
-         responses={200: {"content": {"image/svg+xml": {}}}})
+         responses={200: {"content": {"image/svg+xml": {}}}, **_UNKNOWN_SCOPE})
 async def value_stream_svg(request: Request, _: Viewer, service: ScopeService = None,
                            team: ScopeTeam = None, system: ScopeSystem = None,
                            window: Window = None,

@@ -4,7 +4,6 @@ to fix)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -30,8 +29,9 @@ from incidents.schemas import (
 from tandem.app import Session
 from tandem.auth import Reader, Worker
 from tandem.db import utcnow
-from tandem.errors import Invalid, NotFound
+from tandem.errors import NotFound
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
+from tandem.inputs import Moment
 from tandem.pagination import page
 
 review_router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
@@ -139,11 +139,12 @@ async def move_review(ref: str, body: ReviewTransition, request: Request, sessio
 
 @review_metrics_router.get("", response_model=ReviewMetrics)
 async def review_metrics(session: Session, _: Reader, team: Team = None,
-                         since: datetime | None = None) -> ReviewMetrics:
+                         since: Annotated[Moment | None, Query(
+                             description="Only reviews started at or after this time (RFC 3339 "
+                                         "with its offset).",
+                             examples=["2026-11-01T00:00:00Z"])] = None) -> ReviewMetrics:
     """Reviews completed on time (by their due date), open action items by team, and the
     time from a review's start to each action item its fix's deployment closed."""
-    if since is not None and since.tzinfo is None:
-        raise Invalid("since", "needs a time zone")
     stmt = select(Review)
     if team:
         stmt = stmt.where((Review.owner_team == team) | (Review.participant_team == team))
