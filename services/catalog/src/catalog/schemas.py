@@ -4,14 +4,14 @@ as every answer and event carries them, and the answer of an import."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from catalog.rules.descriptors import LINKS_MAX, MEMBERS_MAX
 from catalog.rules.names import NAME_MAX, NAME_PATTERN, member_name, name_problem
-from tandem.inputs import Patch
+from tandem.inputs import Moment, Patch
 from tandem.pagination import Page
 
 Lifecycle = Literal["experimental", "production", "deprecated"]
@@ -214,13 +214,6 @@ class ImportResult(BaseModel):
     changed: bool = Field(description="Whether anything was created or updated.")
 
 
-def _in_utc(moment: datetime) -> datetime:
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is outside the range of dates") from None
-
-
 class RevocationCreate(BaseModel):
     """Revoke a token by its ``jti``; ``expires_at`` (the token's ``exp``) bounds how long it is
     kept, else the longest lifetime a token may have from now."""
@@ -228,7 +221,7 @@ class RevocationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jti: str = Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
-    expires_at: Annotated[AwareDatetime, AfterValidator(_in_utc)] | None = Field(
+    expires_at: Moment | None = Field(
         default=None, description="The token's exp, with its time zone.")
     reason: str = Field(default="", max_length=2000)
 
