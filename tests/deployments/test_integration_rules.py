@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from deployments.config import DeploymentsSettings
-from deployments.projections import repository_key
 from deployments.webhooks import github_signature_valid, gitlab_token_valid
+from tandem.vocabulary import repository_name
 
 
 def test_change_event_routing_keys_default_to_the_monitors_keys(
@@ -40,7 +40,7 @@ def test_the_environment_map_is_configurable_and_checked() -> None:
     "github.com/acme/payments", "https://github.com/Acme/Payments.git",
     "git@github.com:acme/payments.git", "https://github.com/acme/payments/"])
 def test_a_repository_is_one_name_however_it_is_written(written: str) -> None:
-    assert repository_key(written) == "github.com/acme/payments"
+    assert repository_name(written) == "github.com/acme/payments"
 
 
 def test_github_signature_is_the_bodys_hmac_and_nothing_else() -> None:

@@ -128,6 +128,10 @@ def build_app(only: str | None = None) -> typer.Typer:
         from tandem_cli.whoami import whoami
 
         app.command("whoami")(whoami)
+    if only in (None, "login"):
+        from tandem_cli.login import login
+
+        app.command("login")(login)
     if only in (None, "token"):
         from tandem_cli.token import token_app
 
@@ -159,7 +163,7 @@ def _command_word(argv: Sequence[str]) -> str | None:
 def main() -> None:
     argv = sys.argv[1:]
     command = _command_word(argv)
-    if command in (*LIGHT_GROUPS, "dev", "whoami", "token"):
+    if command in (*LIGHT_GROUPS, "dev", "whoami", "login", "token"):
         build_app(command)(prog_name="tandem")
     elif command is None and "--version" in argv:
         build_app("")(prog_name="tandem")

@@ -72,6 +72,22 @@ class PlatformSettings(BaseSettings):
     history_check_interval_s: float = 5.0
     relay_poll_interval_s: float = 1.0
     auth_secret: str | None = None
+    #: The longest a token may live (``exp - iat``): longer ones are refused.
+    auth_max_token_lifetime: str = "90d"
+    #: A PEM private key (Ed25519, RSA or P-256) local tokens are signed with, held by the
+    #: minter only; unset, they are signed with the shared secret (HS256).
+    auth_signing_key_file: Path | None = None
+    #: The matching PEM public key: a service given it verifies local tokens with it and
+    #: never needs (or reads) the shared secret, so it cannot mint.
+    auth_verification_key_file: Path | None = None
+    #: The OIDC issuers trusted (JSON list of ``tandem.oidc.OidcIssuer``).
+    auth_oidc_issuers: str | None = None
+    #: Clock skew allowed on an OIDC issuer's ``exp``, ``nbf`` and ``iat``.
+    auth_clock_skew_s: float = 60.0
+    #: An issuer's JWKS is fetched again for an unknown ``kid`` at most this often.
+    auth_jwks_min_refresh_s: float = 30.0
+    #: How often a service re-reads the revoked tokens its replicas recorded.
+    auth_revocation_refresh_s: float = 1.0
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
     #: Drive SQLite on the event loop instead of aiosqlite's thread (``tandem.sqlite_inline``).
@@ -119,6 +135,20 @@ class PlatformSettings(BaseSettings):
                 with os.fdopen(fd, "w") as out:
                     out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+    @property
+    def signing_key(self) -> str:
+        """What local tokens are minted with: the private key file's PEM, else the secret."""
+        if self.auth_signing_key_file is not None:
+            return self.auth_signing_key_file.read_text()
+        return self.jwt_secret
+
+    @property
+    def verification_key(self) -> str:
+        """What local tokens are verified with: the public key file's PEM, else the secret."""
+        if self.auth_verification_key_file is not None:
+            return self.auth_verification_key_file.read_text()
+        return self.jwt_secret
 
     def default_database_url(self, service: str) -> str:
         return f"sqlite+aiosqlite:///{self.var_dir / f'{service}.db'}"

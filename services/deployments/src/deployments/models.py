@@ -139,7 +139,8 @@ class IncidentView(ServiceTable, table=True):
 
 
 class ServiceView(ServiceTable, table=True):
-    """The projection of a service from ``tandem.catalog`` (DORA by team)."""
+    """The projection of a service from ``tandem.catalog`` (DORA by team; the repository whose
+    CI jobs may deploy it)."""
 
     __tablename__ = "service_view"
 
@@ -149,6 +150,9 @@ class ServiceView(ServiceTable, table=True):
     operations_team: str | None = Col(default=None, max_length=100, index=True)
     #: Where its code lives (``github.com/acme/payments``): a webhook's repository names it.
     repository: str | None = Col(default=None, max_length=255, index=True)
+    #: Where CI jobs of its repository may deploy it (empty: anywhere).
+    ci_environments: list[str] = Col(default_factory=list,
+                                     sa_column=Column(JSONType, nullable=False))
 
 
 class IntegrationDelivery(ServiceTable, table=True):

@@ -33,11 +33,12 @@ from deployments.deployment import deployments, public
 from deployments.errors import UnknownEnvironment
 from deployments.lifecycle import record_deployment, transition
 from deployments.models import Deployment, DeploymentCreate, IntegrationDelivery
-from deployments.projections import repository_key, service_of_repository
+from deployments.projections import service_of_repository
 from tandem.app import Session
 from tandem.db import utcnow
 from tandem.numbers import hold_numbers
 from tandem.problems import Problem
+from tandem.vocabulary import repository_name
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
@@ -357,7 +358,7 @@ async def gitlab_webhook(request: Request, session: Session, settings: Settings
     external_id = f"gitlab:{event.project.id}:{event.deployment_id}"
     dep = await deployment_once(session, external_id)
     if dep is None:
-        service = (await service_of_repository(session, repository_key(event.project.web_url))
+        service = (await service_of_repository(session, repository_name(event.project.web_url))
                    or service_slug(event.project.name))
         sha = _gitlab_sha(event)
         body_ = DeploymentCreate.model_validate({
