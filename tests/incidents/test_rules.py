@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from incidents.config import (
     DEFAULT_PRIORITY_MATRIX,
     IncidentsSettings,
-    parse_routing_keys,
     parse_sla_targets,
 )
 from incidents.errors import MoveFieldInvalid
@@ -30,6 +29,7 @@ from incidents.rules.lifecycle import (
 from incidents.rules.policy import derive_priority, is_major, sla_due
 from incidents.rules.stats import percentile, summarize
 from tandem.errors import IllegalTransition
+from tandem.settings import parse_routing_keys
 
 DOMAIN_MOVES = {
     "new": ["acknowledged", "canceled", "in_progress", "resolved"],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
@@ -44,9 +44,15 @@ def _written_time(value: Any) -> Any:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC time
+        raise ValueError("is outside the range of dates") from None
+
+
 #: A client's time: RFC 3339 text with an offset (``2026-03-01T10:00:00Z``), kept in UTC.
-Moment = Annotated[AwareDatetime, BeforeValidator(_written_time),
-                   AfterValidator(lambda value: value.astimezone(UTC))]
+Moment = Annotated[AwareDatetime, BeforeValidator(_written_time), AfterValidator(_in_utc)]
 
 
 class Patch(BaseModel):

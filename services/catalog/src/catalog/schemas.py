@@ -11,11 +11,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from catalog.rules.descriptors import LINKS_MAX, MEMBERS_MAX
 from catalog.rules.names import NAME_MAX, NAME_PATTERN, member_name, name_problem
-from tandem.inputs import Patch
+from tandem.inputs import Moment, Patch
 from tandem.pagination import Page
 
 Lifecycle = Literal["experimental", "production", "deprecated"]
 NotifyFormat = Literal["cloudevents", "slack"]
+Environment = Literal["production", "staging", "testing", "development"]
 URL_PATTERN = r"^https?://[^\s/?#]+\S*$"
 #: A team's notification address, for the API's examples.
 NOTIFY_EXAMPLE = {"url": "https://hooks.slack.com/services/T024F7Y2A/B07QJ3K5L/9xWm2pQe7RtY",
@@ -99,6 +100,11 @@ class ServiceFields(Input):
         default=None, max_length=255,
         pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$",
         examples=["github.com/acme/payments"])
+    ci_environments: list[Environment] = Field(
+        default_factory=list, max_length=4,
+        description="The environments CI jobs of its repository may deploy it to (their OIDC "
+                    "tokens); empty: any.",
+        examples=[["staging", "production"]])
     system: CatalogName | None = Field(
         default=None,
         description="The system the service is part of (a catalog name); null when none.",
@@ -124,7 +130,7 @@ class ServiceCreate(ServiceFields):
 class ServiceUpdate(Input, Patch):
     """A PATCH: only the fields given change; the name never does."""
 
-    never_null = ("description", "links")
+    never_null = ("description", "links", "ci_environments")
 
     title: str | None = Field(
         description="A new display name; null shows the name.",
@@ -155,6 +161,11 @@ class ServiceUpdate(Input, Patch):
         examples=["github.com/acme/payments"],
         default=None, max_length=255,
         pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$")
+    ci_environments: list[Environment] | None = Field(
+        default=None, max_length=4,
+        description="The environments CI jobs of its repository may deploy it to, replacing "
+                    "the list; empty: any.",
+        examples=[["production"]])
     system: CatalogName | None = Field(
         default=None,
         description="The system it is part of; null for none.",
@@ -201,6 +212,8 @@ class ServicePublic(BaseModel):
     unowned: bool = Field(description="No owner team is written down for it.")
     repository: str | None = Field(
         description="The source repository (host/owner/name); null when unknown.")
+    ci_environments: list[str] = Field(
+        description="Where CI jobs of its repository may deploy it; empty: anywhere.")
     system: str | None = Field(
         description="The system it is part of; null for none.")
     runbook_url: str | None = Field(
@@ -341,3 +354,31 @@ class ImportResult(BaseModel):
     ignored: list[IgnoredDocument] = Field(
         description="Documents of Backstage kinds the catalog takes nothing from.")
     changed: bool = Field(description="Whether anything was created or updated.")
+
+
+class RevocationCreate(BaseModel):
+    """Revoke a token by its ``jti``; ``expires_at`` (the token's ``exp``) bounds how long it is
+    kept, else the longest lifetime a token may have from now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jti: str = Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    expires_at: Moment | None = Field(
+        default=None, description="The token's exp, with its time zone.")
+    reason: str = Field(default="", max_length=2000)
+
+
+class RevocationPublic(BaseModel):
+    """A revoked token as the API returns it and the revocation event carries it."""
+
+    id: uuid.UUID
+    number: str
+    jti: str
+    expires_at: datetime = Field(description="Refused until then (the token's exp).")
+    reason: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+RevocationsPage = Page[RevocationPublic]

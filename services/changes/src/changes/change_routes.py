@@ -14,6 +14,7 @@ from changes.config import Settings
 from changes.conflicts import conflicts_of
 from changes.errors import StandardChangesOnly
 from changes.models import Change
+from changes.pipeline_scope import check_pipeline_scope
 from changes.schemas import (
     ApprovalRequest,
     ChangeCreate,
@@ -51,6 +52,7 @@ async def create_change(body: ChangeCreate, session: Session, settings: Settings
     _pipeline_records_standard_only(actor, body.type)
     if (replay := await idem.replay(session)) is not None:
         return replay
+    await check_pipeline_scope(session, actor, body.service, rule="gate")
     change, snapshot = await change_requests.create(session, settings, body, actor=actor.sub,
                                                     by_pipeline=actor.role == Role.pipeline,
                                                     may_lower_risk=actor.role in MANAGE)
@@ -109,6 +111,7 @@ async def update_change(ref: ChangeRef, body: ChangeUpdate, request: Request, se
                         settings: Settings, actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
+    await check_pipeline_scope(session, actor, change.service, rule="gate")
     check_if_match(request, change.version)
     return resource_response(await change_requests.edit(
         session, settings, change, body, actor=actor.sub, may_lower_risk=actor.role in MANAGE))
@@ -120,6 +123,7 @@ async def transition_change(ref: ChangeRef, body: ChangeTransitionRequest, reque
                             actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
+    await check_pipeline_scope(session, actor, change.service, rule="gate")
     check_if_match(request, change.version)
     return resource_response(await change_requests.transition(
         session, settings, change, body, actor=actor.sub, may_force=actor.role in MANAGE))

@@ -42,3 +42,11 @@ class DashboardSettings(BaseSettings):
     value_stream_max_days: int = Field(default=90, ge=1, le=3660)
     sla_minutes: dict[int, tuple[int | None, int | None]] = Field(
         default_factory=lambda: dict(DEFAULT_SLA_MINUTES))
+    #: The identity provider people sign in to the board with (one of
+    #: ``TANDEM_AUTH_OIDC_ISSUERS``); unset, the board is opened with ``?access_token=``.
+    login_issuer: str | None = None
+    #: The board's client id at that provider (a public client: PKCE, no secret).
+    login_client_id: str = "tandem-board"
+    login_scope: str = "openid profile"
+    #: The board's address as browsers reach it (for the redirect URI); unset, the request's.
+    public_url: str | None = None

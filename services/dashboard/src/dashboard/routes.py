@@ -18,9 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from dashboard.board import Board
 from dashboard.config import DashboardSettings
 from dashboard.feed import TopicFeed
+from dashboard.sign_in import SESSION_COOKIE
 from dashboard.stream import EventHub, StreamFilter
 from dashboard.value_stream import as_json, as_svg, compute, parse_scope, parse_span
-from tandem.auth import BEARER, Actor, bearer_token, decode_token
+from tandem.auth import BEARER, Actor, bearer_token, verifier_of
 from tandem.db import utcnow
 from tandem.problems import Problem
 
@@ -45,14 +46,15 @@ def viewer(request: Request,
                            "(a browser's EventSource).",
                examples=["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJvbGUiOiJ2aW"
                          "V3ZXIifQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"])] = None) -> Actor:
-    """Any valid token (every role may read): a Bearer header or ``?access_token=``."""
-    token = bearer_token(request) or access_token
+    """Any valid token (every role may read): a Bearer header, ``?access_token=``, or the
+    session cookie of a person who signed in (:mod:`dashboard.sign_in`)."""
+    token = bearer_token(request) or access_token or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise Problem(401, "A bearer token is required (header, or ?access_token= for the page "
                            "and the stream).",
                       headers={"WWW-Authenticate": 'Bearer realm="tandem"'},
                       type_="urn:tandem:problem:unauthorized")
-    return decode_token(request.app.state.jwt_secret, token)
+    return verifier_of(request).verify(token)
 
 
 Viewer = Annotated[Actor, Depends(viewer)]

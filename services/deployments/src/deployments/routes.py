@@ -22,6 +22,7 @@ from deployments.models import (
     Environment,
     GateAnswer,
 )
+from deployments.pipeline_scope import check_pipeline_scope
 from deployments.projections import services_of_team
 from tandem.app import Session
 from tandem.auth import Pipeline, Reader
@@ -43,6 +44,8 @@ async def create_deployment(body: DeploymentCreate, session: Session, settings: 
     """Record a deployment and decide its gate (201 with ``gate``); retries replay."""
     if (replay := await idem.replay(session)) is not None:
         return replay
+    await check_pipeline_scope(session, actor, body.service, body.environment.value,
+                               rule="create")
     snapshot = await record_deployment(session, settings, body, actor=actor.sub)
     return await idem.respond(session, snapshot, location=f"/api/v1/deployments/{snapshot.id}")
 
@@ -92,6 +95,7 @@ async def transition_deployment(ref: DeploymentRef, body: DeploymentTransitionRe
                                 session: Session, actor: Pipeline) -> JSONBody:
     """Move a deployment (``in_progress`` needs an allowed gate); ``If-Match`` honoured."""
     dep = await deployments.get(session, ref, for_update=True)
+    await check_pipeline_scope(session, actor, dep.service, dep.environment, rule="move")
     check_if_match(request, dep.version)
     return resource_response(await transition(session, dep, body.to, body.reason,
                                               actor=actor.sub))

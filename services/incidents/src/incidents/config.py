@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, ClassVar
@@ -13,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tandem.app import service_settings
 from tandem.auth import parse_ttl
-from tandem.settings import ServiceSettings
+from tandem.settings import ServiceSettings, parse_routing_keys
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -123,23 +122,6 @@ class IncidentsSettings(ServiceSettings):
 
 #: The running service's settings, as a route dependency.
 Settings = Annotated[IncidentsSettings, Depends(service_settings)]
-
-
-def parse_routing_keys(value: str) -> dict[str, tuple[str, str]]:
-    """``"k1=api,k2=web@staging"`` -> ``{"k1": ("api", "production"), "k2": ("web",
-    "staging")}``."""
-    routes: dict[str, tuple[str, str]] = {}
-    for pair in filter(None, (p.strip() for p in value.split(","))):
-        key, sep, target = pair.partition("=")
-        service, _, environment = target.strip().partition("@")
-        if not sep or not key.strip() or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", service):
-            raise ValueError(f"routing key entry {pair!r} is not key=service (a lower-case "
-                             "service name)")
-        environment = environment or "production"
-        if environment not in ("production", "staging", "testing", "development"):
-            raise ValueError(f"routing key entry {pair!r} names an unknown environment")
-        routes[key.strip()] = (service, environment)
-    return routes
 
 
 def parse_sla_targets(value: str) -> dict[int, tuple[int | None, int | None]]:

@@ -27,6 +27,11 @@ class _Data(EventData):
 class IncidentCreated(_Data):
     event_type: ClassVar[str] = "tandem.incident.created"
 
+    imported: bool = Field(
+        default=False, description="History (``tandem import incidents``): counted in the "
+                                   "metrics at its own times; nothing reacts to it as to a live "
+                                   "incident (no freeze, no notification).")
+
 
 class IncidentUpdated(_Data):
     event_type: ClassVar[str] = "tandem.incident.updated"

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from incidents.config import IncidentsSettings
 from incidents.consumers import REACTIONS
+from incidents.history import router as history_router
 from incidents.ingest import router as ingest_router
 from incidents.review_routes import review_metrics_router, review_router
 from incidents.reviews import review_check_job
@@ -22,8 +23,8 @@ def create_app(platform: PlatformSettings | None = None,
         title="Tandem incidents",
         description="ITIL incident management, fed by people, monitors and deployments.",
         settings=settings or IncidentsSettings(),
-        routers=[router, policy_router, metrics_router, ingest_router, review_router,
-                 review_metrics_router],
+        routers=[router, history_router, policy_router, metrics_router, ingest_router,
+                 review_router, review_metrics_router],
         reactions=[REACTIONS],
         jobs=[sla_check_job, review_check_job],
     )

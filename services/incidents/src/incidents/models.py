@@ -35,6 +35,7 @@ class Incident(ServiceTable, AggregateColumns, table=True):
         # The SLA check scans open incidents by due time.
         Index("ix_incident_response_due", "response_due_at"),
         Index("ix_incident_resolution_due", "resolution_due_at"),
+        Index("ux_incident_external_id", "external_id", unique=True),
     )
 
     title: str = Column(max_length=200)
@@ -78,6 +79,8 @@ class Incident(ServiceTable, AggregateColumns, table=True):
     resolution_paused_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     #: Seconds the resolution clock stood still in earlier pauses (already in its due time).
     resolution_paused_seconds: float = 0.0
+    #: Its id where it came from (``import:<id>``, a PagerDuty incident's): one incident per id.
+    external_id: str | None = Column(default=None, max_length=300)
 
 
 class IncidentEvent(ServiceTable, table=True):

@@ -27,6 +27,8 @@ class Source(StrEnum):
     manual = "manual"
     monitor = "monitor"
     deployment = "deployment"
+    #: Brought in from history (``tandem import incidents``).
+    imported = "import"
 
 
 def has_nul(value: Any) -> bool:
@@ -237,6 +239,8 @@ class IncidentPublic(BaseModel):
     resolution_paused_seconds: float = Field(
         default=0.0, description="Seconds the resolution SLA stood still in earlier pauses; "
                                  "resolution_due_at is already later by them.")
+    external_id: str | None = Field(
+        default=None, description="Its id where it came from (an imported record's), or null.")
     version: int = Field(
         description="The version to send as If-Match with a change; each change adds one.")
     created_at: datetime = Field(
