@@ -49,6 +49,9 @@ NAME = r"^[a-z0-9][a-z0-9._-]*$"
 #: The ``{ref}`` of a service's or a team's path.
 ServiceRef = Annotated[str, Path(description="The service's id, number (SVC0000003) or name.",
                                  examples=["payments"])]
+RevocationRef = Annotated[str, Path(
+    description="The revocation's id, number (REV0000001) or the revoked token's jti.",
+    examples=["REV0000001"])]
 TeamRef = Annotated[str, Path(description="The team's id, number (TEAM0000002) or name.",
                               examples=["payments"])]
 
@@ -225,6 +228,6 @@ async def list_revocations(session: Session, _: Manager, limit: Limit = 50,
 
 
 @revocations_router.get("/{ref}", response_model=RevocationPublic)
-async def get_revocation(ref: str, session: Session, _: Manager) -> JSONBody:
+async def get_revocation(ref: RevocationRef, session: Session, _: Manager) -> JSONBody:
     """A revocation by id, number or jti."""
     return resource_response(revocation_public(await revocations.get(session, ref)))

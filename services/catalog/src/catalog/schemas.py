@@ -362,23 +362,37 @@ class RevocationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    jti: str = Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    jti: str = Field(
+        description="The token's id (its jti claim).",
+        examples=["8c2363df368444669359a12d6142267e"],
+        min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
     expires_at: Moment | None = Field(
+        examples=["2026-12-02T15:00:00Z"],
         default=None, description="The token's exp, with its time zone.")
-    reason: str = Field(default="", max_length=2000)
+    reason: str = Field(
+        description="Why it is revoked, for the record.",
+        examples=["Laptop lost; token was on it"],
+        default="", max_length=2000)
 
 
 class RevocationPublic(BaseModel):
     """A revoked token as the API returns it and the revocation event carries it."""
 
-    id: uuid.UUID
-    number: str
-    jti: str
+    id: uuid.UUID = Field(
+        description="The revocation's id.")
+    number: str = Field(
+        description="The revocation's number (REV and seven digits).")
+    jti: str = Field(
+        description="The revoked token's id (its jti claim).")
     expires_at: datetime = Field(description="Refused until then (the token's exp).")
-    reason: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    reason: str = Field(
+        description="Why it was revoked; empty when not said.")
+    version: int = Field(
+        description="The version of the record; each change adds one.")
+    created_at: datetime = Field(
+        description="When the token was revoked.")
+    updated_at: datetime = Field(
+        description="When the record last changed.")
 
 
 RevocationsPage = Page[RevocationPublic]

@@ -62,26 +62,48 @@ class PastDeployment(BaseModel):
         return self
 
 
+#: A record of the file, for the API's examples.
+RECORD_EXAMPLE: dict[str, object] = {
+    "external_id": "gha-8412377",
+    "service": "checkout",
+    "version": "1.4.0",
+    "status": "succeeded",
+    "finished_at": "2026-03-01T10:42:00Z",
+}
+
+
 class ImportLine(BaseModel):
     """A line of the file: its number (for the answer) and the record as read."""
 
-    line: int = Field(ge=1)
-    record: dict[str, object]
+    line: int = Field(
+        description="The record's line number in the file, from 1 (named again in the answer).",
+        examples=[1],
+        ge=1)
+    record: dict[str, object] = Field(
+        description="One past deployment as the file holds it.",
+        examples=[RECORD_EXAMPLE])
 
 
 class ImportBatch(BaseModel):
-    records: Annotated[list[ImportLine], Field(min_length=1, max_length=1000)]
+    records: Annotated[list[ImportLine], Field(min_length=1, max_length=1000)] = Field(
+        description="The file's records, 1 to 1000 per request.",
+        examples=[[{"line": 1, "record": RECORD_EXAMPLE}]])
 
 
 class Rejected(BaseModel):
-    line: int
-    errors: list[str]
+    line: int = Field(
+        description="The rejected record's line number.")
+    errors: list[str] = Field(
+        description="What is wrong with it, one entry per field.")
 
 
 class ImportSummary(BaseModel):
-    imported: int
-    skipped: int
-    rejected: list[Rejected]
+    imported: int = Field(
+        description="How many records were imported.")
+    skipped: int = Field(
+        description="How many were already imported (by external_id) and left alone.")
+    rejected: list[Rejected] = Field(
+        description="The records refused, each with why; the rest of the batch is imported.")
 
 
 def _errors(exc: ValidationError) -> list[str]:

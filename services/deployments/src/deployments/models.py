@@ -218,13 +218,20 @@ class CommitPublic(BaseModel):
     """A deployed commit; its time is null when the tool that reported it did not say (a
     GitHub or GitLab deployment names its sha only), and then no lead time is counted."""
 
-    sha: str
-    committed_at: datetime | None = None
+    sha: str = Field(
+        description="The commit's SHA.")
+    committed_at: datetime | None = Field(
+        default=None,
+        description=("When it was committed; null when the reporting tool did not say (then no "
+                     "lead time is counted for it)."))
 
 
 class Link(BaseModel):
-    href: str
-    text: str | None = None
+    href: str = Field(
+        description="Where the link goes.")
+    text: str | None = Field(
+        default=None,
+        description="What the link is; null when untitled.")
 
 
 class PipelineRun(BaseModel):
