@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from incidents.config import IncidentsSettings
 from incidents.consumers import REACTIONS
 from incidents.ingest import router as ingest_router
+from incidents.monitor_events import monitor_applier_job
 from incidents.routes import metrics_router, policy_router, router
 from incidents.sla import sla_check_job
 from tandem.app import ServiceSpec, create_service_app
@@ -22,6 +23,6 @@ def create_app(platform: PlatformSettings | None = None,
         settings=settings or IncidentsSettings(),
         routers=[router, policy_router, metrics_router, ingest_router],
         reactions=[REACTIONS],
-        jobs=[sla_check_job],
+        jobs=[sla_check_job, monitor_applier_job],
     )
     return create_service_app(spec, platform)
