@@ -1,9 +1,10 @@
 """The second baseline: the deployment create endpoint writing the same rows as Tandem's with
 the raw driver (``sqlite3`` on the event loop, hand-written SQL, ``orjson``), in one
 transaction: the idempotency lookup, the number, the gate projections read, the deployment
-row, its two outbox rows and the idempotency record. No relay runs: it is the floor of the
-request's own work. The database is a migrated deployments database
-(``BENCH_RAW_DEPLOYMENTS_DB``)."""
+row, its two outbox rows and the idempotency record; and the monitor event endpoint writing
+its one ``monitor_event`` row. No relay or applier runs: it is the floor of the request's own
+work. The databases are migrated ones (``BENCH_RAW_DEPLOYMENTS_DB``,
+``BENCH_RAW_INCIDENTS_DB``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Header
 from fastapi.responses import Response
 
 from deployments.models import DeploymentCreate
+from incidents.ingest import MonitorEvent
 
 
 def _now() -> str:
@@ -31,6 +33,31 @@ def create_app() -> FastAPI:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("INSERT OR IGNORE INTO number_sequence (prefix, last_value) VALUES ('DEP', 0)")
+
+    incidents = sqlite3.connect(os.environ["BENCH_RAW_INCIDENTS_DB"], isolation_level=None,
+                                check_same_thread=False)
+    incidents.execute("PRAGMA journal_mode=WAL")
+    incidents.execute("PRAGMA synchronous=NORMAL")
+
+    @app.post("/v2/enqueue", status_code=202)
+    async def enqueue(event: MonitorEvent) -> Response:
+        dedup_key = event.dedup_key or uuid.uuid4().hex
+        alert = event.payload.model_dump(by_alias=True, exclude_none=True) if event.payload \
+            else None
+        incidents.execute("BEGIN IMMEDIATE")
+        try:
+            incidents.execute(
+                "INSERT INTO monitor_event (received_at, service, environment, action, "
+                "dedup_key, actor, alert) VALUES (?, 'storm', 'production', ?, ?, ?, ?)",
+                (_now(), event.event_action, dedup_key, f"monitor:{event.client}",
+                 orjson.dumps(alert)))
+            incidents.execute("COMMIT")
+        except BaseException:
+            incidents.execute("ROLLBACK")
+            raise
+        return Response(orjson.dumps({"status": "success", "message": "Event processed",
+                                      "dedup_key": dedup_key}), status_code=202,
+                        media_type="application/json")
 
     @app.get("/livez")
     async def livez() -> dict[str, str]:

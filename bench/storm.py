@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -115,6 +116,30 @@ class Target:
     check: Callable[[str, int], list[str]] | None = None
     #: The run id of every round (repeats reuse one id, so their 20 keys stay open).
     fixed_run: str | None = None
+
+
+class Person:
+    """A person listing the newest incidents every 100 ms during a storm (latencies in ms)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, token), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str, token: str) -> None:
+        with httpx.Client(base_url=url, timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                client.get("/api/v1/incidents", params={"limit": 50}).raise_for_status()
+                self.latencies.append((time.perf_counter() - started) * 1000)
+                self._stop.wait(0.1)
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join(60)
+        return self.latencies
 
 
 def wrk(url: str, seconds: int, connections: int, mode: str, token: str, run: str,
@@ -215,19 +240,22 @@ def main(argv: list[str] | None = None) -> None:
     broker.start()
     secret = "bench-" + uuid.uuid4().hex
     dep_db, inc_db, raw_db = work / "deployments.db", work / "incidents.db", work / "raw.db"
+    raw_inc_db = work / "raw-incidents.db"
     env = {**os.environ, "TANDEM_KAFKA_BOOTSTRAP": broker.bootstrap,
            "TANDEM_TOPIC_PREFIX": f"storm{uuid.uuid4().hex[:6]}.", "TANDEM_AUTH_SECRET": secret,
            "TANDEM_VAR_DIR": str(work), "TANDEM_LOG_LEVEL": "WARNING",
            "TANDEM_DEPLOYMENTS_DATABASE_URL": f"sqlite+aiosqlite:///{dep_db}",
            "TANDEM_INCIDENTS_DATABASE_URL": f"sqlite+aiosqlite:///{inc_db}",
            "TANDEM_INCIDENTS_ROUTING_KEYS": f"{ROUTING_KEY}=storm",
-           "TANDEM_GATE_MODE": "receipt", "BENCH_RAW_DEPLOYMENTS_DB": str(raw_db)}
+           "TANDEM_GATE_MODE": "receipt", "BENCH_RAW_DEPLOYMENTS_DB": str(raw_db),
+           "BENCH_RAW_INCIDENTS_DB": str(raw_inc_db)}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for service in ("deployments", "incidents"):
             subprocess.run([sys.executable, "-m", service, "migrate"], env=env, check=True,
                            capture_output=True)
         shutil.copy(dep_db, raw_db)
+        shutil.copy(inc_db, raw_inc_db)
         platform = PlatformSettings(kafka_bootstrap=broker.bootstrap,
                                     topic_prefix=env["TANDEM_TOPIC_PREFIX"])
         asyncio.run(ensure_topics(platform, platform.all_topics()))
@@ -247,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
             wait_ready(url[name], "/livez" if name in ("bare", "raw") else "/readyz", process)
         token = mint_token(secret, sub="bench-pipeline", role=Role.pipeline,
                            ttl=timedelta(hours=2))
+        viewer = mint_token(secret, sub="bench-person", role=Role.viewer,
+                            ttl=timedelta(hours=2))
 
         def outbox_settled(db: Path) -> Callable[[], None]:
             return lambda: wait_until("outbox relayed", lambda: count(
@@ -303,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
         targets += [
             Target("bare FastAPI: enqueue body", url["bare"], "/v2/enqueue", monitor_body(),
                    "new", pid["bare"]),
+            Target("raw sqlite3: enqueue row", url["raw"], "/v2/enqueue", monitor_body(),
+                   "new", pid["raw"], baseline="bare FastAPI: enqueue body"),
             Target("Tandem enqueue, 20 open keys", url["incidents"], "/v2/enqueue",
                    monitor_body(), "repeat", pid["incidents"],
                    baseline="bare FastAPI: enqueue body", settle=incidents_settled,
@@ -315,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             wanted = [w.strip() for w in args.only.split(",")]
             targets = [t for t in targets if any(t.name.startswith(w) for w in wanted)
-                       or t.name.startswith("bare")]
+                       or t.name.startswith(("bare", "raw"))]
         for line in machine():
             print(line)
         print(f"load: wrk, 1 thread, {args.connections} connections, {args.seconds:g} s per "
@@ -343,8 +375,10 @@ def main(argv: list[str] | None = None) -> None:
                 run = target.fixed_run or f"r{rnd}t{i}"
                 before = accepted_events(url["incidents"]) if target.check else 0
                 cpu_before = process_cpu(target.pid())
+                person = (Person(url["incidents"], viewer) if target.check else None)
                 answer = wrk(target.url + target.path, args.seconds, args.connections,
                              target.mode, token, run, work / f"body{i}.json")
+                reads = person.stop() if person else []
                 target.settle()
                 cpu = process_cpu(target.pid()) - cpu_before
                 requests = answer["requests"]
@@ -355,6 +389,12 @@ def main(argv: list[str] | None = None) -> None:
                 if target.check:
                     result.checks = target.check(run, accepted_events(url["incidents"])
                                                  - before)
+                if reads:
+                    ordered = sorted(reads)
+                    result.checks.append(
+                        f"a person's GET /api/v1/incidents meanwhile: {len(reads)} reads, p50 "
+                        f"{ordered[len(ordered) // 2]:.0f} ms, p99 "
+                        f"{ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]:.0f} ms")
                 runs.append(result)
                 print(f"  round {rnd + 1} {target.name:<36}{result.rps:>7.0f} req/s "
                       f"p99 {result.p99_ms:>7.1f} ms  CPU {result.cpu_ms:.2f} ms/req  "

@@ -46,7 +46,7 @@ class IncidentsSettings(ServiceSettings):
     monitor_apply_batch: int = Field(default=500, ge=1, le=10000)
     #: How long the applier, woken by an accepted event, waits for more to apply together
     #: (a storm's repeats of one alert then become one count and one note).
-    monitor_apply_linger_s: float = Field(default=0.05, ge=0)
+    monitor_apply_linger_s: float = Field(default=0.2, ge=0)
     #: How long one applier transaction may work before it commits what it applied (requests
     #: recording events wait for SQLite's write lock meanwhile).
     monitor_apply_budget_s: float = Field(default=0.05, gt=0)
