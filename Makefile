@@ -9,7 +9,7 @@ SERVICES := $(wildcard services/*)
 PACKAGES := shared cli testing $(SERVICES)
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser wrk run test scaleout faults lint bench lock clean
+.PHONY: install browser wrk oidc-provider run test apifuzz scaleout faults lint bench lock clean
 
 $(STAMP): requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,13 +33,24 @@ wrk:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; fi; }
 
+# The tests' OIDC provider: npm's oidc-provider run by Node, pinned in its package-lock.json.
+OIDC_PROVIDER := testing/oidc-provider
+oidc-provider: $(OIDC_PROVIDER)/node_modules/.package-lock.json
+
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.json
+	npm ci --prefix $(OIDC_PROVIDER) --no-audit --no-fund --loglevel=error
+
 run: install
 	$(BIN)/tandem dev
 
 # Two workers (this machine has two cores); each test module stays on one worker with its
 # module-scoped stacks, and each worker has its own embedded broker.
-test: install browser
+test: install browser oidc-provider
 	$(BIN)/python -m pytest -n 2 --dist loadscope
+
+# Schemathesis over every service's OpenAPI document: every check, all phases (stateful too).
+apifuzz: install
+	$(BIN)/python -m pytest tests/apifuzz -q -rA -n 2
 
 # Two instances of each service on shared PostgreSQL: relay takeover, partition split, same end state.
 scaleout: install

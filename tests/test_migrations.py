@@ -69,4 +69,4 @@ async def test_the_migrated_schema_is_the_one_the_tables_describe(service: str,
 
 def _platform_and(metadata: sa.MetaData) -> set[str]:
     return {"outbox", "inbox", "subject_cursor", "idempotency_key", "number_sequence",
-            "dead_letter", "relay_mark", *metadata.tables}
+            "dead_letter", "relay_mark", "revoked_token", *metadata.tables}

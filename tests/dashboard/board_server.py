@@ -29,10 +29,11 @@ class RunningDashboard:
 
 
 async def serve_dashboard(platform: PlatformSettings, settings: DashboardSettings | None = None,
+                          port: int | None = None,
                           ) -> tuple[FastAPI, uvicorn.Server, asyncio.Task[None], str]:
-    """The dashboard on a free port; stop it with :func:`stop_dashboard`."""
+    """The dashboard on ``port`` (else a free one); stop it with :func:`stop_dashboard`."""
     app = create_app(platform, settings or DashboardSettings())
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            ws="none", lifespan="on", access_log=False))
     task = asyncio.create_task(server.serve())

@@ -1,13 +1,16 @@
-"""Fixtures of the dashboard tests: a running dashboard with a viewer token."""
+"""Fixtures of the dashboard tests: a running dashboard with a viewer token, and Debian's
+Chromium for the browser tests."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from board_server import RunningDashboard, serve_dashboard, stop_dashboard
+from playwright.async_api import Browser, async_playwright
 
 from tandem.auth import mint_token
 from tandem.settings import PlatformSettings
@@ -23,3 +26,20 @@ async def dashboard(platform: PlatformSettings) -> AsyncIterator[RunningDashboar
             yield RunningDashboard(app, url, token, client)
     finally:
         await stop_dashboard(app, server, task)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

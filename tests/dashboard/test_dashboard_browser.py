@@ -7,7 +7,6 @@ service). Screenshots are kept under test-artifacts/dashboard/.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,31 +19,20 @@ from board_scenario import (
     publisher,
 )
 from board_server import RunningDashboard
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tandem.db import utcnow
 from tandem.settings import PlatformSettings
 from tandem_testing import eventually
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 HOSTILE_TITLE = ('<script>window.__tandemPwned = 1</script>'
                  '<img src=x onerror="window.__tandemPwned = 2"> Checkout down')
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+@pytest.fixture(autouse=True)
+def artifacts() -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def open_board(browser: Browser, dashboard: RunningDashboard,

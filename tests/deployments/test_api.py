@@ -202,8 +202,9 @@ async def test_dora_answers_every_metric_and_rejects_a_bad_window(stack: Stack,
     assert m["failed_deployment_recovery_time"]["bucket"] is None
     bad = await stack.client.get("/api/v1/dora", params={"window": "forever"},
                                  headers=stack.headers("viewer"))
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     assert bad.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in bad.json()["errors"]] == ["window"]
 
 
 async def test_any_software_version_is_stored_and_the_etag_is_the_version(

@@ -555,3 +555,66 @@ async def recovery_through_the_freeze(stack: Stack) -> set[tuple[str, str]]:
 def parse(moment: str) -> datetime:
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
+
+
+# --- scenario 8 ---------------------------------------------------------------------------
+
+
+async def review_closes_itself(stack: Stack) -> set[tuple[str, str]]:
+    """A resolved P1 gets its post-incident review; an action item naming the emergency
+    change closes itself when the change's deployment succeeds in production; the review
+    exports as Markdown."""
+    stack.use_gate_mode("receipt")
+    service = unique_service("s8")
+    practitioner = stack.cli_env("practitioner", "pat-practitioner")
+    created = await cli(practitioner, "incident", "create", "--title", "Card vault timeouts",
+                        "--service", service, "--impact", "1", "--urgency", "1", "--json")
+    assert created.code == 0, created
+    incident = json.loads(created.stdout)
+    acked = await cli(practitioner, "incident", "ack", incident["number"])
+    assert acked.code == 0, acked
+    fix = await cli(practitioner, "change", "create", "--type", "emergency", "--title",
+                    "Raise the vault client timeout", "--service", service, "--incident",
+                    incident["id"], "--json")
+    assert fix.code == 0, fix
+    change = json.loads(fix.stdout)
+    moved = await cli(practitioner, "change", "transition", change["number"], "authorize")
+    assert moved.code == 0, moved
+    approved = await cli(stack.cli_env("manager", "carol-manager"), "change", "approve",
+                         change["number"], "--json")
+    assert json.loads(approved.stdout)["status"] == "scheduled", approved
+    resolved = await cli(practitioner, "incident", "resolve", incident["number"],
+                         "--code", "solution_provided", "--notes", "Vault restarted")
+    assert resolved.code == 0, resolved
+
+    viewer = stack.cli_env("viewer")
+
+    async def reviewed() -> Any:
+        shown = await cli(viewer, "review", "show", incident["number"], "--json")
+        return json.loads(shown.stdout) if shown.code == 0 else None
+
+    review = await until(stack, reviewed, "the P1's post-incident review")
+    assert review["status"] == "open" and review["incident_number"] == incident["number"]
+    assert {"response", "mitigation"} <= {s["stage"] for s in review["stream"]}
+    added = await cli(practitioner, "review", "action", "add", review["number"],
+                      "Ship the longer vault timeout", "--change", change["number"], "--json")
+    assert added.code == 0, added
+    action = json.loads(added.stdout)
+    assert action["status"] == "open" and action["change_number"] == change["number"]
+
+    hotfix = await deploy_until(stack, service, "4.0.1", "--change", change["number"],
+                                expect_exit=0)
+    await finish(stack, hotfix["number"], "succeeded")
+
+    async def closed() -> Any:
+        listed = await cli(viewer, "review", "action", "list", review["number"], "--json")
+        items = json.loads(listed.stdout) if listed.code == 0 else []
+        return items[0] if items and items[0]["status"] == "closed" else None
+
+    item = await until(stack, closed, "the action item to close itself on the fix's deploy")
+    assert item["closed_by_deployment_number"] == hotfix["number"]
+    exported = await cli(viewer, "review", "export", review["number"])
+    assert exported.code == 0, exported
+    assert f"closed by deployment {hotfix['number']}" in exported.stdout
+    return {("incident", incident["id"]), ("change", change["id"]),
+            ("deployment", hotfix["id"])}

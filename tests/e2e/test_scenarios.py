@@ -42,6 +42,12 @@ async def test_7_a_failed_deploys_rollback_passes_its_freeze_and_ends_its_recove
     touched["7"] = ids
 
 
+async def test_8_a_resolved_p1s_review_item_closes_when_its_emergency_fix_deploys(
+        stack: Stack, touched: Touched) -> None:
+    ids = await scenarios.review_closes_itself(stack)
+    touched["8"] = ids
+
+
 # Scenario 1 runs after the others: it switches the gate to approval mode (a restart).
 async def test_1_approval_gate_waits_for_the_manager_and_the_change_follows(
         stack: Stack, touched: Touched) -> None:

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from incidents.config import (
     DEFAULT_PRIORITY_MATRIX,
     IncidentsSettings,
-    parse_routing_keys,
     parse_sla_targets,
 )
 from incidents.errors import MoveFieldInvalid
@@ -30,6 +29,7 @@ from incidents.rules.lifecycle import (
 from incidents.rules.policy import derive_priority, is_major, sla_due
 from incidents.rules.stats import percentile, summarize
 from tandem.errors import IllegalTransition
+from tandem.settings import parse_routing_keys
 
 DOMAIN_MOVES = {
     "new": ["acknowledged", "canceled", "in_progress", "resolved"],
@@ -194,9 +194,11 @@ def test_percentile_interpolates() -> None:
 def test_every_published_type_has_a_data_schema() -> None:
     assert set(EVENT_DATA) == {f"tandem.incident.{v}" for v in (
         "created", "updated", "transitioned", "annotated", "sla_breached", "suspects_found",
-        "cause_confirmed")}
-    for model in EVENT_DATA.values():
+        "cause_confirmed")} | {f"tandem.review.{v}" for v in (
+        "created", "transitioned", "factor_added", "action_added", "action_closed",
+        "due_breached")}
+    for type_, model in EVENT_DATA.items():
         schema = model.model_json_schema(by_alias=True)
-        assert "incident" in schema["required"]
+        assert type_.split(".")[1] in schema["required"]
     transitioned = EVENT_DATA["tandem.incident.transitioned"].model_json_schema(by_alias=True)
     assert {"from", "to", "reason"} <= set(transitioned["properties"])

@@ -136,6 +136,14 @@ def test_the_chat_message_names_what_where_priority_status_who_and_links() -> No
                             "data": {"freeze": {"number": "FRZ0000001", "services": ["pay"],
                                                 "status": "active", "reason": "P1"}}}, None)
     assert "Freeze FRZ0000001 declared on pay: P1" in freeze["text"]
+    overdue = slack_message({"type": "tandem.review.due_breached", "actor": "tandem-incidents",
+                             "data": {"review": {"number": "PIR0000001", "service": "pay",
+                                                 "incident_number": "INC0000042",
+                                                 "incident_title": "Checkout fails",
+                                                 "status": "in_progress"}}}, None)
+    assert overdue["text"].startswith(":warning: Post-incident review PIR0000001 of "
+                                      "INC0000042 is past its due date on pay: Checkout fails")
+    assert type_problem("tandem.review.*") is None
     assert escape("<a & b>") == "&lt;a &amp; b&gt;"
     assert resource_link("http://127.0.0.1:{port}/api/v1/{plural}/{id}",
                          source="/tandem/changes", aggregate="freeze", subject="f1",

@@ -18,10 +18,12 @@ from tandem.auth import Role, authenticate, mint_token
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 EVERYONE = frozenset(Role)
-#: Routes that answer without a token: health, metrics, docs, the board page (no data in it)
-#: and the monitor ingest (it authenticates by routing key).
+#: Routes that answer without a token: health, metrics, docs, the board's pages (no data in
+#: them), the monitor ingest (it authenticates by routing key) and the board's sign-in (it is
+#: how a person gets a token).
 PUBLIC = {"/livez", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-          "/redoc", "/", "/v2/enqueue"}
+          "/redoc", "/", "/value-stream", "/v2/enqueue", "/login", "/auth/callback",
+          "/auth/session", "/logout"}
 
 #: The contract's role table for the routes that matter most, asserted as written there.
 CONTRACT = {

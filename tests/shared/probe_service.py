@@ -33,6 +33,7 @@ from tandem.tables import (
     NumberSequence,
     OutboxMessage,
     RelayMark,
+    RevokedToken,
     SubjectCursor,
 )
 from tandem.transitions import StateMachine
@@ -166,7 +167,7 @@ async def record_signal(session: AsyncSession, event: CloudEvent,
 
 HANDLERS = {"tandem.signal.sent": record_signal}
 PLATFORM_TABLES = [OutboxMessage, InboxEntry, SubjectCursor, IdempotencyRecord, NumberSequence,
-                   DeadLetter, RelayMark]
+                   DeadLetter, RelayMark, RevokedToken]
 
 
 async def create_schema(url: str) -> None:

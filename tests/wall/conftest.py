@@ -46,7 +46,8 @@ async def wall(request: pytest.FixtureRequest, broker: EmbeddedBroker,
             database_url=await migrated_database(stack, "changes", directory, request.param,
                                          CHANGES_MIGRATIONS), freeze_clock_interval_s=0.2)
         deployments = DeploymentsSettings(database_url=await migrated_database(
-            stack, "deployments", directory, request.param, DEPLOYMENTS_MIGRATIONS))
+            stack, "deployments", directory, request.param, DEPLOYMENTS_MIGRATIONS),
+            **getattr(request.module, "DEPLOYMENTS", {}))
         apps: dict[str, FastAPI] = {
             "incidents": create_incidents(platform, incidents),
             "changes": create_changes(platform, changes),

@@ -27,7 +27,9 @@ DEV_HELP = "Run the whole stack on the embedded defaults (broker, migrations, se
 
 #: One module per noun of ``tandem_cli``, each with its ``<noun>_app``.
 LIGHT_GROUPS = ("deploy", "incident", "change", "freeze", "catalog", "events", "dlq",
-                "webhook")
+                "webhook", "review", "import")
+#: A group whose module is named otherwise (``import`` is a Python keyword).
+GROUP_MODULES = {"import": "history"}
 #: Options of ``tandem`` itself that take a value (``tandem --profile prod incident list``).
 ROOT_VALUE_OPTIONS = ("--profile",)
 
@@ -108,7 +110,7 @@ def _root(
 
 
 def _group(name: str) -> typer.Typer:
-    module = importlib.import_module(f"tandem_cli.{name}")
+    module = importlib.import_module(f"tandem_cli.{GROUP_MODULES.get(name, name)}")
     return getattr(module, f"{name}_app")  # type: ignore[no-any-return]
 
 
@@ -126,6 +128,10 @@ def build_app(only: str | None = None) -> typer.Typer:
         from tandem_cli.whoami import whoami
 
         app.command("whoami")(whoami)
+    if only in (None, "login"):
+        from tandem_cli.login import login
+
+        app.command("login")(login)
     if only in (None, "token"):
         from tandem_cli.token import token_app
 
@@ -157,7 +163,7 @@ def _command_word(argv: Sequence[str]) -> str | None:
 def main() -> None:
     argv = sys.argv[1:]
     command = _command_word(argv)
-    if command in (*LIGHT_GROUPS, "dev", "whoami", "token"):
+    if command in (*LIGHT_GROUPS, "dev", "whoami", "login", "token"):
         build_app(command)(prog_name="tandem")
     elif command is None and "--version" in argv:
         build_app("")(prog_name="tandem")

@@ -26,8 +26,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem import dead_letters, history, metrics, tracing
+from tandem import dead_letters, history, metrics, revocations, tracing
 from tandem.api_docs import serve_api_docs
+from tandem.auth import TokenVerifier
 from tandem.consumer import EventConsumer, Handler
 from tandem.db import Database
 from tandem.dead_letters import count_open
@@ -37,6 +38,7 @@ from tandem.kafka import KafkaLink, ensure_topics_with_retry
 from tandem.logs import configure_logging, request_id_var
 from tandem.outbox import OutboxRelay
 from tandem.problems import Problem, install_problem_handlers, problem_response
+from tandem.revocations import REVOCATION_TOPIC, REVOKED
 from tandem.settings import PlatformSettings, ServiceSettings
 
 log = logging.getLogger("tandem.app")
@@ -294,13 +296,29 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                     max_sequence_gap=platform.consumer_max_sequence_gap,
                 )
             )
+        verifier = TokenVerifier.from_settings(platform)
+        # Every service honours revocations: one more reaction of the one consumer loop.
+        consumers.append(EventConsumer(
+            name=f"{spec.name}-revocations",
+            topics=[platform.topic(REVOCATION_TOPIC)],
+            handlers={REVOKED: revocations.record_revocation},
+            db=db,
+            kafka=kafka,
+            dlq_topic=platform.dlq_topic(spec.name),
+            group_id=platform.group_id(f"{spec.name}-revocations"),
+            max_attempts=platform.consumer_max_attempts,
+            after_commit=functools.partial(revocations.remember, verifier.revoked),
+            sources={platform.topic(REVOCATION_TOPIC): f"/tandem/{REVOCATION_TOPIC}"},
+            max_sequence_gap=platform.consumer_max_sequence_gap,
+        ))
         runtime = ServiceRuntime(spec, platform, db, kafka, relay, consumers)
         app.state.runtime = runtime
         app.state.db = db
-        app.state.jwt_secret = platform.jwt_secret
+        app.state.verifier = verifier
 
         needed = [platform.topic(spec.name), platform.dlq_topic(spec.name)]
         needed += [platform.topic(t) for r in spec.reactions for t in r.topics]
+        needed.append(platform.topic(REVOCATION_TOPIC))
         topics_ready = asyncio.create_task(ensure_topics_with_retry(platform, needed))
 
         async def after_topics(run: Callable[[], Awaitable[None]]) -> None:
@@ -313,6 +331,8 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
         tasks = [topics_ready, asyncio.create_task(relay.run(), name=f"{spec.name}-relay")]
         tasks += [asyncio.create_task(after_topics(c.run), name=c.name) for c in consumers]
         tasks += [asyncio.create_task(job(runtime)) for job in spec.jobs]
+        tasks.append(asyncio.create_task(revocations.follow_revocations(
+            db, verifier.revoked, platform.auth_revocation_refresh_s), name="revocations"))
         log.info("%s started", spec.name)
         try:
             yield

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tandem.auth import Manager
+from tandem.inputs import Moment
 
 router = APIRouter(prefix="/api/v1/events", tags=["event history"])
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/v1/events", tags=["event history"])
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(
+    since: Moment | None = Field(
         default=None, description="Only events recorded at or after this time (RFC 3339); "
                                   "unset, the whole retained history.",
         examples=["2026-11-30T00:00:00Z"])

@@ -15,15 +15,113 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
 import orjson
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, model_validator
+from pydantic.json_schema import GetJsonSchemaHandler, JsonSchemaValue
+from pydantic_core import CoreSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem.problems import Problem, problem_response
 
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _written_time(value: Any) -> Any:
+    """A time is written as RFC 3339 text; a bare number (which the parser would read as seconds
+    since 1970) is refused, so ``since=0.5`` is no accident that means 1970."""
+    if isinstance(value, bool | int | float) or (isinstance(value, str)
+                                                  and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an RFC 3339 date-time with its offset, such as "
+                         "2026-03-01T10:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC time
+        raise ValueError("is outside the range of dates") from None
+
+
+#: A client's time: RFC 3339 text with an offset (``2026-03-01T10:00:00Z``), kept in UTC.
+Moment = Annotated[AwareDatetime, BeforeValidator(_written_time), AfterValidator(_in_utc)]
+
+
+class Patch(BaseModel):
+    """A PATCH body: only the fields given change. The fields named in ``never_null`` may be
+    left out but not set to null (they always have a value); the schema says so too."""
+
+    never_null: ClassVar[tuple[str, ...]] = ()
+
+    def given(self) -> dict[str, Any]:
+        """The fields the client gave, as JSON values; a nested object given is whole, its
+        defaults included (a link without a title has ``title: null``)."""
+        dumped = self.model_dump(mode="json")
+        return {name: dumped[name] for name in self.model_fields_set}
+
+    @model_validator(mode="after")
+    def _kept_set(self) -> Any:
+        for name in self.never_null:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        for name in cls.never_null:
+            prop = target.get("properties", {}).get(name)
+            if prop is None or "anyOf" not in prop:
+                continue
+            kinds = [kind for kind in prop.pop("anyOf") if kind.get("type") != "null"]
+            prop.pop("default", None)
+            if len(kinds) == 1:
+                prop.update(kinds[0])
+            else:
+                prop["anyOf"] = kinds
+        return schema
+
+
+def at_least_one_of(*names: str) -> dict[str, Any]:
+    """The JSON Schema of a body that must give one of ``names`` a value (not null), for a
+    model's ``json_schema_extra``; the model's own validator says the same to the client."""
+    return {"anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                      for name in names]}
+
+
+def together(*names: str) -> dict[str, Any]:
+    """The JSON Schema of a body whose fields ``names`` are given together or not at all (a
+    window's two ends), for a model's ``json_schema_extra``."""
+    return {"anyOf": [
+        {"properties": {name: {"type": "null"} for name in names}},
+        {"required": list(names), "properties": {name: {"not": {"type": "null"}}
+                                                 for name in names}},
+    ]}
+
+
+def fields_of_moves(moves: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The JSON Schema of a transition body whose fields belong to one move each: a move
+    ``to`` a state of ``moves`` needs its fields (not null), any other move leaves them out (or
+    null). For a model's ``json_schema_extra``; the state machine's check says the same."""
+    rules = []
+    for state, names in moves.items():
+        rules.append({
+            "if": {"required": ["to"], "properties": {"to": {"const": state}}},
+            "then": {"required": list(names),
+                     "properties": {name: {"not": {"type": "null"}} for name in names}},
+            "else": {"properties": {name: {"type": "null"} for name in names}},
+        })
+    return {"allOf": rules}
 
 
 def unstorable(value: Any, where: str = "") -> tuple[str, str] | None:

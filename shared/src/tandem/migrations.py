@@ -149,6 +149,22 @@ def drop_dead_letters_and_relay_marks() -> None:
     op.drop_table("dead_letter")
 
 
+def add_revoked_tokens() -> None:
+    """The ``revoked_token`` table (the jtis every service refuses)."""
+    op.create_table(
+        "revoked_token",
+        sa.Column("jti", sa.String(255), primary_key=True),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_revoked_token_expires_at", "revoked_token", ["expires_at"])
+
+
+def drop_revoked_tokens() -> None:
+    op.drop_index("ix_revoked_token_expires_at", "revoked_token")
+    op.drop_table("revoked_token")
+
+
 def drop_platform_tables() -> None:
     for name in ("number_sequence", "idempotency_key", "subject_cursor", "inbox", "outbox"):
         op.drop_table(name)

@@ -194,6 +194,11 @@ def document_problems(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 for code in _problem_codes(path, method, operation):
                     responses[str(code)] = {"description": _WHEN[code], "content": reference}
+                for code, response in responses.items():
+                    # An operation's own refusal (a filter naming no resource, say) keeps its
+                    # description and is a problem too.
+                    if code.startswith(("4", "5")):
+                        response["content"] = reference
         if "schemas/HTTPValidationError'" not in str(schema.get("paths")):
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -71,6 +72,22 @@ class PlatformSettings(BaseSettings):
     history_check_interval_s: float = 5.0
     relay_poll_interval_s: float = 1.0
     auth_secret: str | None = None
+    #: The longest a token may live (``exp - iat``): longer ones are refused.
+    auth_max_token_lifetime: str = "90d"
+    #: A PEM private key (Ed25519, RSA or P-256) local tokens are signed with, held by the
+    #: minter only; unset, they are signed with the shared secret (HS256).
+    auth_signing_key_file: Path | None = None
+    #: The matching PEM public key: a service given it verifies local tokens with it and
+    #: never needs (or reads) the shared secret, so it cannot mint.
+    auth_verification_key_file: Path | None = None
+    #: The OIDC issuers trusted (JSON list of ``tandem.oidc.OidcIssuer``).
+    auth_oidc_issuers: str | None = None
+    #: Clock skew allowed on an OIDC issuer's ``exp``, ``nbf`` and ``iat``.
+    auth_clock_skew_s: float = 60.0
+    #: An issuer's JWKS is fetched again for an unknown ``kid`` at most this often.
+    auth_jwks_min_refresh_s: float = 30.0
+    #: How often a service re-reads the revoked tokens its replicas recorded.
+    auth_revocation_refresh_s: float = 1.0
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
     #: Drive SQLite on the event loop instead of aiosqlite's thread (``tandem.sqlite_inline``).
@@ -119,6 +136,20 @@ class PlatformSettings(BaseSettings):
                     out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
+    @property
+    def signing_key(self) -> str:
+        """What local tokens are minted with: the private key file's PEM, else the secret."""
+        if self.auth_signing_key_file is not None:
+            return self.auth_signing_key_file.read_text()
+        return self.jwt_secret
+
+    @property
+    def verification_key(self) -> str:
+        """What local tokens are verified with: the public key file's PEM, else the secret."""
+        if self.auth_verification_key_file is not None:
+            return self.auth_verification_key_file.read_text()
+        return self.jwt_secret
+
     def default_database_url(self, service: str) -> str:
         return f"sqlite+aiosqlite:///{self.var_dir / f'{service}.db'}"
 
@@ -143,3 +174,21 @@ class ServiceSettings(BaseSettings):
     def database_url_for(self, platform: PlatformSettings) -> str:
         """The database this service uses under ``platform``."""
         return self.database_url or platform.default_database_url(self.service)
+
+
+def parse_routing_keys(value: str) -> dict[str, tuple[str, str]]:
+    """PagerDuty routing keys of Tandem services (``TANDEM_INCIDENTS_ROUTING_KEYS``, and the
+    deployments service's change events): ``"k1=api,k2=web@staging"`` -> ``{"k1": ("api",
+    "production"), "k2": ("web", "staging")}``."""
+    routes: dict[str, tuple[str, str]] = {}
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, target = pair.partition("=")
+        service, _, environment = target.strip().partition("@")
+        if not sep or not key.strip() or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", service):
+            raise ValueError(f"routing key entry {pair!r} is not key=service (a lower-case "
+                             "service name)")
+        environment = environment or "production"
+        if environment not in ("production", "staging", "testing", "development"):
+            raise ValueError(f"routing key entry {pair!r} names an unknown environment")
+        routes[key.strip()] = (service, environment)
+    return routes

@@ -141,3 +141,14 @@ class RelayMark(SQLModel, table=True):
     partition: int = Field(primary_key=True)
     offset: int = Field(sa_column=Column(_BigId, nullable=False))
     acknowledged_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RevokedToken(SQLModel, table=True):
+    """A token ``jti`` revoked (``tandem token revoke``), refused until the token would have
+    expired anyway; written by every service's consumer of the revocation events."""
+
+    __tablename__ = "revoked_token"
+
+    jti: str = Field(primary_key=True, max_length=255)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    revoked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

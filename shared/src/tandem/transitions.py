@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import GetJsonSchemaHandler, JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from tandem.errors import IllegalTransition, Invalid
 
@@ -15,8 +18,22 @@ class TransitionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(min_length=1, max_length=32)
-    reason: str = Field(default="", max_length=2000)
+    to: str = Field(min_length=1, max_length=32, description="The state to move to.")
+    reason: str = Field(default="", max_length=2000, description="Why, for the timeline.",
+                        examples=["Rolled back: error rate above 5%"])
+
+    #: The machines whose states ``to`` may name; the API schema lists them as its enum (the
+    #: machine itself refuses any other with ``unknown-state``).
+    machines: ClassVar[tuple[StateMachine, ...]] = ()
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        states = sorted({state for machine in cls.machines for state in machine.states})
+        if states:
+            handler.resolve_ref_schema(schema)["properties"]["to"]["enum"] = states
+        return schema
 
 
 @dataclass(frozen=True)

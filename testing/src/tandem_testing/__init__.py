@@ -181,3 +181,26 @@ async def eventually(
             return last
         await asyncio.sleep(interval)
     raise TimeoutError(f"condition not met in {timeout}s; last value {last!r}")
+
+
+def drill_collection(here: Path, env_var: str) -> Callable[[Path, Any], bool | None]:
+    """A ``pytest_ignore_collect`` hook for a test folder that is a CI step of its own (a
+    drill, a fuzz run): its tests are collected only when the folder is named on the command
+    line (``pytest tests/faults``) or with ``env_var=1``, so ``make test`` leaves them out."""
+    import os
+
+    def named(config: Any) -> bool:
+        for arg in config.args:
+            path = Path(arg.split("::", 1)[0]).resolve()
+            if path == here or here in path.parents:
+                return True
+        return False
+
+    def pytest_ignore_collect(collection_path: Path, config: Any) -> bool | None:
+        if collection_path.resolve() == here / "conftest.py":
+            return None
+        if os.environ.get(env_var) == "1" or named(config):
+            return None
+        return True
+
+    return pytest_ignore_collect

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from catalog.schemas import ServicePublic, TeamPublic
+from catalog.schemas import RevocationPublic, ServicePublic, TeamPublic
 from tandem.aggregate import EventData, event_catalog
 
 
@@ -49,4 +49,12 @@ class TeamUpdated(EventData):
     changes: dict[str, list[Any]] = Field(description="Edited fields: {field: [old, new]}.")
 
 
-EVENT_DATA = event_catalog(ServiceCreated, ServiceUpdated, TeamCreated, TeamUpdated)
+class RevocationCreated(EventData):
+    """A token revoked: every service refuses its ``jti`` until ``expires_at``."""
+
+    event_type: ClassVar[str] = "tandem.revocation.created"
+    revocation: RevocationPublic
+
+
+EVENT_DATA = event_catalog(ServiceCreated, ServiceUpdated, TeamCreated, TeamUpdated,
+                           RevocationCreated)

@@ -1,8 +1,9 @@
-"""The catalog's tables: services and teams (both aggregates). The API's shapes are in
+"""The catalog's tables: services, teams and token revocations (aggregates). The API's shapes are in
 :mod:`catalog.schemas`."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column as SAColumn
@@ -10,7 +11,7 @@ from sqlalchemy import Index, Text
 from sqlmodel import Field as Column
 
 from tandem.aggregate import AggregateColumns
-from tandem.db import JSONType, service_table_base
+from tandem.db import JSONType, UTCDateTime, service_table_base
 
 #: This service's tables, in a metadata of their own.
 ServiceTable = service_table_base()
@@ -30,6 +31,9 @@ class Service(ServiceTable, AggregateColumns, table=True):
     owner_team: str | None = Column(default=None, index=True, max_length=100)
     operations_team: str | None = Column(default=None, index=True, max_length=100)
     repository: str | None = Column(default=None, max_length=255)
+    #: Where CI jobs of the repository may deploy it (empty: anywhere).
+    ci_environments: list[str] = Column(default_factory=list,
+                                        sa_column=SAColumn(JSONType, nullable=False))
     system: str | None = Column(default=None, max_length=100)
     runbook_url: str | None = Column(default=None, max_length=2000)
     links: list[dict[str, Any]] = Column(default_factory=list,
@@ -54,3 +58,14 @@ class Team(ServiceTable, AggregateColumns, table=True):
                                            sa_column=SAColumn(JSONType, nullable=True))
     #: ``api``, ``import`` or ``named`` (created because a descriptor named it).
     source: str = Column(max_length=16)
+
+
+class Revocation(ServiceTable, AggregateColumns, table=True):
+    """A revoked token (aggregate ``revocation``, numbers ``REV...``): every service refuses
+    its ``jti`` from the event on, until the token would have expired anyway."""
+
+    __table_args__ = (Index("ix_revocation_created_at", "created_at"),)
+
+    jti: str = Column(unique=True, max_length=255)
+    expires_at: datetime = Column(sa_type=UTCDateTime)
+    reason: str = Column(default="", sa_column=SAColumn(Text, nullable=False))

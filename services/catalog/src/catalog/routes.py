@@ -13,10 +13,15 @@ from sqlalchemy import or_, select
 from catalog.config import Settings
 from catalog.descriptor_import import import_descriptors
 from catalog.errors import DescriptorProblem, DescriptorsInvalid
-from catalog.models import Service, Team
+from catalog.models import Revocation, Service, Team
+from catalog.revocations import public as revocation_public
+from catalog.revocations import revocations, revoke
 from catalog.schemas import (
     ImportResult,
     Lifecycle,
+    RevocationCreate,
+    RevocationPublic,
+    RevocationsPage,
     ServiceCreate,
     ServicePublic,
     ServicesPage,
@@ -30,14 +35,15 @@ from catalog.services import catalog_services, create_service, edit_service
 from catalog.services import public as service_public
 from catalog.teams import catalog_teams, create_team, edit_team
 from catalog.teams import public as team_public
-from tandem.app import Session
-from tandem.auth import Owner, Reader
+from tandem.app import Runtime, Session
+from tandem.auth import Manager, Owner, Reader, parse_ttl
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
 
 services_router = APIRouter(prefix="/api/v1/services", tags=["services"])
 teams_router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 import_router = APIRouter(prefix="/api/v1/catalog", tags=["import"])
+revocations_router = APIRouter(prefix="/api/v1/revocations", tags=["revocations"])
 
 NameQuery = Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -168,3 +174,34 @@ async def import_catalog(request: Request, session: Session, settings: Settings,
                                                                  "text")]) from None
     result = await import_descriptors(session, settings, text, actor=actor.sub)
     return await idem.respond(session, result, status=200)
+
+
+@revocations_router.post("", status_code=201, response_model=RevocationPublic, responses={
+    200: {"model": RevocationPublic,
+          "description": "The jti was already revoked: that revocation."}})
+async def revoke_token(body: RevocationCreate, session: Session, runtime: Runtime,
+                       actor: Manager, idem: Idempotency) -> JSONBody:
+    """Revoke a token by its ``jti`` (``tandem token revoke``): every service refuses it within
+    seconds. Revoking a ``jti`` already revoked answers 200 with that revocation."""
+    if (replay := await idem.replay(session)) is not None:
+        return replay
+    snapshot, created = await revoke(
+        session, body, actor=actor.sub,
+        longest_lifetime=parse_ttl(runtime.platform.auth_max_token_lifetime))
+    return await idem.respond(session, snapshot, status=201 if created else 200,
+                              location=f"/api/v1/revocations/{snapshot.id}")
+
+
+@revocations_router.get("", response_model=RevocationsPage)
+async def list_revocations(session: Session, _: Manager, limit: Limit = 50,
+                           cursor: Cursor = None) -> RevocationsPage:
+    """Revoked tokens, newest first."""
+    items, next_cursor = await page(session, select(Revocation), Revocation, limit=limit,
+                                    cursor=cursor)
+    return RevocationsPage(items=[revocation_public(r) for r in items], next_cursor=next_cursor)
+
+
+@revocations_router.get("/{ref}", response_model=RevocationPublic)
+async def get_revocation(ref: str, session: Session, _: Manager) -> JSONBody:
+    """A revocation by id, number or jti."""
+    return resource_response(revocation_public(await revocations.get(session, ref)))

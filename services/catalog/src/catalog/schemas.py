@@ -7,14 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from catalog.rules.descriptors import LINKS_MAX, MEMBERS_MAX
-from catalog.rules.names import member_name, name_problem
+from catalog.rules.names import NAME_MAX, NAME_PATTERN, member_name, name_problem
+from tandem.inputs import Moment, Patch
 from tandem.pagination import Page
 
 Lifecycle = Literal["experimental", "production", "deprecated"]
 NotifyFormat = Literal["cloudevents", "slack"]
+Environment = Literal["production", "staging", "testing", "development"]
 URL_PATTERN = r"^https?://[^\s/?#]+\S*$"
 
 
@@ -32,7 +34,9 @@ def _member(value: str) -> str:
 
 
 #: A service or team name (Backstage's rule: lowercase, ``[a-z0-9-]``, at most 63 characters).
-CatalogName = Annotated[str, AfterValidator(_catalog_name)]
+CatalogName = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN,
+                                   examples=["payments"]),
+                        AfterValidator(_catalog_name)]
 Member = Annotated[str, AfterValidator(_member)]
 Url = Annotated[str, Field(max_length=2000, pattern=URL_PATTERN)]
 
@@ -67,6 +71,10 @@ class ServiceFields(Input):
     repository: str | None = Field(default=None, max_length=255,
                                    pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$",
                                    examples=["github.com/acme/payments"])
+    ci_environments: list[Environment] = Field(
+        default_factory=list, max_length=4,
+        description="The environments CI jobs of its repository may deploy it to (their OIDC "
+                    "tokens); empty: any.")
     system: CatalogName | None = None
     runbook_url: Url | None = None
     links: list[Link] = Field(default_factory=list, max_length=LINKS_MAX)
@@ -78,8 +86,10 @@ class ServiceCreate(ServiceFields):
     name: CatalogName = Field(description="The slug every event carries (`payments`).")
 
 
-class ServiceUpdate(Input):
+class ServiceUpdate(Input, Patch):
     """A PATCH: only the fields given change; the name never does."""
+
+    never_null = ("description", "links", "ci_environments")
 
     title: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
@@ -89,17 +99,11 @@ class ServiceUpdate(Input):
     operations_team: CatalogName | None = None
     repository: str | None = Field(default=None, max_length=255,
                                    pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+/\S+$")
+    ci_environments: list[Environment] | None = Field(default=None, max_length=4)
     system: CatalogName | None = None
     runbook_url: Url | None = None
     links: list[Link] | None = Field(default=None, max_length=LINKS_MAX)
     on_call: str | None = Field(default=None, min_length=1, max_length=255)
-
-    @model_validator(mode="after")
-    def _kept(self) -> ServiceUpdate:
-        for name in ("description", "links"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class LinkPublic(BaseModel):
@@ -121,6 +125,8 @@ class ServicePublic(BaseModel):
     operations_team: str | None = Field(description="The application management team.")
     unowned: bool = Field(description="No owner team is written down for it.")
     repository: str | None
+    ci_environments: list[str] = Field(
+        description="Where CI jobs of its repository may deploy it; empty: anywhere.")
     system: str | None
     runbook_url: str | None
     links: list[LinkPublic]
@@ -145,20 +151,15 @@ class TeamCreate(Input):
     notify: Notify | None = None
 
 
-class TeamUpdate(Input):
+class TeamUpdate(Input, Patch):
     """A PATCH: ``members`` replaces the list."""
+
+    never_null = ("description", "members")
 
     title: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
     members: list[Member] | None = Field(default=None, max_length=MEMBERS_MAX)
     notify: Notify | None = None
-
-    @model_validator(mode="after")
-    def _kept(self) -> TeamUpdate:
-        for name in ("description", "members"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class NotifyPublic(BaseModel):
@@ -211,3 +212,31 @@ class ImportResult(BaseModel):
     ignored: list[IgnoredDocument] = Field(
         description="Documents of Backstage kinds the catalog takes nothing from.")
     changed: bool = Field(description="Whether anything was created or updated.")
+
+
+class RevocationCreate(BaseModel):
+    """Revoke a token by its ``jti``; ``expires_at`` (the token's ``exp``) bounds how long it is
+    kept, else the longest lifetime a token may have from now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jti: str = Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    expires_at: Moment | None = Field(
+        default=None, description="The token's exp, with its time zone.")
+    reason: str = Field(default="", max_length=2000)
+
+
+class RevocationPublic(BaseModel):
+    """A revoked token as the API returns it and the revocation event carries it."""
+
+    id: uuid.UUID
+    number: str
+    jti: str
+    expires_at: datetime = Field(description="Refused until then (the token's exp).")
+    reason: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+RevocationsPage = Page[RevocationPublic]

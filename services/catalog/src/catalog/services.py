@@ -33,7 +33,8 @@ def public(row: Service) -> ServicePublic:
         "id": row.id, "number": row.number, "name": row.name, "title": row.title,
         "description": row.description, "tier": row.tier, "lifecycle": row.lifecycle,
         "owner_team": row.owner_team, "operations_team": row.operations_team,
-        "unowned": row.owner_team is None, "repository": row.repository, "system": row.system,
+        "unowned": row.owner_team is None, "repository": row.repository,
+        "ci_environments": row.ci_environments or [], "system": row.system,
         "runbook_url": row.runbook_url, "links": row.links or [], "on_call": row.on_call,
         "source": row.source, "version": row.version, "created_at": row.created_at,
         "updated_at": row.updated_at,
@@ -128,7 +129,7 @@ async def change_fields(session: AsyncSession, row: Service, fields: dict[str, A
 async def edit_service(session: AsyncSession, row: Service, body: ServiceUpdate, *,
                        actor: str) -> ServicePublic:
     """Apply a PATCH to ``row`` (read for update); no change, no event."""
-    fields = body.model_dump(mode="json", exclude_unset=True)
+    fields = body.given()
     await check_teams_exist(session, fields)
     return await change_fields(session, row, fields, actor=actor) or public(row)
 

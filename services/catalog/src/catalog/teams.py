@@ -118,5 +118,5 @@ async def change_fields(session: AsyncSession, row: Team, fields: dict[str, Any]
 async def edit_team(session: AsyncSession, row: Team, body: TeamUpdate, *,
                     actor: str) -> TeamPublic:
     """Apply a PATCH to ``row`` (read for update); no change, no event."""
-    fields = body.model_dump(mode="json", exclude_unset=True)
+    fields = body.given()
     return await change_fields(session, row, fields, actor=actor) or public(row)

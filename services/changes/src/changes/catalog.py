@@ -24,6 +24,7 @@ class ServiceSnapshot(Snapshot):
     tier: int | None = None
     owner_team: str | None = None
     operations_team: str | None = None
+    repository: str | None = None
 
 
 class TeamSnapshot(Snapshot):

@@ -14,6 +14,7 @@ from changes.config import Settings
 from changes.conflicts import conflicts_of
 from changes.errors import StandardChangesOnly
 from changes.models import Change
+from changes.pipeline_scope import check_pipeline_scope
 from changes.schemas import (
     ApprovalRequest,
     ChangeCreate,
@@ -27,7 +28,6 @@ from changes.schemas import (
 )
 from tandem.app import Session
 from tandem.auth import MANAGE, Actor, ChangeRecorder, Manager, Reader, Role
-from tandem.errors import Invalid
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
 from tandem.vocabulary import Environment
@@ -49,6 +49,7 @@ async def create_change(body: ChangeCreate, session: Session, settings: Settings
     _pipeline_records_standard_only(actor, body.type)
     if (replay := await idem.replay(session)) is not None:
         return replay
+    await check_pipeline_scope(session, actor, body.service, rule="gate")
     change, snapshot = await change_requests.create(session, settings, body, actor=actor.sub,
                                                     by_pipeline=actor.role == Role.pipeline,
                                                     may_lower_risk=actor.role in MANAGE)
@@ -62,7 +63,10 @@ async def list_changes(
     = None,
     service_name: Annotated[str | None, Query(alias="service")] = None,
     environment: Environment | None = None, type: ChangeType | None = None,
-    deployment_id: str | None = None, incident_id: str | None = None,
+    deployment_id: Annotated[uuid.UUID | None, Query(
+        description="Only the change this deployment carries.")] = None,
+    incident_id: Annotated[uuid.UUID | None, Query(
+        description="Only the changes that fix this incident (emergency changes).")] = None,
     limit: Limit = 50, cursor: str | None = None,
 ) -> ChangesPage:
     stmt = select(Change)
@@ -76,7 +80,7 @@ async def list_changes(
         stmt = stmt.where(Change.type == type.value)
     for name, value in (("deployment_id", deployment_id), ("incident_id", incident_id)):
         if value:
-            stmt = stmt.where(getattr(Change, name) == _uuid(value, name))
+            stmt = stmt.where(getattr(Change, name) == value)
     items, next_cursor = await page(session, stmt, Change, limit=limit, cursor=cursor)
     return ChangesPage(items=await ChangeAggregate(settings).snapshots(session, items),
                        next_cursor=next_cursor)
@@ -93,6 +97,7 @@ async def update_change(ref: str, body: ChangeUpdate, request: Request, session:
                         settings: Settings, actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
+    await check_pipeline_scope(session, actor, change.service, rule="gate")
     check_if_match(request, change.version)
     return resource_response(await change_requests.edit(
         session, settings, change, body, actor=actor.sub, may_lower_risk=actor.role in MANAGE))
@@ -104,6 +109,7 @@ async def transition_change(ref: str, body: ChangeTransitionRequest, request: Re
                             actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
+    await check_pipeline_scope(session, actor, change.service, rule="gate")
     check_if_match(request, change.version)
     return resource_response(await change_requests.transition(
         session, settings, change, body, actor=actor.sub, may_force=actor.role in MANAGE))
@@ -133,9 +139,3 @@ async def get_success_score(service_name: str, session: Session,
     -10/-5/-2 for a confirmed P1/P2/P3 cause."""
     return await success_scores.score_of(session, service_name)
 
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Invalid(field, "not a UUID", detail=f"{field} must be a UUID.") from None

@@ -74,6 +74,8 @@ async def incident_changed(session: AsyncSession, event: CloudEvent,
     if not event.data.get("incident"):
         return
     incident = await incidents_seen.apply(session, event, derived={"updated_at": utcnow()})
+    if event.data.get("imported") is True:
+        return  # history: an incident of the past freezes nothing today
     freeze = await freezes.freeze_of_incident(session, incident.id)
     if freeze is None:
         if incident_freezes_its_service(incident.priority, incident.status):

@@ -152,6 +152,8 @@ class ServiceView(ServiceTable, table=True):
     tier: int | None = None
     owner_team: str | None = Column(default=None, max_length=100)
     operations_team: str | None = Column(default=None, max_length=100)
+    #: Whose CI jobs may record the service's standard changes.
+    repository: str | None = Column(default=None, max_length=255)
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 

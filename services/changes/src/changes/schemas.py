@@ -4,13 +4,17 @@ carry)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from changes.rules.freezes import FREEZE_API_MOVES
+from changes.rules.lifecycle import PATHS
 from changes.rules.risk import Risk
+from changes.rules.standard_changes import TEMPLATE_LIFECYCLE
+from tandem.inputs import Moment, together
 from tandem.pagination import Page
 from tandem.transitions import TransitionRequest
 from tandem.vocabulary import Environment
@@ -30,12 +34,15 @@ class CloseCode(StrEnum):
 
 SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 #: A client's time with its offset, kept in UTC.
-UTCTime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+UTCTime = Moment
 ServiceName = Annotated[str, Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)]
 
 
 class ChangeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A change request. A planned window gives both ends (or neither)."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=together("planned_start", "planned_end"))
 
     type: ChangeType
     title: str | None = Field(default=None, min_length=1, max_length=200,
@@ -163,6 +170,7 @@ ChangesPage = Page[ChangePublic]
 
 
 class ChangeTransitionRequest(TransitionRequest):
+    machines = tuple(PATHS.values())
     #: A manager's override: of conflicts when moving to scheduled, of the planned window when
     #: moving to implement.
     force: bool = False
@@ -235,7 +243,7 @@ FreezesPage = Page[FreezePublic]
 
 
 class FreezeTransitionRequest(TransitionRequest):
-    pass
+    machines = (FREEZE_API_MOVES,)
 
 
 class CalendarPublic(BaseModel):
@@ -297,4 +305,4 @@ StandardChangesPage = Page[StandardChangePublic]
 
 
 class StandardChangeTransitionRequest(TransitionRequest):
-    pass
+    machines = (TEMPLATE_LIFECYCLE,)

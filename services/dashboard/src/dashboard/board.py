@@ -17,8 +17,9 @@ from dashboard.config import DashboardSettings
 from tandem import dora
 from tandem.db import utcnow
 from tandem.events import CloudEvent
+from tandem.value_stream import StateSpan
 
-AGGREGATES = ("incident", "change", "freeze", "deployment", "service", "team")
+AGGREGATES = ("incident", "change", "freeze", "deployment", "service", "team", "review")
 INCIDENT_CLOSED = frozenset({"resolved", "closed", "canceled"})
 CHANGE_DONE = frozenset({"closed", "canceled"})
 PRIORITY_NAMES = {1: "critical", 2: "high", 3: "moderate", 4: "low", 5: "planning"}
@@ -105,6 +106,9 @@ class Board:
         self.feed: deque[dict[str, Any]] = deque(maxlen=settings.feed_size)
         #: (aggregate, subject) -> who acted last on it (the last event's actor).
         self.actors: dict[tuple[str, str], str] = {}
+        #: (aggregate, subject) -> each status it entered, with when (the value stream's
+        #: wait and work); the snapshot's ``updated_at`` is the move's own time.
+        self.histories: dict[tuple[str, str], list[StateSpan]] = {}
         self.last_event_id: str | None = None
         self.events_applied = 0
         self.caught_up = False
@@ -122,6 +126,7 @@ class Board:
         snapshot = event.data.get(aggregate)
         if aggregate in self.aggregates and isinstance(snapshot, dict):
             self.aggregates[aggregate][event.subject] = snapshot
+            self.follow_status(key, snapshot, event.time)
         if event.type == "tandem.incident.sla_breached":
             self.breaches[event.subject].add(breach_kind(event.data))
         if event.type == "tandem.incident.cause_confirmed" and event.data.get("deployment_id"):
@@ -138,6 +143,18 @@ class Board:
         if self.events_applied % 500 == 0:
             self.prune(utcnow())
         return True
+
+    def follow_status(self, key: tuple[str, str], snapshot: dict[str, Any],
+                      fallback: datetime) -> None:
+        status = snapshot.get("status")
+        if not isinstance(status, str):
+            return
+        history = self.histories.setdefault(key, [])
+        if history and history[-1].state == status:
+            return
+        since = (parse_time(snapshot.get("created_at")) if not history else None) or \
+            parse_time(snapshot.get("updated_at")) or fallback
+        history.append(StateSpan(status, since))
 
     def feed_item(self, event: CloudEvent, event_id: str) -> dict[str, Any]:
         snapshot = event.data.get(event.aggregate)
@@ -160,14 +177,18 @@ class Board:
     def prune(self, now: datetime) -> None:
         """Forget finished aggregates older than anything a panel or the DORA trend shows."""
         horizon = now - timedelta(days=max(self.settings.dora_window_days,
-                                           7 * self.settings.trend_weeks) + 7)
+                                           7 * self.settings.trend_weeks,
+                                           self.settings.value_stream_max_days) + 7)
         recent = now - timedelta(days=2)
         finished = {"incident": INCIDENT_CLOSED, "change": CHANGE_DONE,
                     "freeze": frozenset({"ended"}),
                     "deployment": dora.FINISHED_OUTCOMES | {"canceled"},
-                    "service": frozenset(), "team": frozenset()}
-        keep_until = {"incident": horizon, "change": recent, "freeze": recent,
-                      "deployment": horizon, "service": horizon, "team": horizon}
+                    "service": frozenset(), "team": frozenset(),
+                    "review": frozenset({"completed"})}
+        # Changes stay as long as deployments: the value stream reads the ones they carried.
+        keep_until = {"incident": horizon, "change": horizon, "freeze": recent,
+                      "deployment": horizon, "service": horizon, "team": horizon,
+                      "review": horizon}
         for aggregate, snapshots in self.aggregates.items():
             for subject, snap in list(snapshots.items()):
                 key = (aggregate, subject)
@@ -176,6 +197,7 @@ class Board:
                     del snapshots[subject]
                     self.touched.pop(key, None)
                     self.actors.pop(key, None)
+                    self.histories.pop(key, None)
                     self.breaches.pop(subject, None)
                     self.rolled_back_at.pop(subject, None)
 

@@ -37,5 +37,16 @@ class DashboardSettings(BaseSettings):
     dora_environment: str = "production"
     #: The DORA buckets; keep them equal to ``TANDEM_DEPLOYMENTS_DORA_BUCKETS`` (the same JSON).
     dora_buckets: BucketTable = Field(default_factory=BucketTable)
+    #: The value stream's default window, and the longest one the board keeps history for.
+    value_stream_window: str = "30d"
+    value_stream_max_days: int = Field(default=90, ge=1, le=3660)
     sla_minutes: dict[int, tuple[int | None, int | None]] = Field(
         default_factory=lambda: dict(DEFAULT_SLA_MINUTES))
+    #: The identity provider people sign in to the board with (one of
+    #: ``TANDEM_AUTH_OIDC_ISSUERS``); unset, the board is opened with ``?access_token=``.
+    login_issuer: str | None = None
+    #: The board's client id at that provider (a public client: PKCE, no secret).
+    login_client_id: str = "tandem-board"
+    login_scope: str = "openid profile"
+    #: The board's address as browsers reach it (for the redirect URI); unset, the request's.
+    public_url: str | None = None

@@ -20,8 +20,10 @@ from pydantic import ValidationError
 
 from dashboard.board import Board, event_services
 from dashboard.stream import EventHub, StreamEvent
+from tandem.auth import RevokedTokens
 from tandem.events import CloudEvent
 from tandem.kafka import ReadPositions, ensure_topics
+from tandem.revocations import REVOCATION_TOPIC, REVOKED, remember
 from tandem.settings import PlatformSettings
 
 log = logging.getLogger("dashboard.feed")
@@ -35,8 +37,11 @@ HISTORY_CHECK_S = 5.0
 class TopicFeed:
     """Consumes the topics into the board and the SSE hub until cancelled."""
 
-    def __init__(self, platform: PlatformSettings, board: Board, hub: EventHub) -> None:
+    def __init__(self, platform: PlatformSettings, board: Board, hub: EventHub,
+                 revoked: RevokedTokens | None = None) -> None:
         self.platform = platform
+        #: The tokens this dashboard refuses, kept from the catalog's revocation events.
+        self.revoked = revoked if revoked is not None else RevokedTokens()
         self.board = board
         self.hub = hub
         self.topics = [platform.topic(t) for t in TOPICS]
@@ -131,6 +136,12 @@ class TopicFeed:
             self.skipped += 1
             log.warning("skipped %s:%d:%d: not a Tandem event (%s)", record.topic,
                         record.partition, record.offset, str(exc)[:200])
+            return
+        if event.type == REVOKED:
+            # Only the catalog revokes; a revocation is the verifier's, not the board's.
+            if (record.topic == self.platform.topic(REVOCATION_TOPIC)
+                    and event.source == f"/tandem/{REVOCATION_TOPIC}"):
+                remember(self.revoked, event)
             return
         event_id = f"{record.topic}:{record.partition}:{record.offset}"
         if not self.board.apply(event, event_id):

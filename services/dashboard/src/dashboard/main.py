@@ -18,6 +18,7 @@ from types import FrameType
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from dashboard import sign_in
 from dashboard.board import Board
 from dashboard.config import DashboardSettings
 from dashboard.feed import TopicFeed
@@ -25,6 +26,7 @@ from dashboard.routes import STATIC_DIR, api, router
 from dashboard.stream import EventHub
 from tandem.api_docs import serve_api_docs
 from tandem.app import RequestContext
+from tandem.auth import TokenVerifier
 from tandem.inputs import InputGuard
 from tandem.logs import configure_logging
 from tandem.problems import install_problem_handlers
@@ -74,12 +76,13 @@ def create_app(platform: PlatformSettings | None = None,
         board = Board(settings)
         hub = EventHub(ring_size=settings.ring_size,
                        client_queue_size=settings.client_queue_size)
-        feed = TopicFeed(platform, board, hub)
+        verifier = TokenVerifier.from_settings(platform)
+        feed = TopicFeed(platform, board, hub, verifier.revoked)
         app.state.settings = settings
         app.state.board = board
         app.state.hub = hub
         app.state.feed = feed
-        app.state.jwt_secret = platform.jwt_secret
+        app.state.verifier = verifier
         task = asyncio.create_task(feed.run(), name="dashboard-feed")
         restore_signals = _end_streams_on_signal(hub)
         log.info("dashboard started")
@@ -101,6 +104,7 @@ def create_app(platform: PlatformSettings | None = None,
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(api)
+    app.include_router(sign_in.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(InputGuard)
     app.add_middleware(RequestContext, service="dashboard",

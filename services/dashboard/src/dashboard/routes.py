@@ -6,14 +6,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dashboard.board import Board
 from dashboard.config import DashboardSettings
 from dashboard.feed import TopicFeed
+from dashboard.sign_in import SESSION_COOKIE
 from dashboard.stream import EventHub, StreamFilter
-from tandem.auth import BEARER, Actor, bearer_token, decode_token
+from dashboard.value_stream import as_json, as_svg, compute, parse_scope, parse_span
+from tandem.auth import BEARER, Actor, bearer_token, verifier_of
+from tandem.db import utcnow
 from tandem.problems import Problem
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -35,14 +44,15 @@ def viewer(request: Request,
            access_token: Annotated[str | None, Query(
                description="The bearer token, for clients that cannot send headers "
                            "(a browser's EventSource).")] = None) -> Actor:
-    """Any valid token (every role may read): a Bearer header or ``?access_token=``."""
-    token = bearer_token(request) or access_token
+    """Any valid token (every role may read): a Bearer header, ``?access_token=``, or the
+    session cookie of a person who signed in (:mod:`dashboard.sign_in`)."""
+    token = bearer_token(request) or access_token or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise Problem(401, "A bearer token is required (header, or ?access_token= for the page "
                            "and the stream).",
                       headers={"WWW-Authenticate": 'Bearer realm="tandem"'},
                       type_="urn:tandem:problem:unauthorized")
-    return decode_token(request.app.state.jwt_secret, token)
+    return verifier_of(request).verify(token)
 
 
 Viewer = Annotated[Actor, Depends(viewer)]
@@ -96,6 +106,67 @@ async def stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get("/value-stream", include_in_schema=False)
+async def value_stream_page() -> FileResponse:
+    """The value stream map page; it carries no data, so it is served without a token."""
+    return FileResponse(STATIC_DIR / "value-stream.html", headers=PAGE_SECURITY_HEADERS)
+
+
+ScopeService = Annotated[str | None, Query(
+    description="The stream of one service (its catalog name).")]
+ScopeTeam = Annotated[str | None, Query(
+    description="The stream of every service the team owns or runs.")]
+ScopeSystem = Annotated[str | None, Query(
+    description="The stream of every service of the catalog's system.")]
+Window = Annotated[str | None, Query(
+    max_length=16, description="How far back: `30d`, `12h`, `4w` (default the setting, 30d).")]
+
+
+_UNKNOWN_SCOPE = {404: {"description": "The catalog has no team or system of that name."}}
+
+
+@api.get("/value-stream", summary="The value stream of a service, a team or a system",
+         responses=_UNKNOWN_SCOPE)
+async def value_stream(request: Request, _: Viewer, service: ScopeService = None,
+                       team: ScopeTeam = None, system: ScopeSystem = None,
+                       window: Window = None) -> dict[str, Any]:
+    """Stages commit → change requested → change authorized → deploy started → deployed, and
+    for failures incident opened → acknowledged → mitigated → resolved → review done: each
+    with p50 and p90, wait and work (seconds, summed over the items), the team holding it;
+    the flow efficiency and the costliest stage. Exactly one of service, team, system."""
+    settings: DashboardSettings = request.app.state.settings
+    scope = parse_scope(service, team, system)
+    window = window or settings.value_stream_window
+    span, now = parse_span(window), utcnow()
+    names, stream = compute(_board(request), scope, span, now)
+    return as_json(scope, window, names, stream, now, span)
+
+
+@api.get("/value-stream.svg", summary="The value stream map as SVG",
+         response_class=Response,
+         responses={200: {"content": {"image/svg+xml": {}}}, **_UNKNOWN_SCOPE})
+async def value_stream_svg(request: Request, _: Viewer, service: ScopeService = None,
+                           team: ScopeTeam = None, system: ScopeSystem = None,
+                           window: Window = None,
+                           download: Annotated[bool, Query(
+                               description="Answer as a file to save.")] = False) -> Response:
+    """The map drawn by the server: stage boxes with their times, the waits as a timeline
+    under them; paste it into a review."""
+    settings: DashboardSettings = request.app.state.settings
+    scope = parse_scope(service, team, system)
+    window = window or settings.value_stream_window
+    span, now = parse_span(window), utcnow()
+    _, stream = compute(_board(request), scope, span, now)
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+               "Content-Security-Policy": "default-src 'none'"}
+    if download:
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in scope.name)
+        headers["Content-Disposition"] = (
+            f'attachment; filename="value-stream-{scope.kind}-{safe}.svg"')
+    return Response(as_svg(scope, window, stream), media_type="image/svg+xml",
+                    headers=headers)
 
 
 @router.get("/livez", include_in_schema=False)

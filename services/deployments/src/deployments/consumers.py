@@ -14,7 +14,7 @@ from deployments.projections import (
     project_change,
     project_freeze,
     project_incident,
-    services_seen,
+    project_service,
 )
 from tandem.app import Reaction, ReactionHandler
 from tandem.events import CloudEvent
@@ -49,8 +49,9 @@ async def incident_moved(session: AsyncSession, event: CloudEvent,
 
 async def catalog_service_changed(session: AsyncSession, event: CloudEvent,
                                   settings: DeploymentsSettings) -> None:
-    """Keep the catalog service's view (which services a team has, for DORA by team)."""
-    await services_seen.apply(session, event)
+    """Keep the catalog service's view (which services a team has, for DORA by team; which
+    repository names it, for the webhooks)."""
+    await project_service(session, event)
 
 
 HANDLERS: dict[str, ReactionHandler] = {

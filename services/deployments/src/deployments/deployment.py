@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployments.models import Deployment, DeploymentPublic, GatePublic
 from tandem.aggregate import Aggregate
-from tandem.transitions import StateMachine
+from tandem.transitions import StateMachine, TransitionRequest
 
 LIFECYCLE = StateMachine(
     "deployment",
@@ -28,6 +28,12 @@ LIFECYCLE = StateMachine(
         "canceled": set(),
     },
 )
+
+
+class DeploymentTransitionRequest(TransitionRequest):
+    """The body of ``POST /api/v1/deployments/{ref}/transitions``."""
+
+    machines = (LIFECYCLE,)
 
 
 def gate_public(dep: Any) -> GatePublic:
@@ -47,7 +53,8 @@ def public(dep: Any) -> DeploymentPublic:
         "artifact": dep.artifact, "ref": dep.ref, "commits": dep.commits,
         "pipeline": dep.pipeline, "triggered_by": dep.triggered_by, "change_id": dep.change_id,
         "status": dep.status, "gate": gate_public(dep), "rework": dep.rework,
-        "fixes": dep.fixes,
+        "fixes": dep.fixes, "external_id": dep.external_id,
+        "summary": dep.summary, "links": dep.links,
         "recovery": {"kind": dep.recovery, "deployment_id": dep.recovers_deployment_id,
                      "incident_id": dep.recovers_incident_id} if dep.recovery else None,
         "allowed_transitions": LIFECYCLE.allowed(dep.status), "started_at": dep.started_at,

@@ -50,7 +50,8 @@ async def record_outcome(session: AsyncSession, dep: Deployment, to: str,
     if to == "succeeded":
         fact.deployed_at = fact.finished_at = now
         fact.lead_times_s = list(lead_times(
-            (datetime.fromisoformat(c["committed_at"]) for c in dep.commits), now))
+            (datetime.fromisoformat(c["committed_at"]) for c in dep.commits
+             if c.get("committed_at")), now))
     elif to in ("failed", "canceled"):
         fact.finished_at = now
     elif to == "rolled_back":

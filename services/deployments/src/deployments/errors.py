@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tandem.errors import Conflict
+from tandem.errors import Conflict, Invalid
 
 
 class GateNotAllowed(Conflict):
@@ -20,3 +20,13 @@ class GateNotAllowed(Conflict):
     def __init__(self, number: str, gate: dict[str, Any], allowed: list[str]) -> None:
         super().__init__(f"Deployment {number} cannot start: its gate is {gate['decision']}.",
                          gate=gate, allowed=allowed)
+
+
+class UnknownEnvironment(Invalid):
+    """A sender named an environment the environment map does not know."""
+
+    code = "unknown-environment"
+
+    def __init__(self, name: str) -> None:
+        super().__init__("environment", f"{name[:100]!r} is not in the environment map "
+                         "(TANDEM_DEPLOYMENTS_ENVIRONMENT_MAP); add it as name=environment.")

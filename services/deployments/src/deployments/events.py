@@ -22,6 +22,9 @@ class DeploymentCreated(EventData):
 
     event_type: ClassVar[str] = "tandem.deployment.created"
     deployment: DeploymentPublic
+    #: History (``tandem import deployments``): counted at its own times; no service reacts
+    #: to it as to a live deployment (no incident, no freeze, no notification).
+    imported: bool = False
 
 
 class DeploymentUpdated(EventData):

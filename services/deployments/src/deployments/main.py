@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from deployments import change_events, history, webhooks
 from deployments.config import DeploymentsSettings
 from deployments.consumers import REACTIONS
 from deployments.gate_polls import GateSignals, wake_gate_readers
@@ -20,7 +21,7 @@ def create_app(platform: PlatformSettings | None = None,
         title="Tandem deployments",
         description="Deployment records for pipelines, the production gate, and live DORA.",
         settings=settings or DeploymentsSettings(),
-        routers=[router, dora_router],
+        routers=[router, history.router, dora_router, webhooks.router, change_events.router],
         reactions=[REACTIONS],
         on_event_applied=wake_gate_readers,
     )

@@ -62,9 +62,20 @@ class Deployment(ServiceTable, AggregateColumns, table=True):
     recovers_incident_id: uuid.UUID | None = None
     started_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Col(default=None, sa_type=UTCDateTime)
+    #: The deployment's id at the tool that reported it (``github:acme/api:123``,
+    #: ``gitlab:42:7``, ``pagerduty:<digest>``, ``import:<id>``): one deployment per id.
+    external_id: str | None = Col(default=None, max_length=300)
+    #: Recorded from history (``tandem import deployments``): counted, never reacted to.
+    imported: bool = False
+    #: What the reporting tool said of it (a PagerDuty change event's summary), if anything.
+    summary: str | None = Col(default=None, max_length=1024)
+    #: Links the reporting tool gave (``[{href, text}]``): its build, its log.
+    links: list[dict[str, Any]] = Col(default_factory=list,
+                                      sa_column=Column(JSONType, nullable=False))
 
     __table_args__ = (
         Index("ix_deployment_created", "created_at", "id"),
+        Index("ux_deployment_external_id", "external_id", unique=True),
         Index("ix_deployment_service_env", "service", "environment", "status"),
     )
 
@@ -128,7 +139,8 @@ class IncidentView(ServiceTable, table=True):
 
 
 class ServiceView(ServiceTable, table=True):
-    """The projection of a service from ``tandem.catalog`` (DORA by team)."""
+    """The projection of a service from ``tandem.catalog`` (DORA by team; the repository whose
+    CI jobs may deploy it)."""
 
     __tablename__ = "service_view"
 
@@ -136,6 +148,22 @@ class ServiceView(ServiceTable, table=True):
     name: str = Col(max_length=100, index=True)
     owner_team: str | None = Col(default=None, max_length=100, index=True)
     operations_team: str | None = Col(default=None, max_length=100, index=True)
+    #: Where its code lives (``github.com/acme/payments``): a webhook's repository names it.
+    repository: str | None = Col(default=None, max_length=255, index=True)
+    #: Where CI jobs of its repository may deploy it (empty: anywhere).
+    ci_environments: list[str] = Col(default_factory=list,
+                                     sa_column=Column(JSONType, nullable=False))
+
+
+class IntegrationDelivery(ServiceTable, table=True):
+    """A webhook delivery already applied (``X-GitHub-Delivery``, GitLab's event UUID): a
+    redelivery changes nothing."""
+
+    __tablename__ = "integration_delivery"
+
+    sender: str = Col(primary_key=True, max_length=16)
+    delivery_id: str = Col(primary_key=True, max_length=255)
+    received_at: datetime = Col(sa_type=UTCDateTime)
 
 
 class DoraFact(ServiceTable, table=True):
@@ -172,6 +200,19 @@ class Commit(BaseModel):
 
     sha: str = Field(pattern=r"^[0-9a-fA-F]{7,64}$")
     committed_at: AwareDatetime
+
+
+class CommitPublic(BaseModel):
+    """A deployed commit; its time is null when the tool that reported it did not say (a
+    GitHub or GitLab deployment names its sha only), and then no lead time is counted."""
+
+    sha: str
+    committed_at: datetime | None = None
+
+
+class Link(BaseModel):
+    href: str
+    text: str | None = None
 
 
 class PipelineRun(BaseModel):
@@ -244,7 +285,7 @@ class DeploymentPublic(BaseModel):
     software_version: str
     artifact: str | None
     ref: str | None
-    commits: list[Commit]
+    commits: list[CommitPublic]
     pipeline: PipelineRun | None
     triggered_by: str
     change_id: uuid.UUID | None
@@ -253,6 +294,11 @@ class DeploymentPublic(BaseModel):
     rework: bool
     fixes: str | None = None
     recovery: Recovery | None = None
+    #: Its id at the tool that reported it (a GitHub deployment, an imported record), or null.
+    external_id: str | None = None
+    #: What the reporting tool said of it (a change event's summary), and its links.
+    summary: str | None = None
+    links: list[Link] = Field(default_factory=list)
     allowed_transitions: list[str]
     started_at: datetime | None
     finished_at: datetime | None

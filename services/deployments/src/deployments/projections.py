@@ -20,6 +20,7 @@ from deployments.models import ChangeView, FreezeView, IncidentView, ServiceView
 from deployments.rules.gate import ChangeFacts, change_rejected
 from tandem.events import CloudEvent
 from tandem.projection import Projection, Snapshot
+from tandem.vocabulary import repository_name
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -92,6 +93,9 @@ class ServiceSnapshot(Snapshot):
     name: str
     owner_team: str | None = None
     operations_team: str | None = None
+    #: ``github.com/acme/payments``; events before the catalog kept it have none.
+    repository: str | None = None
+    ci_environments: list[str] = Field(default_factory=list)
 
 
 changes_seen = Projection(ChangeView, ChangeSnapshot)
@@ -146,6 +150,21 @@ async def project_incident(session: AsyncSession, event: CloudEvent) -> Incident
 
 def _uuid(value: Any) -> uuid.UUID | None:
     return uuid.UUID(str(value)) if value else None
+
+
+async def project_service(session: AsyncSession, event: CloudEvent) -> ServiceSnapshot:
+    """Keep the catalog service's view, its repository named as
+    :func:`~tandem.vocabulary.repository_name` names it."""
+    service = services_seen.read(event)
+    return await services_seen.apply(session, event, derived={
+        "repository": repository_name(service.repository) if service.repository else None})
+
+
+async def service_of_repository(session: AsyncSession, repository: str) -> str | None:
+    """The catalog's service whose ``repository`` is ``repository``, if one is."""
+    return (await session.scalars(select(ServiceView.name).where(
+        ServiceView.repository == repository_name(repository)).order_by(
+        ServiceView.name))).first()
 
 
 async def services_of_team(session: AsyncSession, team: str) -> list[str]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import or_, select
 
 from deployments.config import Settings
-from deployments.deployment import deployments, public
+from deployments.deployment import DeploymentTransitionRequest, deployments, public
 from deployments.dora_facts import dora_report
 from deployments.gate_polls import gate_answer
 from deployments.lifecycle import record_deployment, transition
@@ -22,15 +22,14 @@ from deployments.models import (
     Environment,
     GateAnswer,
 )
+from deployments.pipeline_scope import check_pipeline_scope
 from deployments.projections import services_of_team
 from tandem.app import Session
 from tandem.auth import Pipeline, Reader
 from tandem.db import utcnow
-from tandem.dora import parse_window
+from tandem.dora import WINDOW_PATTERN, parse_window
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import page
-from tandem.problems import Problem
-from tandem.transitions import TransitionRequest
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 dora_router = APIRouter(prefix="/api/v1/dora", tags=["dora"])
@@ -42,6 +41,8 @@ async def create_deployment(body: DeploymentCreate, session: Session, settings: 
     """Record a deployment and decide its gate (201 with ``gate``); retries replay."""
     if (replay := await idem.replay(session)) is not None:
         return replay
+    await check_pipeline_scope(session, actor, body.service, body.environment.value,
+                               rule="create")
     snapshot = await record_deployment(session, settings, body, actor=actor.sub)
     return await idem.respond(session, snapshot, location=f"/api/v1/deployments/{snapshot.id}")
 
@@ -49,11 +50,19 @@ async def create_deployment(body: DeploymentCreate, session: Session, settings: 
 @router.get("", response_model=DeploymentsPage)
 async def list_deployments(
     session: Session, _: Reader,
-    status: str | None = None,
-    service_name: Annotated[str | None, Query(alias="service")] = None,
-    environment: Environment | None = None,
-    change_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+    status: Annotated[str | None, Query(
+        description="Only deployments in this state.", examples=["failed"])] = None,
+    service_name: Annotated[str | None, Query(
+        alias="service", description="Only this service's deployments.",
+        examples=["checkout"])] = None,
+    environment: Annotated[Environment | None, Query(
+        description="Only deployments to this environment.")] = None,
+    change_id: Annotated[uuid.UUID | None, Query(
+        description="Only the deployments that carry this change (or were gated by it).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many per page.")] = 50,
+    cursor: Annotated[str | None, Query(
+        description="The next_cursor of the page before; absent for the first page.")] = None,
 ) -> DeploymentsPage:
     stmt = select(Deployment)
     if status:
@@ -63,11 +72,8 @@ async def list_deployments(
     if environment:
         stmt = stmt.where(Deployment.environment == environment.value)
     if change_id:
-        try:
-            wanted = uuid.UUID(change_id)
-        except ValueError:
-            raise Problem(400, f"change_id {change_id!r} is not a UUID.") from None
-        stmt = stmt.where(or_(Deployment.change_id == wanted, Deployment.gate_change_id == wanted))
+        stmt = stmt.where(or_(Deployment.change_id == change_id,
+                              Deployment.gate_change_id == change_id))
     items, next_cursor = await page(session, stmt, Deployment, limit=limit, cursor=cursor)
     return DeploymentsPage(items=[public(d) for d in items], next_cursor=next_cursor)
 
@@ -78,10 +84,11 @@ async def get_deployment(ref: str, session: Session, _: Reader) -> JSONBody:
 
 
 @router.post("/{ref}/transitions", response_model=DeploymentPublic)
-async def transition_deployment(ref: str, body: TransitionRequest, request: Request,
+async def transition_deployment(ref: str, body: DeploymentTransitionRequest, request: Request,
                                 session: Session, actor: Pipeline) -> JSONBody:
     """Move a deployment (``in_progress`` needs an allowed gate); ``If-Match`` honoured."""
     dep = await deployments.get(session, ref, for_update=True)
+    await check_pipeline_scope(session, actor, dep.service, dep.environment, rule="move")
     check_if_match(request, dep.version)
     return resource_response(await transition(session, dep, body.to, body.reason,
                                               actor=actor.sub))
@@ -101,17 +108,17 @@ async def get_dora(
     session: Session, settings: Settings, _: Reader,
     service_name: Annotated[str | None, Query(alias="service", max_length=100)] = None,
     environment: Environment = Environment.production,
-    window: Annotated[str, Query(max_length=8)] = "30d",
+    window: Annotated[str, Query(
+        max_length=5, pattern=WINDOW_PATTERN,
+        description="How far back from now: a number of hours, days or weeks.",
+        examples=["30d", "12h", "4w"])] = "30d",
     team: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$",
                                       description="Only the services this team owns or runs "
                                                   "(as the catalog says).")] = None,
 ) -> DoraReport:
     """DORA for one service (or all, or a team's) and environment over the last ``window``
     (``30d``)."""
-    try:
-        span = parse_window(window)
-    except ValueError as exc:
-        raise Problem(400, str(exc), type_="urn:tandem:problem:bad-window") from None
+    span = parse_window(window)  # the pattern above admits only windows it reads
     services = await services_of_team(session, team) if team else None
     return await dora_report(session, service=service_name, environment=environment,
                              window=window, span=span, until=utcnow(),

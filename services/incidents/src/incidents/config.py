@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, ClassVar
@@ -13,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tandem.app import service_settings
 from tandem.auth import parse_ttl
-from tandem.settings import ServiceSettings
+from tandem.settings import ServiceSettings, parse_routing_keys
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -66,6 +65,10 @@ class IncidentsSettings(ServiceSettings):
     #: When a deployment recovering from a failure succeeds, its incident is mitigated; with
     #: this, resolved too (``rolled_back`` for a rollback, ``resolved_by_change`` otherwise).
     resolve_on_recovery: bool = False
+    #: A post-incident review is due this many working days (Monday to Friday) after its
+    #: incident is resolved; the check looks for overdue ones every ``review_check_interval_s``.
+    review_due_working_days: int = Field(default=5, ge=1, le=60)
+    review_check_interval_s: float = Field(default=60.0, gt=0)
 
     @field_validator("sla_pause_on_hold")
     @classmethod
@@ -133,23 +136,6 @@ class IncidentsSettings(ServiceSettings):
 
 #: The running service's settings, as a route dependency.
 Settings = Annotated[IncidentsSettings, Depends(service_settings)]
-
-
-def parse_routing_keys(value: str) -> dict[str, tuple[str, str]]:
-    """``"k1=api,k2=web@staging"`` -> ``{"k1": ("api", "production"), "k2": ("web",
-    "staging")}``."""
-    routes: dict[str, tuple[str, str]] = {}
-    for pair in filter(None, (p.strip() for p in value.split(","))):
-        key, sep, target = pair.partition("=")
-        service, _, environment = target.strip().partition("@")
-        if not sep or not key.strip() or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", service):
-            raise ValueError(f"routing key entry {pair!r} is not key=service (a lower-case "
-                             "service name)")
-        environment = environment or "production"
-        if environment not in ("production", "staging", "testing", "development"):
-            raise ValueError(f"routing key entry {pair!r} names an unknown environment")
-        routes[key.strip()] = (service, environment)
-    return routes
 
 
 def parse_sla_targets(value: str) -> dict[int, tuple[int | None, int | None]]:

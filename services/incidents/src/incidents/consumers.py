@@ -24,11 +24,14 @@ from incidents.models import Incident
 from incidents.notes import add_note
 from incidents.projections import (
     DeploymentSnapshot,
+    deployments_seen,
     project_change,
     project_deployment,
+    project_freeze,
     project_service,
     service_named,
 )
+from incidents.reviews import close_actions_fixed_by
 from incidents.rules.lifecycle import FINAL_STATES, OPEN_STATES, ResolutionCode
 from incidents.schemas import IncidentCreate, Source, Status, TransitionRequest
 from tandem.app import Reaction, ReactionHandler
@@ -53,6 +56,17 @@ async def deployment_moved(session: AsyncSession, event: CloudEvent,
         await deployment_failed(session, event, settings, deployment, to)
     elif to == "succeeded" and deployment.environment == "production":
         await recovery_succeeded(session, event, settings, deployment)
+        await fix_deployed(session, event, deployment)
+
+
+async def fix_deployed(session: AsyncSession, event: CloudEvent,
+                       deployment: DeploymentSnapshot) -> None:
+    """The developers' fix closes the operations' finding: a production deployment carrying a
+    change succeeded, so the review action items naming that change close themselves."""
+    view = await deployments_seen.get(session, deployment.id)
+    if view is not None:
+        await close_actions_fixed_by(session, view, actor=event.actor,
+                                     at=deployment.finished_at or event.time)
 
 
 async def _recovered_incident(session: AsyncSession,
@@ -98,7 +112,9 @@ async def recovery_succeeded(session: AsyncSession, event: CloudEvent,
                 else ResolutionCode.resolved_by_change)
         await move_incident(session, incident, TransitionRequest(
             to=Status.resolved, reason=f"recovery deployment {deployment.number} succeeded",
-            resolution_code=code, resolution_notes=text), actor=event.actor)
+            resolution_code=code, resolution_notes=text), actor=event.actor,
+            pausing_hold_reasons=settings.sla_pausing_hold_reasons,
+            review_due_working_days=settings.review_due_working_days)
 
 
 async def deployment_failed(session: AsyncSession, event: CloudEvent,
@@ -141,6 +157,12 @@ async def change_changed(session: AsyncSession, event: CloudEvent,
     await project_change(session, event)
 
 
+async def freeze_changed(session: AsyncSession, event: CloudEvent,
+                         settings: IncidentsSettings) -> None:
+    """A freeze began, moved or ended: keep its view (a review's timeline shows it)."""
+    await project_freeze(session, event)
+
+
 async def catalog_service_changed(session: AsyncSession, event: CloudEvent,
                                   settings: IncidentsSettings) -> None:
     """The catalog wrote a service down or changed who runs it: keep its view, and give its
@@ -159,6 +181,8 @@ HANDLERS: dict[str, ReactionHandler] = {
     "tandem.change.updated": change_changed,
     "tandem.change.transitioned": change_changed,
     "tandem.change.approval_recorded": change_changed,
+    "tandem.freeze.created": freeze_changed,
+    "tandem.freeze.transitioned": freeze_changed,
     "tandem.service.created": catalog_service_changed,
     "tandem.service.updated": catalog_service_changed,
 }

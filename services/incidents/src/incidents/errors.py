@@ -44,3 +44,25 @@ class NoteNotFound(NotFound):
     def __init__(self, number: str, note_id: str) -> None:
         shown = note_id[:64].replace("\x00", "")
         DomainError.__init__(self, f"Incident {number} has no note {shown}.")
+
+
+class ReviewCompleted(Conflict):
+    """A completed review is the record: nothing is added to it any more."""
+
+    code = "review-completed"
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"Review {number} is completed; it takes no more factors or actions.",
+                         allowed=[])
+
+
+class ChangeUnknown(Invalid):
+    """An action item names a change this service has not heard of."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__("change", f"no change {ref[:64]!r} is known (give its id or number)")
+
+
+class ActionNotFound(NotFound):
+    def __init__(self, number: str, ref: str) -> None:
+        DomainError.__init__(self, f"Review {number} has no action item {ref[:64]}.")

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from incidents.schemas import IncidentPublic, Note, Suspect
+from incidents.schemas import ActionPublic, Factor, IncidentPublic, Note, ReviewPublic, Suspect
 from tandem.aggregate import EventData, event_catalog
 
 
@@ -26,6 +26,11 @@ class _Data(EventData):
 
 class IncidentCreated(_Data):
     event_type: ClassVar[str] = "tandem.incident.created"
+
+    imported: bool = Field(
+        default=False, description="History (``tandem import incidents``): counted in the "
+                                   "metrics at its own times; nothing reacts to it as to a live "
+                                   "incident (no freeze, no notification).")
 
 
 class IncidentUpdated(_Data):
@@ -77,7 +82,60 @@ class IncidentCauseConfirmed(_Data):
     priority: int
 
 
+class _ReviewData(EventData):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    review: ReviewPublic = Field(description="The post-incident review after the change.")
+
+
+class ReviewCreated(_ReviewData):
+    """A resolved major incident got its review (timeline, cause and stream filled in)."""
+
+    event_type: ClassVar[str] = "tandem.review.created"
+
+
+class ReviewTransitioned(_ReviewData):
+    event_type: ClassVar[str] = "tandem.review.transitioned"
+
+    from_: str = Field(alias="from", description="The status before the move.")
+    to: str = Field(description="The status after the move.")
+    reason: str = ""
+
+
+class ReviewFactorAdded(_ReviewData):
+    event_type: ClassVar[str] = "tandem.review.factor_added"
+
+    factor: Factor
+
+
+class ReviewActionAdded(_ReviewData):
+    event_type: ClassVar[str] = "tandem.review.action_added"
+
+    action: ActionPublic
+
+
+class ReviewActionClosed(_ReviewData):
+    """An action item closed: by a person, or by itself when a production deployment
+    carrying its change succeeded (``deployment_id`` set)."""
+
+    event_type: ClassVar[str] = "tandem.review.action_closed"
+
+    action: ActionPublic
+    deployment_id: uuid.UUID | None = None
+
+
+class ReviewDueBreached(_ReviewData):
+    """The review was not completed by its due date (found by the periodic check)."""
+
+    event_type: ClassVar[str] = "tandem.review.due_breached"
+
+    due_at: datetime
+    detected_at: datetime
+
+
 EVENT_DATA = event_catalog(
     IncidentCreated, IncidentUpdated, IncidentTransitioned, IncidentAnnotated,
     IncidentSlaBreached, IncidentSuspectsFound, IncidentCauseConfirmed,
+    ReviewCreated, ReviewTransitioned, ReviewFactorAdded, ReviewActionAdded,
+    ReviewActionClosed, ReviewDueBreached,
 )

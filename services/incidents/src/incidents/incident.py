@@ -21,6 +21,7 @@ from incidents.config import IncidentsSettings
 from incidents.errors import IncidentFinal, ManagerDecision, MitigationOutOfRange
 from incidents.models import Incident
 from incidents.policy_store import load_policy
+from incidents.reviews import open_review
 from incidents.rules.lifecycle import (
     FINAL_STATES,
     LIFECYCLE,
@@ -35,6 +36,7 @@ from incidents.rules.policy import (
     pauses_resolution,
     set_due_times,
 )
+from incidents.rules.reviews import needs_review
 from incidents.schemas import (
     IncidentCreate,
     IncidentPublic,
@@ -186,10 +188,12 @@ async def raise_priority(session: AsyncSession, settings: IncidentsSettings,
 
 async def move_incident(session: AsyncSession, incident: Incident, body: TransitionRequest, *,
                         actor: str,
-                        pausing_hold_reasons: frozenset[str] = frozenset()) -> IncidentPublic:
+                        pausing_hold_reasons: frozenset[str] = frozenset(),
+                        review_due_working_days: int = 5) -> IncidentPublic:
     """Move ``incident`` (read for update) along its lifecycle, with each state's facts; the
     resolution SLA pauses while it is resolved or on hold for one of
-    ``pausing_hold_reasons``, and its due time moves on when it resumes."""
+    ``pausing_hold_reasons``, and its due time moves on when it resumes. A major incident
+    resolved gets its post-incident review, due ``review_due_working_days`` later."""
     to = body.to.value
     check_move(incident.status, to, on_hold_reason=body.on_hold_reason,
                resolution_code=body.resolution_code, resolution_notes=body.resolution_notes)
@@ -201,8 +205,13 @@ async def move_incident(session: AsyncSession, incident: Incident, body: Transit
     if to not in FINAL_STATES:
         follow_resolution_pause(incident, now=now, paused=pauses_resolution(
             incident.status, incident.on_hold_reason, pausing_hold_reasons))
-    return await incidents.record(session, incident, events.IncidentTransitioned, actor=actor,
-                                  now=now, from_=before, to=to, reason=body.reason)
+    snapshot = await incidents.record(session, incident, events.IncidentTransitioned,
+                                      actor=actor, now=now, from_=before, to=to,
+                                      reason=body.reason)
+    if needs_review(major=incident.major, to=to):
+        await open_review(session, incident, due_working_days=review_due_working_days,
+                          actor=actor)
+    return snapshot
 
 
 async def assign_unassigned(session: AsyncSession, service: str, group: str, *,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from incidents import monitor_events
 from incidents.config import Settings
 from tandem.app import Runtime
+from tandem.pagerduty import describe, inline_schema, invalid
 
 router = APIRouter(tags=["monitor ingest"])
 
@@ -50,49 +51,17 @@ class MonitorEvent(BaseModel):
     images: list[dict[str, Any]] | None = None
 
 
-def invalid(errors: list[str], status: str = "invalid event") -> JSONResponse:
-    """PagerDuty's 400 answer."""
-    return JSONResponse({"status": status, "message": "Event object is invalid",
-                         "errors": errors}, status_code=400)
-
-
 def accepted(dedup_key: str, message: str = "Event processed") -> JSONResponse:
     """PagerDuty's 202 answer."""
     return JSONResponse({"status": "success", "message": message, "dedup_key": dedup_key},
                         status_code=202)
 
 
-def _describe(exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "event"
-        out.append(f"'{where}': {err['msg']}")
-    return out
-
-
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON Schema with its ``$defs`` inlined (for the OpenAPI request body)."""
-    schema = model.model_json_schema(by_alias=True)
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
-            return {k: inline(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    return inline(schema)  # type: ignore[no-any-return]
-
-
 @router.post(
     "/v2/enqueue", status_code=202,
     summary="Send a monitor event (PagerDuty Events API v2)",
     openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": _inline_schema(MonitorEvent)}}}},
+        "application/json": {"schema": inline_schema(MonitorEvent)}}}},
     responses={400: {"description": "Invalid event, in PagerDuty's shape"}},
 )
 async def enqueue(request: Request, settings: Settings, runtime: Runtime) -> JSONResponse:
@@ -111,7 +80,7 @@ async def enqueue(request: Request, settings: Settings, runtime: Runtime) -> JSO
     try:
         event = MonitorEvent.model_validate(raw)
     except ValidationError as exc:
-        return invalid(_describe(exc))
+        return invalid(describe(exc))
     route = settings.routes().get(event.routing_key)
     if route is None:
         return invalid(["'routing_key' is not a routing key of any Tandem service "
@@ -127,7 +96,7 @@ async def enqueue(request: Request, settings: Settings, runtime: Runtime) -> JSO
         try:
             monitor_events.incident_body(service_name, environment, alert)
         except ValidationError as exc:
-            return invalid(_describe(exc))
+            return invalid(describe(exc))
     elif event.dedup_key is None:
         return invalid([f"'dedup_key' is required for {event.event_action}"])
     else:

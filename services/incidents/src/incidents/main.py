@@ -6,8 +6,11 @@ from fastapi import FastAPI
 
 from incidents.config import IncidentsSettings
 from incidents.consumers import REACTIONS
+from incidents.history import router as history_router
 from incidents.ingest import router as ingest_router
 from incidents.monitor_events import monitor_applier_job
+from incidents.review_routes import review_metrics_router, review_router
+from incidents.reviews import review_check_job
 from incidents.routes import metrics_router, policy_router, router
 from incidents.sla import sla_check_job
 from tandem.app import ServiceSpec, create_service_app
@@ -21,8 +24,9 @@ def create_app(platform: PlatformSettings | None = None,
         title="Tandem incidents",
         description="ITIL incident management, fed by people, monitors and deployments.",
         settings=settings or IncidentsSettings(),
-        routers=[router, policy_router, metrics_router, ingest_router],
+        routers=[router, history_router, policy_router, metrics_router, ingest_router,
+                 review_router, review_metrics_router],
         reactions=[REACTIONS],
-        jobs=[sla_check_job, monitor_applier_job],
+        jobs=[sla_check_job, review_check_job, monitor_applier_job],
     )
     return create_service_app(spec, platform)

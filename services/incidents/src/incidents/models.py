@@ -35,6 +35,7 @@ class Incident(ServiceTable, AggregateColumns, table=True):
         # The SLA check scans open incidents by due time.
         Index("ix_incident_response_due", "response_due_at"),
         Index("ix_incident_resolution_due", "resolution_due_at"),
+        Index("ux_incident_external_id", "external_id", unique=True),
     )
 
     title: str = Column(max_length=200)
@@ -78,6 +79,8 @@ class Incident(ServiceTable, AggregateColumns, table=True):
     resolution_paused_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
     #: Seconds the resolution clock stood still in earlier pauses (already in its due time).
     resolution_paused_seconds: float = 0.0
+    #: Its id where it came from (``import:<id>``, a PagerDuty incident's): one incident per id.
+    external_id: str | None = Column(default=None, max_length=300)
 
 
 class MonitorEventRecord(ServiceTable, table=True):
@@ -198,3 +201,72 @@ class ServiceView(ServiceTable, table=True):
     operations_team: str | None = Column(default=None, index=True, max_length=100)
     tier: int | None = None
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class FreezeView(ServiceTable, table=True):
+    """What this service knows of freezes, from ``tandem.changes``: the freezes a
+    post-incident review's timeline shows around its incident."""
+
+    __tablename__ = "freeze_view"
+
+    id: uuid.UUID = Column(primary_key=True)
+    number: str = Column(max_length=16)
+    #: The services frozen; empty for every service.
+    services: list[str] = Column(sa_column=SAColumn(JSONType, nullable=False))
+    starts_at: datetime = Column(sa_type=UTCDateTime)
+    ends_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    status: str = Column(max_length=16)
+    source: str = Column(max_length=16)
+    incident_id: uuid.UUID | None = Column(default=None, index=True)
+    reason: str = Column(default="", sa_column=SAColumn(Text, nullable=False))
+    updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Review(ServiceTable, AggregateColumns, table=True):
+    """A post-incident review of a resolved major incident: the aggregate ``review``
+    (``PIR`` numbers). Owned by the service's operations team, its owner team taking part."""
+
+    incident_id: uuid.UUID = Column(unique=True)
+    incident_number: str = Column(max_length=16)
+    incident_title: str = Column(max_length=200)
+    service: str = Column(index=True, max_length=100)
+    priority: int
+    status: str = Column(index=True, max_length=16)
+    owner_team: str | None = Column(default=None, index=True, max_length=100)
+    participant_team: str | None = Column(default=None, index=True, max_length=100)
+    due_at: datetime = Column(sa_type=UTCDateTime, index=True)
+    started_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    breached_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    #: What happened around the incident, across the services, oldest first (frozen at start).
+    timeline: list[dict[str, Any]] = Column(sa_column=SAColumn(JSONType, nullable=False))
+    #: The cause as the incident holds it: status and the deployment and change, if any.
+    cause: dict[str, Any] = Column(sa_column=SAColumn(JSONType, nullable=False))
+    #: The failure's value-stream stages (tandem.value_stream): wait and work of each.
+    stream: list[dict[str, Any]] = Column(sa_column=SAColumn(JSONType, nullable=False))
+    factors: list[dict[str, Any]] = Column(sa_column=SAColumn(JSONType, nullable=False))
+
+
+class ReviewAction(ServiceTable, table=True):
+    """An action item of a review; one naming a change closes itself when a production
+    deployment carrying that change succeeds."""
+
+    __tablename__ = "review_action"
+    __table_args__ = (UniqueConstraint("review_id", "seq", name="uq_review_action_seq"),)
+
+    id: uuid.UUID = Column(primary_key=True)
+    review_id: uuid.UUID = Column(index=True)
+    #: 1, 2, ... within the review (``PIR0000001-2``).
+    seq: int
+    title: str = Column(max_length=200)
+    team: str | None = Column(default=None, index=True, max_length=100)
+    change_id: uuid.UUID | None = Column(default=None, index=True)
+    change_number: str | None = Column(default=None, max_length=16)
+    status: str = Column(index=True, max_length=16)
+    created_by: str = Column(max_length=255)
+    created_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
+    closed_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    closed_by: str | None = Column(default=None, max_length=255)
+    closed_by_deployment_id: uuid.UUID | None = Column(default=None)
+    closed_by_deployment_number: str | None = Column(default=None, max_length=16)

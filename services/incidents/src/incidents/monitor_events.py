@@ -179,10 +179,11 @@ async def apply_batch(session: AsyncSession, settings: IncidentsSettings,
         to = "acknowledged" if row.action == "acknowledge" else "resolved"
         if to == "resolved" and incident.status == "on_hold":
             # The condition cleared: whatever the incident waited for no longer matters.
-            await monitor_move(session, incident, "in_progress", row.action, row.actor)
+            await monitor_move(session, settings, incident, "in_progress", row.action,
+                               row.actor)
         # An incident someone already works on stays where it is on a late acknowledge.
         if LIFECYCLE.can(incident.status, to):
-            await monitor_move(session, incident, to, row.action, row.actor)
+            await monitor_move(session, settings, incident, to, row.action, row.actor)
     for seen in repeats.values():
         await _note_repeats(session, seen)
     return done
@@ -265,8 +266,8 @@ def _describe_alert(alert: dict[str, Any]) -> str:
     return "\n".join(lines)[:10000]
 
 
-async def monitor_move(session: AsyncSession, incident: Incident, to: str, action: str,
-                       actor: str) -> None:
+async def monitor_move(session: AsyncSession, settings: IncidentsSettings,
+                       incident: Incident, to: str, action: str, actor: str) -> None:
     """Move the monitor's incident (read for update) as its acknowledge or resolve asks."""
     body = TransitionRequest(
         to=Status(to), reason=f"{action} from monitor",
@@ -274,4 +275,5 @@ async def monitor_move(session: AsyncSession, incident: Incident, to: str, actio
         resolution_notes="The monitor reported the condition cleared." if to == "resolved"
         else None,
     )
-    await move_incident(session, incident, body, actor=actor)
+    await move_incident(session, incident, body, actor=actor,
+                        review_due_working_days=settings.review_due_working_days)

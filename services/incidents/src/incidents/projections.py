@@ -12,11 +12,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from incidents.models import ChangeView, DeploymentView, ServiceView
+from incidents.models import ChangeView, DeploymentView, FreezeView, ServiceView
 from tandem.events import CloudEvent
 from tandem.projection import Projection, Snapshot
 
@@ -68,6 +68,21 @@ class ServiceSnapshot(Snapshot):
     tier: int | None = None
 
 
+class FreezeSnapshot(Snapshot):
+    """The fields of ``data.freeze`` this service reads (a review's timeline)."""
+
+    id: uuid.UUID
+    number: str
+    services: list[str] = Field(default_factory=list)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    ended_at: datetime | None = None
+    status: str
+    source: str = "manual"
+    incident_id: uuid.UUID | None = None
+    reason: str = ""
+
+
 #: Deployment states in which it never ran (no suspect, no deployment time).
 NEVER_RAN = ("requested", "canceled")
 #: Deployment states in which it went live (served production).
@@ -78,6 +93,7 @@ IMPLEMENTED = ("implement", "review", "closed")
 deployments_seen = Projection(DeploymentView, DeploymentSnapshot, keep=("deployed_at",))
 changes_seen = Projection(ChangeView, ChangeSnapshot, keep=("implemented_at",))
 services_seen = Projection(ServiceView, ServiceSnapshot)
+freezes_seen = Projection(FreezeView, FreezeSnapshot)
 
 
 async def project_deployment(session: AsyncSession, event: CloudEvent) -> DeploymentSnapshot:
@@ -113,6 +129,11 @@ async def project_change(session: AsyncSession, event: CloudEvent) -> ChangeSnap
         "updated_at": event.time,
         "implemented_at": event.time if status in IMPLEMENTED else None,
     })
+
+
+async def project_freeze(session: AsyncSession, event: CloudEvent) -> FreezeSnapshot:
+    """Keep the view of the event's freeze current."""
+    return await freezes_seen.apply(session, event, derived={"updated_at": event.time})
 
 
 async def project_service(session: AsyncSession, event: CloudEvent) -> ServiceSnapshot:

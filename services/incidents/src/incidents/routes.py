@@ -4,7 +4,6 @@ to the modules named after their nouns."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -41,8 +40,8 @@ from incidents.suspects import find_suspects, window_seconds
 from incidents.timeline import entries
 from tandem.app import Session
 from tandem.auth import Manager, Owner, Reader, Worker
-from tandem.errors import Invalid
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
+from tandem.inputs import Moment
 from tandem.pagination import page
 from tandem.problems import Problem
 
@@ -110,7 +109,8 @@ async def transition_incident(ref: str, body: TransitionRequest, request: Reques
     check_if_match(request, incident.version)
     return resource_response(await move_incident(
         session, incident, body, actor=actor.sub,
-        pausing_hold_reasons=settings.sla_pausing_hold_reasons))
+        pausing_hold_reasons=settings.sla_pausing_hold_reasons,
+        review_due_working_days=settings.review_due_working_days))
 
 
 @router.post("/{ref}/notes", status_code=201, response_model=Note)
@@ -198,15 +198,14 @@ async def incident_metrics(
     service_name: Annotated[str | None, Query(alias="service", max_length=100,
                                               pattern=SERVICE_PATTERN)] = None,
     environment: Environment | None = None,
-    since: datetime | None = None,
+    since: Annotated[Moment | None, Query(
+        description="Only incidents reported at or after this time (RFC 3339 with its offset).",
+        examples=["2026-11-01T00:00:00Z"])] = None,
     team: Annotated[str | None, Query(max_length=100, pattern=SERVICE_PATTERN,
                                       description="Only the services this team owns or runs "
                                                   "(as the catalog says).")] = None,
 ) -> Metrics:
     """MTTA (reported -> first acknowledged) and MTTR (reported -> resolved), in seconds."""
-    if since is not None and since.tzinfo is None:
-        raise Invalid("since", "needs a time zone",
-                      detail="since needs a time zone (RFC 3339, such as 2026-01-01T00:00:00Z).")
     stmt = select(Incident.reported_at, Incident.acknowledged_at, Incident.resolved_at)
     if service_name:
         stmt = stmt.where(Incident.service == service_name)

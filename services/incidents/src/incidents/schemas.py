@@ -7,12 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from incidents.rules.lifecycle import OnHoldReason, ResolutionCode, Status
 from incidents.rules.stats import DurationSummary
+from tandem.inputs import Moment, Patch, at_least_one_of, fields_of_moves
 from tandem.pagination import Page
 from tandem.vocabulary import Environment
 
@@ -26,6 +27,8 @@ class Source(StrEnum):
     manual = "manual"
     monitor = "monitor"
     deployment = "deployment"
+    #: Brought in from history (``tandem import incidents``).
+    imported = "import"
 
 
 def has_nul(value: Any) -> bool:
@@ -63,8 +66,10 @@ class IncidentCreate(Input):
     assignee: str | None = Field(default=None, min_length=1, max_length=255)
 
 
-class IncidentUpdate(Input):
+class IncidentUpdate(Input, Patch):
     """A PATCH: only the fields given change. ``priority`` and ``major`` need a manager."""
+
+    never_null = ("title", "service", "environment", "impact", "urgency", "major")
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
@@ -79,16 +84,9 @@ class IncidentUpdate(Input):
     priority: int | None = Field(default=None, ge=1, le=5)
     #: A manager's declaration of a major incident (false withdraws the declaration).
     major: bool | None = None
-    mitigated_at: datetime | None = None
-
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> IncidentUpdate:
-        for name in ("title", "service", "environment", "impact", "urgency", "major"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        if self.mitigated_at is not None and self.mitigated_at.tzinfo is None:
-            raise ValueError("mitigated_at needs a time zone (RFC 3339)")
-        return self
+    mitigated_at: Moment | None = Field(
+        default=None, description="When service was restored (RFC 3339 with its offset); "
+                                  "null clears it.", examples=["2026-03-01T10:42:00Z"])
 
 
 class IncidentPublic(BaseModel):
@@ -140,6 +138,8 @@ class IncidentPublic(BaseModel):
     resolution_paused_seconds: float = Field(
         default=0.0, description="Seconds the resolution SLA stood still in earlier pauses; "
                                  "resolution_due_at is already later by them.")
+    external_id: str | None = Field(
+        default=None, description="Its id where it came from (an imported record's), or null.")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -149,11 +149,24 @@ IncidentsPage = Page[IncidentPublic]
 
 
 class TransitionRequest(Input):
-    to: Status
-    reason: str = Field(default="", max_length=2000)
-    on_hold_reason: OnHoldReason | None = None
-    resolution_code: ResolutionCode | None = None
-    resolution_notes: str | None = Field(default=None, min_length=1, max_length=4000)
+    """A move of an incident. A move to ``on_hold`` names why; a move to ``resolved`` gives the
+    resolution code and notes; no other move takes those fields."""
+
+    model_config = ConfigDict(json_schema_extra=fields_of_moves({
+        "on_hold": ("on_hold_reason",),
+        "resolved": ("resolution_code", "resolution_notes")}))
+
+    to: Status = Field(description="The state to move to.")
+    reason: str = Field(default="", max_length=2000, description="Why, for the timeline.",
+                        examples=["Paged the payments on-call"])
+    on_hold_reason: OnHoldReason | None = Field(
+        default=None, description="Why it waits (with a move to on_hold only).")
+    resolution_code: ResolutionCode | None = Field(
+        default=None, description="How it was resolved (with a move to resolved only).")
+    resolution_notes: str | None = Field(
+        default=None, min_length=1, max_length=4000,
+        description="What was done (with a move to resolved only).",
+        examples=["Rolled back checkout 1.4.0; error rate back under 0.1%"])
 
 
 class NoteCreate(Input):
@@ -225,10 +238,17 @@ class Suspects(BaseModel):
 
 
 class CauseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The suspected cause of an incident: the deployment or the change (or both)."""
 
-    deployment_id: uuid.UUID | None = None
-    change_id: uuid.UUID | None = None
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=at_least_one_of("deployment_id", "change_id"))
+
+    deployment_id: uuid.UUID | None = Field(
+        default=None, description="The deployment that caused it (its id).",
+        examples=["0b5f2c8e-6a43-4f0e-9d4c-2f1e7a9b3c11"])
+    change_id: uuid.UUID | None = Field(
+        default=None, description="The change that caused it (its id).",
+        examples=["7c1d9e4a-2b3f-4a5c-8d6e-9f0a1b2c3d4e"])
 
     @model_validator(mode="after")
     def _one_named(self) -> CauseRequest:
@@ -246,7 +266,11 @@ class SlaTarget(BaseModel):
     resolution_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
 
 
-Matrix = list[list[int]]
+#: Three rows (impact 1..3) of three priorities (urgency 1..3), each 1 (P1) to 5.
+Matrix = Annotated[list[Annotated[list[Annotated[int, Field(ge=1, le=5)]],
+                                  Field(min_length=3, max_length=3)]],
+                   Field(min_length=3, max_length=3,
+                         examples=[[[1, 2, 3], [2, 3, 4], [3, 4, 5]]])]
 
 
 class PolicyPublic(BaseModel):
@@ -258,19 +282,18 @@ class PolicyPublic(BaseModel):
 
 
 class PolicyUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A PATCH of the policy: the priority matrix, the SLA targets by priority, or both."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=at_least_one_of("priority_matrix",
+                                                                "sla_targets"))
 
     priority_matrix: Matrix | None = None
     sla_targets: dict[Literal["1", "2", "3", "4", "5"], SlaTarget] | None = None
 
     @model_validator(mode="after")
     def _valid(self) -> PolicyUpdate:
-        m = self.priority_matrix
-        if m is not None and (len(m) != 3 or any(len(row) != 3 for row in m)
-                              or any(not 1 <= p <= 5 for row in m for p in row)):
-            raise ValueError("priority_matrix is 3 rows (impact 1..3) of 3 priorities "
-                             "(urgency 1..3), each 1 to 5")
-        if m is None and self.sla_targets is None:
+        if self.priority_matrix is None and self.sla_targets is None:
             raise ValueError("give priority_matrix, sla_targets or both")
         return self
 
@@ -284,3 +307,126 @@ class Metrics(BaseModel):
         default=None, description="With team=: the services it owns or runs, counted here.")
     mtta: DurationSummary
     mttr: DurationSummary
+
+
+# --- post-incident reviews --------------------------------------------------------------------
+
+
+class ReviewTimelineEntry(BaseModel):
+    """One thing that happened around the incident, in any service."""
+
+    time: datetime
+    kind: Literal["incident", "deployment", "change", "freeze"]
+    ref: str = Field(description="The number of the incident, deployment, change or freeze.")
+    text: str
+
+
+class ReviewStage(BaseModel):
+    """One stage of the failure's value stream (seconds)."""
+
+    stage: str
+    label: str
+    holder: Literal["owner", "operations"]
+    team: str | None
+    start: datetime
+    end: datetime
+    wait_s: float
+    work_s: float
+
+
+class Factor(BaseModel):
+    text: str
+    added_by: str
+    added_at: datetime
+
+
+class ActionPublic(BaseModel):
+    id: uuid.UUID
+    number: str = Field(description="The review's number and the item's: PIR0000001-2.")
+    review_id: uuid.UUID
+    title: str
+    team: str | None
+    change_id: uuid.UUID | None
+    change_number: str | None
+    status: Literal["open", "closed"]
+    created_by: str
+    created_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    closed_by_deployment_id: uuid.UUID | None
+    closed_by_deployment_number: str | None
+
+
+class ReviewPublic(BaseModel):
+    id: uuid.UUID
+    number: str
+    incident_id: uuid.UUID
+    incident_number: str
+    incident_title: str
+    service: str
+    priority: int
+    status: Literal["open", "in_progress", "completed"]
+    owner_team: str | None = Field(description="The service's operations team: it owns the "
+                                               "review.")
+    participant_team: str | None = Field(description="The service's owner team (its "
+                                                     "developers): it takes part.")
+    due_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    breached_at: datetime | None
+    completed_on_time: bool | None
+    timeline: list[ReviewTimelineEntry]
+    cause: dict[str, Any]
+    stream: list[ReviewStage]
+    factors: list[Factor]
+    actions: list[ActionPublic]
+    allowed_transitions: list[str]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+ReviewsPage = Page[ReviewPublic]
+
+
+class FactorCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class ActionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    team: str | None = Field(default=None, min_length=1, max_length=100,
+                             description="The team that does it (default: the review's "
+                                         "participant team, the developers).")
+    change: str | None = Field(default=None, min_length=1, max_length=64,
+                               description="A change (id or number) whose deployment to "
+                                           "production closes the item.")
+
+
+class ReviewTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["in_progress", "completed"]
+    reason: str = Field(default="", max_length=2000)
+
+
+class ActionTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["closed"]
+    reason: str = Field(default="", max_length=2000)
+
+
+class ReviewMetrics(BaseModel):
+    reviews: int
+    completed: int
+    completed_on_time: int
+    on_time_rate: float | None
+    open_past_due: int
+    open_actions_by_team: dict[str, int]
+    review_to_fix: DurationSummary = Field(
+        description="From a review's start to each of its action items closed by a deployment.")

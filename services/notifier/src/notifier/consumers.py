@@ -22,7 +22,10 @@ from tandem.events import CloudEvent
 
 async def fact_heard(session: AsyncSession, event: CloudEvent,
                      settings: NotifierSettings) -> None:
-    """Any fact: queue it for the subscriptions that want it."""
+    """Any fact: queue it for the subscriptions that want it. History (``data.imported``:
+    a record of the past brought in by ``tandem import``) is nobody's news: never sent."""
+    if event.data.get("imported") is True:
+        return
     await queue_deliveries(session, event)
 
 

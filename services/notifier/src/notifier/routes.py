@@ -106,7 +106,8 @@ async def transition_subscription(ref: str, body: SubscriptionTransition, reques
     return waking(request, resource_response(snapshot))
 
 
-@deliveries_router.get("", response_model=DeliveriesPage)
+@deliveries_router.get("", response_model=DeliveriesPage, responses={
+    404: {"description": "The subscription named by `subscription` does not exist."}})
 async def list_deliveries(
     session: Session, _: Reader,
     subscription: Annotated[str | None, Query(max_length=64, description="A subscription's "

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from notifier.rules.matching import type_problem
+from notifier.rules.matching import SUBSCRIBABLE_TYPES, type_problem
 from tandem.pagination import Page
 
 Format = Literal["cloudevents", "slack"]
@@ -28,11 +28,15 @@ def _unique(values: list[str]) -> list[str]:
     return sorted(set(values))
 
 
-EventType = Annotated[str, Field(max_length=100), AfterValidator(_event_type)]
+EventType = Annotated[str, Field(max_length=100, json_schema_extra={"enum": [*SUBSCRIBABLE_TYPES]}),
+                      AfterValidator(_event_type)]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 Types = Annotated[list[EventType], Field(max_length=50), AfterValidator(_unique)]
 Names = Annotated[list[Name], Field(max_length=100), AfterValidator(_unique)]
-Url = Annotated[str, Field(min_length=1, max_length=2000)]
+Url = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://[^\s/?#]+\S*$",
+                           description="Where events are POSTed: https:// (http:// only where "
+                                       "TANDEM_NOTIFIER_ALLOW_HTTP allows it).",
+                           examples=["https://hooks.example.com/tandem"])]
 
 
 class Input(BaseModel):
@@ -54,7 +58,8 @@ class SubscriptionCreate(Input):
 
 
 class SubscriptionUpdate(Input):
-    """A PATCH: only the fields given change (``null`` clears ``min_priority``)."""
+    """A PATCH: only the fields given change (``null`` clears ``min_priority``; on the other
+    fields it changes nothing)."""
 
     url: Url | None = None
     format: Format | None = None

@@ -164,7 +164,11 @@ def read_documents(text: str, *, max_documents: int) -> list[Any]:
     finally:
         if loader is not None:
             loader.dispose()
-    return [d for d in documents if d is not None]
+    found = [d for d in documents if d is not None]
+    if not found:
+        raise DescriptorsInvalid([DescriptorProblem(
+            1, None, "", "holds no descriptor: send one or more Backstage entity documents")])
+    return found
 
 
 class _Reader:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 NAME_MAX = 63
-_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+_NAME = re.compile(NAME_PATTERN)
 _REF = re.compile(r"^(?:(?P<kind>[A-Za-z]+):)?(?:(?P<namespace>[^/:]+)/)?(?P<name>[^/:]+)$")
 #: What the other services accept as a service name (a name first seen in their events).
 OBSERVED_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

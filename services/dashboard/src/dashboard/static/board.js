@@ -411,7 +411,9 @@
   }
 
   async function fetchBoard() {
-    const response = await fetch("/api/v1/board", { headers: { Authorization: `Bearer ${token}` } });
+    // Signed in (no token here): the HttpOnly session cookie goes with same-origin requests.
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const response = await fetch("/api/v1/board", { headers, credentials: "same-origin" });
     if (response.status === 401 || response.status === 403) {
       throw new Error("unauthorized");
     }
@@ -453,8 +455,10 @@
   }
 
   function connect(lastEventId) {
-    let url = `/api/v1/stream?access_token=${encodeURIComponent(token)}`;
-    if (lastEventId) url += `&last_event_id=${encodeURIComponent(lastEventId)}`;
+    const query = new URLSearchParams();
+    if (token) query.set("access_token", token);
+    if (lastEventId) query.set("last_event_id", lastEventId);
+    const url = "/api/v1/stream" + (query.toString() ? "?" + query.toString() : "");
     source = new EventSource(url);
     let dropped = false;
     source.onopen = () => {
@@ -482,10 +486,26 @@
     };
   }
 
+  async function signedIn() {
+    try {
+      const response = await fetch("/auth/session", { credentials: "same-origin" });
+      return response.ok ? await response.json() : { signed_in: false, sign_in: false };
+    } catch {
+      return { signed_in: false, sign_in: false };
+    }
+  }
+
   async function start() {
     if (!token) {
-      stop("Open the board with ?access_token=<viewer token> (tandem dev prints the URL).");
-      return;
+      const session = await signedIn();
+      if (!session.signed_in && session.sign_in) {
+        location.assign("/login");
+        return;
+      }
+      if (!session.signed_in) {
+        stop("Open the board with ?access_token=<viewer token> (tandem dev prints the URL).");
+        return;
+      }
     }
     let board;
     try {

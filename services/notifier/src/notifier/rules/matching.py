@@ -24,8 +24,12 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "deployment": ("created", "updated", "transitioned", "gate_decided"),
     "service": ("created", "updated"),
     "team": ("created", "updated"),
+    "review": ("created", "transitioned", "factor_added", "action_added", "action_closed",
+               "due_breached"),
 }
 KNOWN_TYPES = frozenset(f"tandem.{a}.{v}" for a, verbs in EVENT_TYPES.items() for v in verbs)
+#: What a subscription's ``types`` may hold: each known type and each aggregate's wildcard.
+SUBSCRIBABLE_TYPES = (*sorted(KNOWN_TYPES), *(f"tandem.{a}.*" for a in EVENT_TYPES))
 
 
 def type_problem(pattern: str) -> str | None:

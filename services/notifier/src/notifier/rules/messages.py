@@ -12,11 +12,11 @@ from typing import Any
 #: Each aggregate's collection in its service's API.
 PLURALS = {"incident": "incidents", "change": "changes", "freeze": "freezes",
            "deployment": "deployments", "standard_change": "standard-changes",
-           "service": "services", "team": "teams"}
+           "service": "services", "team": "teams", "review": "reviews"}
 
 _NOUNS = {"incident": "incident", "change": "change", "freeze": "freeze",
           "deployment": "deployment", "standard_change": "standard change template",
-          "service": "service", "team": "team"}
+          "service": "service", "team": "team", "review": "post-incident review"}
 
 
 def escape(text: object) -> str:
@@ -51,7 +51,10 @@ def _what(aggregate: str, verb: str, snapshot: Mapping[str, Any],
         gate = data.get("gate") or snapshot.get("gate") or {}
         return f"gate {gate.get('decision', 'decided')}"
     return {"annotated": "got a note", "sla_breached": "breached its SLA",
-            "suspects_found": "has suspects", "cause_confirmed": "has its cause confirmed"}.get(
+            "suspects_found": "has suspects", "cause_confirmed": "has its cause confirmed",
+            "factor_added": "got a contributing factor", "action_added": "got an action item",
+            "action_closed": "closed an action item", "due_breached": "is past its due date",
+            }.get(
         verb, verb.replace("_", " "))
 
 
@@ -67,6 +70,8 @@ def _emoji(aggregate: str, snapshot: Mapping[str, Any], verb: str) -> str:
         return ":white_check_mark:" if status == "succeeded" else ":rocket:"
     if aggregate == "freeze":
         return ":snowflake:"
+    if aggregate == "review" and verb == "due_breached":
+        return ":warning:"
     return ":large_blue_circle:"
 
 
@@ -82,6 +87,8 @@ def _label(aggregate: str, snapshot: Mapping[str, Any]) -> str:
     if aggregate == "deployment":
         version = snapshot.get("software_version")
         return f"Deployment {number}" + (f" of {version}" if version else "")
+    if aggregate == "review":
+        return f"Post-incident review {number} of {snapshot.get('incident_number') or '?'}"
     return f"{_NOUNS.get(aggregate, aggregate).capitalize()} {number}"
 
 
@@ -103,7 +110,8 @@ def slack_message(event: Mapping[str, Any], link: str | None) -> dict[str, Any]:
     snapshot = _snapshot(event)
     label = _label(aggregate, snapshot)
     service = _services(aggregate, snapshot)
-    title = snapshot.get("title") or snapshot.get("reason") or snapshot.get("description")
+    title = (snapshot.get("title") or snapshot.get("reason") or snapshot.get("description")
+             or snapshot.get("incident_title"))
     actor = event.get("actor") or "someone"
     headline = f"{label} {_what(aggregate, verb, snapshot, data)}"
     if service and aggregate != "service":

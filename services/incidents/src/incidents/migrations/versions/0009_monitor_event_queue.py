@@ -1,8 +1,8 @@
 """Monitor ingest answers 202 once the event is recorded: the queue of accepted monitor events
 the applier has not applied yet (``monitor_event``).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from tandem.db import JSONType, UTCDateTime
 
-revision = "0006"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

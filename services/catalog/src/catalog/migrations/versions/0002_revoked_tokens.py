@@ -1,0 +1,20 @@
+"""Revoked tokens: the jtis this service refuses (platform revision, `tandem token revoke`).
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from tandem.migrations import add_revoked_tokens, drop_revoked_tokens
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    add_revoked_tokens()
+
+
+def downgrade() -> None:
+    drop_revoked_tokens()
