@@ -9,7 +9,7 @@ SERVICES := $(wildcard services/*)
 PACKAGES := shared cli testing $(SERVICES)
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser oidc-provider run test apifuzz scaleout faults lint bench lock clean
+.PHONY: install browser wrk oidc-provider run test apifuzz scaleout faults lint bench lock clean
 
 $(STAMP): requirements.lock $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ browser:
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+
+# The benchmarks' load generator is Debian's wrk (a Python client cannot outpace the bare
+# endpoint); install it when it is missing.
+wrk:
+	@test -x /usr/bin/wrk || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; fi; }
 
 # The tests' OIDC provider: npm's oidc-provider run by Node, pinned in its package-lock.json.
 OIDC_PROVIDER := testing/oidc-provider
@@ -57,7 +64,7 @@ lint: install
 	$(BIN)/ruff check shared cli testing services tests
 	$(BIN)/lint-imports
 
-bench: install
+bench: install wrk
 	$(BIN)/python -m bench
 
 lock:

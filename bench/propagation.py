@@ -4,10 +4,10 @@ visible over HTTP, p50 and p99 at a steady ``--rate`` (50) per second (aim p99 <
 Runs the deployments and incidents services as uvicorn processes on SQLite with an embedded
 broker. Prepares one in-progress production deployment per sample (each on its own service,
 not timed), then, at the steady rate, moves each to ``failed`` and watches for the incident
-opened by S2, with one reader of the newest incidents every ``--poll-ms``
-(so the measuring load is constant; ``--list-limit`` sets how many). The figure runs from the transition's answer to the first
-read that sees the incident (over-stated by up to one poll interval and one list read):
-outbox, relay, broker, consumer, commit.
+opened by S2, with one reader of the newest incidents every ``--poll-ms`` (so the measuring
+load is constant; ``--list-limit`` sets how many). The figure runs from the transition's
+answer to the first read that sees the incident (over-stated by up to one poll interval and
+one list read): outbox, relay, broker, consumer, commit.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ async def fill(db: Database, topic: str, n: int) -> list[tuple[bytes, bytes]]:
                 event = new_event(service="incidents", type="tandem.incident.created",
                                   subject=uuid.uuid4(), sequence=1, actor="bench",
                                   data=snapshot(i))
-                add_event(session, event)
+                await add_event(session, event)
                 out.append((event.subject.encode(), event.to_bytes()))
     return out
 

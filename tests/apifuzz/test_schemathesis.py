@@ -24,6 +24,8 @@ ROLE = {"incidents": "owner", "changes": "owner", "deployments": "pipeline",
         "dashboard": "viewer", "catalog": "owner", "notifier": "manager"}
 
 
+# A run takes one to two minutes on a quiet machine; the ceiling leaves room for a loaded one.
+@pytest.mark.timeout(1500)
 @pytest.mark.parametrize("name", sorted(ROLE))
 def test_schemathesis_finds_nothing(name: str, broker: EmbeddedBroker,
                                     tmp_path: Path) -> None:
@@ -41,7 +43,7 @@ def test_schemathesis_finds_nothing(name: str, broker: EmbeddedBroker,
         ]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "problem_check",
                "PYTHONPATH": str(Path(__file__).parent)}
-        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600,
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1400,
                              cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-4000:]
     assert "Tested:" in run.stdout and " passed" in run.stdout, run.stdout[-4000:]

@@ -69,12 +69,15 @@ async def test_a_monitors_incident_goes_to_the_operations_team(svc: Running) -> 
         "payload": {"summary": "Checkout p99 over 2s", "source": "prometheus",
                     "severity": "error"}})
     assert r.status_code == 202, r.text
-    listed = await svc.client.get("/api/v1/incidents", params={"service": MONITORED,
-                                                               "source": "monitor"},
-                                  headers=svc.headers("viewer"))
-    opened = next(i for i in listed.json()["items"]
-                  if i["dedup_key"] == r.json()["dedup_key"])
-    assert opened["assignment_group"] == ops
+
+    async def opened() -> Any:  # applied right after the 202
+        listed = await svc.client.get("/api/v1/incidents", params={"service": MONITORED,
+                                                                   "source": "monitor"},
+                                      headers=svc.headers("viewer"))
+        return next((i for i in listed.json()["items"]
+                     if i["dedup_key"] == r.json()["dedup_key"]), None)
+
+    assert (await eventually(opened))["assignment_group"] == ops  # type: ignore[index]
 
 
 async def test_a_failed_deploy_opens_an_incident_for_the_operations_team(svc: Running) -> None:

@@ -1,13 +1,22 @@
-"""Monitor ingest: PagerDuty Events API v2 payloads, copied from its documentation, work as is."""
+"""Monitor ingest: PagerDuty Events API v2 payloads, copied from its documentation, work as is.
+
+As in PagerDuty, an event is answered 202 once it is recorded and applied right after, so the
+tests wait for its effect."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
-from incidents_support import ROUTING_KEY, Running
+from incidents_support import ROUTING_KEY, Running, replica
+
+from incidents.config import MIGRATIONS_DIR
+from tandem.migrations import upgrade
+from tandem_cli.broker import EmbeddedBroker
+from tandem_testing import drop_pg_database, eventually, isolated_platform, new_database_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -61,11 +70,29 @@ DOC_OVERVIEW_TRIGGER = {
 }
 
 
-async def monitor_incidents(svc: Running, dedup_key: str) -> list[dict[str, Any]]:
-    r = await svc.client.get("/api/v1/incidents", params={"service": "checkout",
+async def monitor_incidents(svc: Running, dedup_key: str,
+                            service: str = "checkout") -> list[dict[str, Any]]:
+    r = await svc.client.get("/api/v1/incidents", params={"service": service,
                                                           "source": "monitor"},
                              headers=svc.headers("viewer"))
     return [i for i in r.json()["items"] if i["dedup_key"] == dedup_key]
+
+
+async def applied(svc: Running, dedup_key: str, until: Any) -> list[dict[str, Any]]:
+    """The monitor incidents with ``dedup_key`` once ``until(incidents)`` holds."""
+    async def check() -> Any:
+        found = await monitor_incidents(svc, dedup_key)
+        return found if until(found) else None
+    return await eventually(check)  # type: ignore[return-value]
+
+
+async def incident_when(svc: Running, incident_id: str, until: Any) -> dict[str, Any]:
+    """The incident once ``until(incident)`` holds."""
+    async def check() -> Any:
+        got = (await svc.client.get(f"/api/v1/incidents/{incident_id}",
+                                    headers=svc.headers("viewer"))).json()
+        return got if until(got) else None
+    return await eventually(check)  # type: ignore[return-value]
 
 
 async def test_documented_trigger_opens_then_appends(svc: Running) -> None:
@@ -73,7 +100,7 @@ async def test_documented_trigger_opens_then_appends(svc: Running) -> None:
     assert r.status_code == 202, r.text
     assert r.json() == {"status": "success", "message": "Event processed",
                         "dedup_key": "srv01/mysql"}
-    [incident] = await monitor_incidents(svc, "srv01/mysql")
+    [incident] = await applied(svc, "srv01/mysql", lambda found: found)
     assert incident["title"] == "DISK at 99% on machine prod-datapipe03.example.com"
     assert incident["priority"] == 1 and incident["major"] is True
     assert incident["environment"] == "production" and incident["alert_count"] == 1
@@ -81,8 +108,8 @@ async def test_documented_trigger_opens_then_appends(svc: Running) -> None:
 
     again = await svc.client.post("/v2/enqueue", json=DOC_TRIGGER)
     assert again.status_code == 202
-    [same] = await monitor_incidents(svc, "srv01/mysql")
-    assert same["id"] == incident["id"] and same["alert_count"] == 2
+    [same] = await applied(svc, "srv01/mysql", lambda found: found[0]["alert_count"] == 2)
+    assert same["id"] == incident["id"]
 
     notes = (await svc.client.get(f"/api/v1/incidents/{incident['id']}/notes",
                                   headers=svc.headers("viewer"))).json()["items"]
@@ -99,28 +126,26 @@ async def test_documented_trigger_opens_then_appends(svc: Running) -> None:
 async def test_documented_acknowledge_and_resolve_move_the_open_incident(svc: Running) -> None:
     opened = await svc.client.post("/v2/enqueue", json=DOC_OVERVIEW_TRIGGER)
     assert opened.json()["dedup_key"] == "samplekeyhere"
-    [incident] = await monitor_incidents(svc, "samplekeyhere")
-    assert incident["priority"] == 5
+    [opened_one] = await applied(svc, "samplekeyhere", lambda found: found)
+    assert opened_one["priority"] == 5
 
     ack = await svc.client.post("/v2/enqueue", json=DOC_ACKNOWLEDGE)
     assert ack.status_code == 202 and ack.json()["dedup_key"] == "samplekeyhere"
-    got = (await svc.client.get(f"/api/v1/incidents/{incident['id']}",
-                                headers=svc.headers("viewer"))).json()
+    got = await incident_when(svc, opened_one["id"], lambda i: i["status"] != "new")
     assert got["status"] == "acknowledged" and got["acknowledged_at"] is not None
     again = await svc.client.post("/v2/enqueue", json=DOC_ACKNOWLEDGE)
     assert again.status_code == 202
 
     resolve = await svc.client.post("/v2/enqueue", json=DOC_RESOLVE)
     assert resolve.status_code == 202
-    got = (await svc.client.get(f"/api/v1/incidents/{incident['id']}",
-                                headers=svc.headers("viewer"))).json()
+    got = await incident_when(svc, opened_one["id"], lambda i: i["status"] != "acknowledged")
     assert got["status"] == "resolved" and got["resolution_code"] == "resolved_by_caller"
 
     # A trigger after the resolve is a new occurrence: a new incident, as in PagerDuty.
     await svc.client.post("/v2/enqueue", json=DOC_OVERVIEW_TRIGGER)
-    both = await monitor_incidents(svc, "samplekeyhere")
-    assert len(both) == 2 and {i["status"] for i in both} == {"resolved", "new"}
-    events = await svc.events_about(incident["id"], until=lambda evs: len(evs) >= 4)
+    both = await applied(svc, "samplekeyhere", lambda found: len(found) == 2)
+    assert {i["status"] for i in both} == {"resolved", "new"}
+    events = await svc.events_about(opened_one["id"], until=lambda evs: len(evs) >= 4)
     moves = [e.data["to"] for e in events if e.type == "tandem.incident.transitioned"]
     assert moves == ["acknowledged", "resolved"]
 
@@ -128,12 +153,11 @@ async def test_documented_acknowledge_and_resolve_move_the_open_incident(svc: Ru
 async def test_resolve_reaches_an_incident_on_hold(svc: Running) -> None:
     key = uuid.uuid4().hex
     await svc.client.post("/v2/enqueue", json={**DOC_TRIGGER, "dedup_key": key})
-    [incident] = await monitor_incidents(svc, key)
-    await svc.move(incident, "in_progress")
-    await svc.move(incident, "on_hold", on_hold_reason="awaiting_vendor")
+    [held] = await applied(svc, key, lambda found: found)
+    await svc.move(held, "in_progress")
+    await svc.move(held, "on_hold", on_hold_reason="awaiting_vendor")
     await svc.client.post("/v2/enqueue", json={**DOC_RESOLVE, "dedup_key": key})
-    got = (await svc.client.get(f"/api/v1/incidents/{incident['id']}",
-                                headers=svc.headers("viewer"))).json()
+    got = await incident_when(svc, held["id"], lambda i: i["status"] != "on_hold")
     assert got["status"] == "resolved"
 
 
@@ -143,8 +167,9 @@ async def test_racing_triggers_open_one_incident(svc: Running) -> None:
                                                      json={**DOC_TRIGGER, "dedup_key": key})
                                      for _ in range(5)))
     assert [a.status_code for a in answers] == [202] * 5
-    [incident] = await monitor_incidents(svc, key)
-    assert incident["alert_count"] == 5
+    await applied(svc, key, lambda found: sum(i["alert_count"] for i in found) == 5)
+    [one] = await monitor_incidents(svc, key)
+    assert one["alert_count"] == 5
 
 
 async def test_trigger_without_dedup_key_gets_one(svc: Running) -> None:
@@ -154,10 +179,8 @@ async def test_trigger_without_dedup_key_gets_one(svc: Running) -> None:
     assert r.status_code == 202
     key = r.json()["dedup_key"]
     assert key and len(key) <= 255
-    found = (await svc.client.get("/api/v1/incidents", params={"service": "search"},
-                                  headers=svc.headers("viewer"))).json()["items"]
-    [incident] = [i for i in found if i["dedup_key"] == key]
-    assert incident["environment"] == "staging"
+    [staged] = await eventually(lambda: monitor_incidents(svc, key, service="search"))
+    assert staged["environment"] == "staging"
 
 
 @pytest.mark.parametrize(("body", "mentions"), [
@@ -189,3 +212,49 @@ async def test_unparseable_body_and_unknown_keys_are_handled(svc: Running) -> No
     unknown = await svc.client.post("/v2/enqueue", json={**DOC_ACKNOWLEDGE,
                                                          "dedup_key": "never-seen"})
     assert unknown.status_code == 202 and unknown.json()["status"] == "success"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_accepted_events_survive_a_crash_and_repeats_coalesce(
+        backend: str, broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """A 202 is a promise: events accepted by a process that stops before applying them are
+    applied by the next one, once each; the repeats of an open alert become its count and
+    one note, not one note and one event each."""
+    key, other = uuid.uuid4().hex, uuid.uuid4().hex
+    url, created = await new_database_url(backend, tmp_path, "incidents")
+    platform = isolated_platform(broker.bootstrap, tmp_path)
+    try:
+        upgrade(MIGRATIONS_DIR, url)
+        # An ingest-only process: it records and answers, and never gets to apply (as if it
+        # crashed right after each 202).
+        async with replica(broker, platform, url, monitor_applier=False) as first:
+            for body in ([{**DOC_TRIGGER, "dedup_key": key}] * 10
+                         + [{**DOC_TRIGGER, "dedup_key": other},
+                            {**DOC_ACKNOWLEDGE, "routing_key": ROUTING_KEY, "dedup_key": other}]):
+                r = await first.client.post("/v2/enqueue", json=body)
+                assert r.status_code == 202, r.text
+            assert await monitor_incidents(first, key) == []
+        # The next process over the same database applies what the first accepted (in one
+        # batch: no time limit on the applier's transaction here).
+        async with replica(broker, platform, url, monitor_apply_budget_s=60) as second:
+            [repeated] = await applied(second, key, lambda found: found)
+            assert repeated["alert_count"] == 10
+            [acked] = await applied(second, other, lambda found: found)
+            assert acked["status"] == "acknowledged" and acked["alert_count"] == 1
+            notes = (await second.client.get(f"/api/v1/incidents/{repeated['id']}/notes",
+                                             headers=second.headers("viewer"))).json()["items"]
+            assert [(n["kind"], (n["details"] or {}).get("count")) for n in notes] == [
+                ("alert", None), ("alert", 9)]
+            events = await second.events_about(repeated["id"], until=lambda evs: len(evs) >= 3)
+            assert [e.type for e in events] == ["tandem.incident.created",
+                                                "tandem.incident.annotated",
+                                                "tandem.incident.annotated"]
+            assert events[-1].data["incident"]["alert_count"] == 10
+        # Nothing is applied twice by a third start.
+        async with replica(broker, platform, url) as third:
+            await asyncio.sleep(1.5)
+            [same] = await monitor_incidents(third, key)
+            assert (same["alert_count"], same["version"]) == (10, repeated["version"])
+    finally:
+        if created is not None:
+            await drop_pg_database(created)

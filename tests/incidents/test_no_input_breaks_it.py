@@ -9,6 +9,10 @@ from urllib.parse import quote
 
 import pytest
 from incidents_support import ROUTING_KEY, Running
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tandem_testing import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -84,6 +88,19 @@ async def test_random_bodies_never_give_a_500(svc: Running) -> None:
         r = await svc.client.post("/v2/enqueue", json=body)
         assert_no_500(r, f"enqueue {body!r:.200}")
         assert r.status_code in (202, 400), r.text
+    # A 202 is a promise: every accepted event is applied, none is left failing.
+    await eventually(lambda: monitor_queue(svc.url), timeout=30)
+
+
+async def monitor_queue(url: str) -> bool:
+    """Whether the accepted monitor events are all applied (the queue is empty)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            left = (await conn.execute(text("SELECT count(*) FROM monitor_event"))).scalar()
+    finally:
+        await engine.dispose()
+    return left == 0
 
 
 async def test_random_parameters_never_give_a_500(svc: Running) -> None:

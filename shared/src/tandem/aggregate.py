@@ -186,7 +186,7 @@ class Aggregate(Generic[Row, Snapshot]):
         event = new_event(service=self.service, type=data_type.event_type, subject=row.id,
                           sequence=row.version, actor=actor, data=data.dump(),
                           traceparent=current_traceparent())
-        add_event(session, event)
+        await add_event(session, event)
         await self.recorded(session, row, event)
         return snapshot
 

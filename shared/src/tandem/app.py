@@ -114,14 +114,15 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
-def runtime_of(request: Request) -> ServiceRuntime:
+# ``async def``, as every per-request dependency: a plain ``def`` one runs on a worker thread.
+async def runtime_of(request: Request) -> ServiceRuntime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
 Runtime = Annotated[ServiceRuntime, Depends(runtime_of)]
 
 
-def service_settings(request: Request) -> Any:
+async def service_settings(request: Request) -> Any:
     """The running service's own settings; each service names its type in one alias::
 
         Settings = Annotated[IncidentsSettings, Depends(service_settings)]

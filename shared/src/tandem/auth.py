@@ -327,6 +327,9 @@ def verifier_of(request: Request) -> TokenVerifier:
     return request.app.state.verifier  # type: ignore[no-any-return]
 
 
+# A plain ``def``, so FastAPI runs it on a worker thread: verifying an identity provider's
+# token may fetch its keys over HTTP. The role check below is ``async def``: a thread
+# hand-off cost more than the check.
 def authenticate(request: Request, _scheme: Annotated[object, Depends(BEARER)]) -> Actor:
     # ``BEARER`` declares the scheme in the OpenAPI document; the header is read here, so a
     # wrong one is a 401 problem that says what is wrong.
@@ -341,7 +344,7 @@ def authenticate(request: Request, _scheme: Annotated[object, Depends(BEARER)]) 
 def require(roles: frozenset[Role]) -> object:
     """A dependency admitting only ``roles``: 401 without a valid token, 403 with another role."""
 
-    def dependency(actor: Annotated[Actor, Depends(authenticate)]) -> Actor:
+    async def dependency(actor: Annotated[Actor, Depends(authenticate)]) -> Actor:
         if actor.role not in roles:
             allowed = ", ".join(sorted(r.value for r in roles))
             raise Problem(

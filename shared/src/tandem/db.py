@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -111,6 +112,12 @@ class Database:
             info=info,
         )
         self.outbox_written = asyncio.Event()
+        self._signals: dict[str, asyncio.Event] = {}
+
+    def signal(self, name: str) -> asyncio.Event:
+        """A named wake-up of a worker over this database (such as a queue's applier), set
+        after a commit by :func:`wake_after_commit`."""
+        return self._signals.setdefault(name, asyncio.Event())
 
     @property
     def is_sqlite(self) -> bool:
@@ -128,6 +135,15 @@ class Database:
                 raise
         if session.info.pop("outbox", False):
             self.outbox_written.set()
+        for signal in session.info.pop("wake", ()):
+            signal.set()
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a write transaction, committed on success: for a hot path of
+        a statement or two that needs no ORM session (its setup cost more than the insert)."""
+        async with self.engine.begin() as connection:
+            yield connection
 
     async def ping(self) -> bool:
         try:
@@ -139,6 +155,12 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def wake_after_commit(session: AsyncSession, signal: asyncio.Event) -> None:
+    """Set ``signal`` once the session's transaction (:meth:`Database.transaction`) commits:
+    a worker woken earlier could read before the row it is woken for is visible."""
+    session.info.setdefault("wake", []).append(signal)
 
 
 async def upsert(session: AsyncSession, table: Table, row: dict[str, Any], *,

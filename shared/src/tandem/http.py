@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem.auth import Actor, authenticate
@@ -65,7 +65,11 @@ class IdempotentCreate:
     async def replay(self, session: AsyncSession) -> JSONBody | None:
         if self.key is None:
             return None
-        record = await session.get(IdempotencyRecord, (self.key, self.actor))
+        # Core: a create looks its key up first every time, and the ORM's identity map and
+        # row loading cost more than the lookup.
+        connection = await session.connection()
+        record = (await connection.execute(select(_idempotency).where(
+            _idempotency.c.key == self.key, _idempotency.c.actor == self.actor))).first()
         if record is None:
             return None
         if record.fingerprint != self.fingerprint or record.route != self.route:

@@ -38,6 +38,20 @@ class IncidentsSettings(ServiceSettings):
     suspect_window: str = "24h"
     #: How often the SLA check looks for due breaches.
     sla_check_interval_s: float = Field(default=30.0, gt=0)
+    #: Whether this process applies accepted monitor events (an ingest-only replica leaves
+    #: them to the others).
+    monitor_applier: bool = True
+    #: Accepted monitor events applied per transaction (``POST /v2/enqueue``'s queue).
+    monitor_apply_batch: int = Field(default=500, ge=1, le=10000)
+    #: How long the applier, woken by an accepted event, waits for more to apply together
+    #: (a storm's repeats of one alert then become one count and one note).
+    monitor_apply_linger_s: float = Field(default=0.2, ge=0)
+    #: How long one applier transaction may work before it commits what it applied (requests
+    #: recording events wait for SQLite's write lock meanwhile).
+    monitor_apply_budget_s: float = Field(default=0.05, gt=0)
+    #: How often the monitor event applier looks for events other processes accepted (it is
+    #: woken at once by its own process's).
+    monitor_apply_interval_s: float = Field(default=0.5, gt=0)
     #: On-hold reasons that pause the resolution SLA (comma-separated; empty: none). Time
     #: spent resolved always pauses it.
     sla_pause_on_hold: str = "awaiting_caller,awaiting_vendor"

@@ -2,7 +2,8 @@
 
 A monitor that speaks PagerDuty points at Tandem unchanged: it authenticates with its
 routing key (mapped to a service by ``TANDEM_INCIDENTS_ROUTING_KEYS``) and gets PagerDuty's
-answers: 202 ``{"status": "success", ...}``, or 400 ``{"status": "invalid event", ...}``.
+answers: 202 ``{"status": "success", ...}`` once the event is recorded (applied right after,
+in order, by :mod:`incidents.monitor_events`), or 400 ``{"status": "invalid event", ...}``.
 """
 
 from __future__ import annotations
@@ -14,19 +15,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from incidents.config import IncidentsSettings, Settings
-from incidents.incident import incidents, move_incident, open_incident, raise_priority
-from incidents.models import Incident
-from incidents.notes import add_note
-from incidents.rules.lifecycle import LIFECYCLE, OPEN_STATES, ResolutionCode, Status
-from incidents.rules.policy import SEVERITY_IMPACT_URGENCY
-from incidents.schemas import Environment, IncidentCreate, Source, TransitionRequest
-from tandem.app import Session
+from incidents import monitor_events
+from incidents.config import Settings
+from tandem.app import Runtime
 from tandem.pagerduty import describe, inline_schema, invalid
-from tandem.tables import NumberSequence
 
 router = APIRouter(tags=["monitor ingest"])
 
@@ -71,9 +64,10 @@ def accepted(dedup_key: str, message: str = "Event processed") -> JSONResponse:
         "application/json": {"schema": inline_schema(MonitorEvent)}}}},
     responses={400: {"description": "Invalid event, in PagerDuty's shape"}},
 )
-async def enqueue(request: Request, session: Session, settings: Settings) -> JSONResponse:
-    """Trigger opens an incident or appends to the open one with the same dedup key;
-    acknowledge and resolve move the open incident with that key."""
+async def enqueue(request: Request, settings: Settings, runtime: Runtime) -> JSONResponse:
+    """Accept a monitor event: 202 once it is recorded. Applied in order right after: a
+    trigger opens an incident or counts on the open one with the same dedup key (repeats
+    coalesced); acknowledge and resolve move the open incident with that key."""
     body = await request.body()
     try:
         raw = orjson.loads(body)
@@ -93,40 +87,29 @@ async def enqueue(request: Request, session: Session, settings: Settings) -> JSO
                         "(TANDEM_INCIDENTS_ROUTING_KEYS)"])
     service_name, environment = route
     actor = f"monitor:{(event.client or event.routing_key[:8])}"[:255]
+    alert = None
     if event.event_action == "trigger":
         if event.payload is None:
             return invalid(["'payload' is required for a trigger"])
         dedup_key = event.dedup_key or uuid.uuid4().hex
-        await trigger(session, settings, event, event.payload, service_name, environment,
-                      dedup_key, actor)
-        return accepted(dedup_key)
-    if event.dedup_key is None:
+        alert = alert_of(event, event.payload, dedup_key)
+        try:
+            monitor_events.incident_body(service_name, environment, alert)
+        except ValidationError as exc:
+            return invalid(describe(exc))
+    elif event.dedup_key is None:
         return invalid([f"'dedup_key' is required for {event.event_action}"])
-    incident = await open_incident_with_key(session, service_name, event.dedup_key)
-    if incident is not None:
-        to = "acknowledged" if event.event_action == "acknowledge" else "resolved"
-        if to == "resolved" and incident.status == "on_hold":
-            # The condition cleared: whatever the incident waited for no longer matters.
-            await monitor_move(session, settings, incident, "in_progress", event, actor)
-        # An incident someone already works on stays where it is on a late acknowledge.
-        if LIFECYCLE.can(incident.status, to):
-            await monitor_move(session, settings, incident, to, event, actor)
-    return accepted(event.dedup_key)
+    else:
+        dedup_key = event.dedup_key
+    # Recorded, answered; applied by the applier right after (incidents.monitor_events).
+    await monitor_events.record(runtime.db, service=service_name, environment=environment,
+                                action=event.event_action, dedup_key=dedup_key, actor=actor,
+                                alert=alert)
+    return accepted(dedup_key)
 
 
-async def open_incident_with_key(session: AsyncSession, service: str,
-                                 dedup_key: str) -> Incident | None:
-    """The open incident of ``service`` with the monitor's ``dedup_key``, read for update."""
-    return (await session.scalars(incidents.locked(select(Incident).where(
-        Incident.service == service, Incident.dedup_key == dedup_key,
-        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
-    )))).first()
-
-
-async def trigger(session: AsyncSession, settings: IncidentsSettings, event: MonitorEvent,
-                  payload: AlertPayload, service_name: str, environment: str, dedup_key: str,
-                  actor: str) -> Incident:
-    """Open an incident for the alert, or count and note it on the open one with its key."""
+def alert_of(event: MonitorEvent, payload: AlertPayload, dedup_key: str) -> dict[str, Any]:
+    """What a trigger's incident and notes keep of it (fields it was sent without left out)."""
     alert = {
         "summary": payload.summary, "source": payload.source, "severity": payload.severity,
         "timestamp": payload.timestamp, "component": payload.component, "group": payload.group,
@@ -134,82 +117,4 @@ async def trigger(session: AsyncSession, settings: IncidentsSettings, event: Mon
         "dedup_key": dedup_key, "client": event.client, "client_url": event.client_url,
         "links": event.links, "images": event.images,
     }
-    alert = {k: v for k, v in alert.items() if v is not None}
-    # Triggers queue here, so two monitors racing on one key open one incident; the unique
-    # index on open dedup keys is the backstop.
-    await lock_numbers(session)
-    existing = await open_incident_with_key(session, service_name, dedup_key)
-    if existing is not None:
-        return await _append(session, existing, payload, alert, actor)
-    impact, urgency = SEVERITY_IMPACT_URGENCY[payload.severity]
-    body = IncidentCreate(
-        title=payload.summary.strip()[:200] or payload.source[:200],
-        description=_describe_alert(alert), service=service_name,
-        environment=Environment(environment), impact=impact, urgency=urgency,
-    )
-    incident, _ = await open_incident(session, settings, body, actor=actor,
-                                      source=Source.monitor, dedup_key=dedup_key)
-    await add_note(session, incident, f"Alert from {payload.source}: {payload.summary}"[:10000],
-                   actor=actor, kind="alert", details=alert)
-    await raise_failed_deployments(session, settings, incident, actor=actor)
-    return incident
-
-
-async def raise_failed_deployments(session: AsyncSession, settings: IncidentsSettings,
-                                   alert: Incident, *, actor: str) -> None:
-    """A monitor sees the same service failing while a failed deployment's incident (S2) of
-    it is open: that incident is raised to the monitor's priority (a P3 by tier becomes major
-    when the monitor says users are hit), with a note naming the alert's incident."""
-    rows = (await session.scalars(incidents.locked(select(Incident).where(
-        Incident.service == alert.service, Incident.environment == alert.environment,
-        Incident.source == Source.deployment.value,
-        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
-        Incident.priority > alert.priority).order_by(Incident.id)))).all()
-    for failed in rows:
-        before = failed.priority
-        if await raise_priority(session, settings, failed, alert.priority, actor=actor):
-            await add_note(session, failed, f"Raised from P{before} to P{alert.priority}: "
-                           f"a monitor reports {alert.service} failing ({alert.number}).",
-                           actor=actor, details={"incident_id": str(alert.id)})
-
-
-async def lock_numbers(session: AsyncSession) -> None:
-    """Take the incident number counter's row lock (SQLite: the write lock) first thing."""
-    await session.execute(update(NumberSequence)
-                          .where(NumberSequence.prefix == incidents.number_prefix)
-                          .values(last_value=NumberSequence.last_value))
-
-
-async def _append(session: AsyncSession, incident: Incident, payload: AlertPayload,
-                  alert: dict[str, Any], actor: str) -> Incident:
-    """A repeated trigger: counted and noted on the open incident, no new incident."""
-    incident.alert_count += 1
-    await add_note(session, incident,
-                   f"Alert again from {payload.source}: {payload.summary}"[:10000],
-                   actor=actor, kind="alert", details=alert)
-    return incident
-
-
-def _describe_alert(alert: dict[str, Any]) -> str:
-    lines = [str(alert["summary"]), "", f"source: {alert['source']}",
-             f"severity: {alert['severity']}"]
-    for key in ("component", "group", "class", "client", "client_url"):
-        if key in alert:
-            lines.append(f"{key}: {alert[key]}")
-    if "custom_details" in alert:
-        lines.append("details: " + orjson.dumps(alert["custom_details"]).decode())
-    return "\n".join(lines)[:10000]
-
-
-async def monitor_move(session: AsyncSession, settings: IncidentsSettings,
-                       incident: Incident, to: str,
-                       event: MonitorEvent, actor: str) -> None:
-    """Move the monitor's incident (read for update) as its acknowledge or resolve asks."""
-    body = TransitionRequest(
-        to=Status(to), reason=f"{event.event_action} from monitor",
-        resolution_code=ResolutionCode.resolved_by_caller if to == "resolved" else None,
-        resolution_notes="The monitor reported the condition cleared." if to == "resolved"
-        else None,
-    )
-    await move_incident(session, incident, body, actor=actor,
-                        review_due_working_days=settings.review_due_working_days)
+    return {k: v for k, v in alert.items() if v is not None}

@@ -8,6 +8,7 @@ from incidents.config import IncidentsSettings
 from incidents.consumers import REACTIONS
 from incidents.history import router as history_router
 from incidents.ingest import router as ingest_router
+from incidents.monitor_events import monitor_applier_job
 from incidents.review_routes import review_metrics_router, review_router
 from incidents.reviews import review_check_job
 from incidents.routes import metrics_router, policy_router, router
@@ -26,6 +27,6 @@ def create_app(platform: PlatformSettings | None = None,
         routers=[router, history_router, policy_router, metrics_router, ingest_router,
                  review_router, review_metrics_router],
         reactions=[REACTIONS],
-        jobs=[sla_check_job, review_check_job],
+        jobs=[sla_check_job, review_check_job, monitor_applier_job],
     )
     return create_service_app(spec, platform)

@@ -8,8 +8,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import BigInteger, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy import Column as SAColumn
-from sqlalchemy import Index, Text, UniqueConstraint, text
 from sqlmodel import Field as Column
 
 from tandem.aggregate import AggregateColumns
@@ -81,6 +81,31 @@ class Incident(ServiceTable, AggregateColumns, table=True):
     resolution_paused_seconds: float = 0.0
     #: Its id where it came from (``import:<id>``, a PagerDuty incident's): one incident per id.
     external_id: str | None = Column(default=None, max_length=300)
+
+
+class MonitorEventRecord(ServiceTable, table=True):
+    """A monitor event ``POST /v2/enqueue`` accepted and the applier has not applied yet
+    (:mod:`incidents.monitor_events`). The 202 is answered once this row is committed; the
+    applier applies rows in ``seq`` order and deletes them in the transaction of their effects,
+    so a crash after the 202 loses nothing and applies nothing twice."""
+
+    __tablename__ = "monitor_event"
+
+    seq: int | None = Column(default=None, sa_column=SAColumn(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
+    received_at: datetime = Column(sa_type=UTCDateTime)
+    service: str = Column(max_length=100)
+    environment: str = Column(max_length=16)
+    #: ``trigger``, ``acknowledge`` or ``resolve``.
+    action: str = Column(max_length=16)
+    dedup_key: str = Column(max_length=255)
+    actor: str = Column(max_length=255)
+    #: A trigger's alert (summary, source, severity and the rest it was sent with).
+    alert: dict[str, Any] | None = Column(default=None,
+                                          sa_column=SAColumn(JSONType, nullable=True))
+    #: Set when applying the event alone failed: it is kept, skipped, for an operator.
+    failed_at: datetime | None = Column(default=None, sa_type=UTCDateTime)
+    error: str | None = Column(default=None, sa_column=SAColumn(Text, nullable=True))
 
 
 class IncidentEvent(ServiceTable, table=True):
