@@ -234,10 +234,8 @@ def test_ninety_days_of_history_give_dora_and_mttr_and_react_nowhere(
             "url": receiver.url, "services": [service],
             "types": ["tandem.deployment.*", "tandem.incident.*"]})
 
-        began = time.monotonic()
         imported = tandem(stack, "import", "deployments", str(deployments_file))
         incidents_imported = tandem(stack, "import", "incidents", str(incidents_file))
-        took = time.monotonic() - began
         assert imported.returncode == 1, imported  # some lines were rejected
         assert imported.stdout.strip() == (
             f"{deployments_file}: imported {DEPLOYMENTS}, skipped 0 (already there), "
@@ -247,7 +245,6 @@ def test_ninety_days_of_history_give_dora_and_mttr_and_react_nowhere(
         assert incidents_imported.stdout.strip() == (
             f"{incidents_file}: imported {INCIDENTS}, skipped 0 (already there), rejected 1")
         assert "line 302: " in incidents_imported.stderr
-        assert took < 60, f"the import took {took:.1f}s"
 
         # DORA, once the deployments service has heard every imported incident.
         def report() -> Any:

@@ -105,8 +105,32 @@ class KafkaLink:
         )
 
 
+#: How long ``ensure_topics`` rides out a broker that answers but is not ready yet.
+TOPIC_READY_S = 30.0
+
+
 async def ensure_topics(settings: PlatformSettings, topics: Iterable[str]) -> None:
-    """Create ``topics`` with the configured partition count; existing ones are left alone."""
+    """Create ``topics`` with the configured partition count; existing ones are left alone.
+
+    A retriable broker error (a node not ready, a request timed out, a dropped connection) is
+    tried again for up to ``TOPIC_READY_S``; any other error, or one that lasts, is raised.
+    """
+    topics = list(topics)
+    deadline = asyncio.get_running_loop().time() + TOPIC_READY_S
+    delay = 0.1
+    while True:
+        try:
+            await _create_missing(settings, topics)
+            return
+        except KafkaError as exc:
+            if not exc.retriable or asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.info("broker not ready for topic creation (%s); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _create_missing(settings: PlatformSettings, topics: list[str]) -> None:
     admin = AIOKafkaAdminClient(
         **settings.kafka_client_options(),
         request_timeout_ms=settings.kafka_request_timeout_ms,
