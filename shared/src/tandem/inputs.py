@@ -21,7 +21,14 @@ from typing import Annotated, Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
 import orjson
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    model_validator,
+)
 from pydantic.json_schema import GetJsonSchemaHandler, JsonSchemaValue
 from pydantic_core import CoreSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +60,21 @@ def _in_utc(value: datetime) -> datetime:
 
 #: A client's time: RFC 3339 text with an offset (``2026-03-01T10:00:00Z``), kept in UTC.
 Moment = Annotated[AwareDatetime, BeforeValidator(_written_time), AfterValidator(_in_utc)]
+
+
+class Input(BaseModel):
+    """A request body: unknown fields refused, text trimmed, text no service can store (a NUL
+    character, an unpaired surrogate) refused, wherever the body came from."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        found = unstorable(data)
+        if found:
+            raise ValueError(f"{found[0]} {found[1]}")
+        return data
 
 
 class Patch(BaseModel):

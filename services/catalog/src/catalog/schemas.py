@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from catalog.rules.descriptors import LINKS_MAX, MEMBERS_MAX
 from catalog.rules.names import NAME_MAX, NAME_PATTERN, member_name, name_problem
-from tandem.inputs import Moment, Patch
+from tandem.inputs import Input, Moment, Patch
 from tandem.pagination import Page
 
 Lifecycle = Literal["experimental", "production", "deprecated"]
@@ -42,10 +42,6 @@ CatalogName = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NA
                         AfterValidator(_catalog_name)]
 Member = Annotated[str, AfterValidator(_member)]
 Url = Annotated[str, Field(max_length=2000, pattern=URL_PATTERN)]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Link(Input):

@@ -16,16 +16,22 @@ skipped. A bad record is rejected with its line and the rest of the batch is imp
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import select
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from deployments.lifecycle import Reported, record_reported
 from deployments.models import Commit, Deployment, Environment
 from tandem.app import Session
 from tandem.auth import Manager
+from tandem.imports import (
+    ImportSummary,
+    import_batch,
+    imported_id,
+    not_yet_imported,
+    validate_lines,
+)
 
 router = APIRouter(prefix="/api/v1/imports", tags=["history"])
 
@@ -72,68 +78,18 @@ RECORD_EXAMPLE: dict[str, object] = {
 }
 
 
-class ImportLine(BaseModel):
-    """A line of the file: its number (for the answer) and the record as read."""
-
-    line: int = Field(
-        description="The record's line number in the file, from 1 (named again in the answer).",
-        examples=[1],
-        ge=1)
-    record: dict[str, object] = Field(
-        description="One past deployment as the file holds it.",
-        examples=[RECORD_EXAMPLE])
-
-
-class ImportBatch(BaseModel):
-    records: Annotated[list[ImportLine], Field(min_length=1, max_length=1000)] = Field(
-        description="The file's records, 1 to 1000 per request.",
-        examples=[[{"line": 1, "record": RECORD_EXAMPLE}]])
-
-
-class Rejected(BaseModel):
-    line: int = Field(
-        description="The rejected record's line number.")
-    errors: list[str] = Field(
-        description="What is wrong with it, one entry per field.")
-
-
-class ImportSummary(BaseModel):
-    imported: int = Field(
-        description="How many records were imported.")
-    skipped: int = Field(
-        description="How many were already imported (by external_id) and left alone.")
-    rejected: list[Rejected] = Field(
-        description="The records refused, each with why; the rest of the batch is imported.")
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
-            for e in exc.errors()]
+DeploymentBatch = import_batch("past deployment", RECORD_EXAMPLE)
 
 
 @router.post("/deployments", response_model=ImportSummary)
-async def import_deployments(batch: ImportBatch, session: Session,
+async def import_deployments(batch: DeploymentBatch, session: Session,
                              actor: Manager) -> ImportSummary:
     """Import past deployments (manager): ``imported``, ``skipped`` (already there) and
     ``rejected`` (with each line and why); one transaction for the batch."""
-    valid: list[tuple[int, PastDeployment]] = []
-    rejected: list[Rejected] = []
-    for item in batch.records:
-        try:
-            valid.append((item.line, PastDeployment.model_validate(item.record)))
-        except ValidationError as exc:
-            rejected.append(Rejected(line=item.line, errors=_errors(exc)))
-    ids = {f"import:{r.external_id}" for _, r in valid}
-    seen = set((await session.scalars(select(Deployment.external_id).where(
-        Deployment.external_id.in_(ids)))).all())  # type: ignore[union-attr]
+    valid, rejected = validate_lines(batch, PastDeployment)
+    fresh = await not_yet_imported(session, Deployment.external_id, valid)
     reports: list[Reported] = []
-    skipped = 0
-    for _, record in valid:
-        external_id = f"import:{record.external_id}"
-        if external_id in seen:
-            skipped += 1
-            continue
-        seen.add(external_id)
+    for record in fresh:
         reports.append(Reported(
             service=record.service, environment=record.environment.value,
             software_version=record.software_version, status=record.status,
@@ -141,8 +97,7 @@ async def import_deployments(batch: ImportBatch, session: Session,
             rolled_back_at=record.rolled_back_at,
             commits=[{"sha": c.sha, "committed_at": c.committed_at.astimezone(UTC).isoformat()}
                      for c in record.commits],
-            external_id=external_id, artifact=record.artifact, ref=record.ref))
+            external_id=imported_id(record.external_id), artifact=record.artifact, ref=record.ref))
     await record_reported(session, reports, actor=actor.sub, imported=True,
                           origin=f"imported by {actor.sub}"[:200])
-    imported = len(reports)
-    return ImportSummary(imported=imported, skipped=skipped, rejected=rejected)
+    return ImportSummary(imported=len(fresh), skipped=len(valid) - len(fresh), rejected=rejected)

@@ -15,11 +15,8 @@ its line and the rest of the batch imported.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import select
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from incidents import events
 from incidents.incident import incidents
@@ -28,6 +25,13 @@ from incidents.rules.lifecycle import ResolutionCode
 from incidents.schemas import Environment, Source
 from tandem.app import Session
 from tandem.auth import Manager
+from tandem.imports import (
+    ImportSummary,
+    import_batch,
+    imported_id,
+    not_yet_imported,
+    validate_lines,
+)
 from tandem.numbers import next_numbers
 
 router = APIRouter(prefix="/api/v1/imports", tags=["history"])
@@ -81,69 +85,19 @@ RECORD_EXAMPLE: dict[str, object] = {
 }
 
 
-class ImportLine(BaseModel):
-    line: int = Field(
-        description="The record's line number in the file, from 1 (named again in the answer).",
-        examples=[1],
-        ge=1)
-    record: dict[str, Any] = Field(
-        description="One past incident as the file holds it.",
-        examples=[RECORD_EXAMPLE])
-
-
-class ImportBatch(BaseModel):
-    records: Annotated[list[ImportLine], Field(min_length=1, max_length=1000)] = Field(
-        description="The file's records, 1 to 1000 per request.",
-        examples=[[{"line": 1, "record": RECORD_EXAMPLE}]])
-
-
-class Rejected(BaseModel):
-    line: int = Field(
-        description="The rejected record's line number.")
-    errors: list[str] = Field(
-        description="What is wrong with it, one entry per field.")
-
-
-class ImportSummary(BaseModel):
-    imported: int = Field(
-        description="How many records were imported.")
-    skipped: int = Field(
-        description="How many were already imported (by external_id) and left alone.")
-    rejected: list[Rejected] = Field(
-        description="The records refused, each with why; the rest of the batch is imported.")
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
-            for e in exc.errors()]
+IncidentBatch = import_batch("past incident", RECORD_EXAMPLE)
 
 
 @router.post("/incidents", response_model=ImportSummary)
-async def import_incidents(batch: ImportBatch, session: Session,
+async def import_incidents(batch: IncidentBatch, session: Session,
                            actor: Manager) -> ImportSummary:
     """Import past incidents (manager): ``imported``, ``skipped`` (already there) and
     ``rejected`` (each line and why); one transaction for the batch."""
-    valid: list[PastIncident] = []
-    rejected: list[Rejected] = []
-    for item in batch.records:
-        try:
-            valid.append(PastIncident.model_validate(item.record))
-        except ValidationError as exc:
-            rejected.append(Rejected(line=item.line, errors=_errors(exc)))
-    ids = {f"import:{r.external_id}" for r in valid}
-    seen = set((await session.scalars(select(Incident.external_id).where(
-        Incident.external_id.in_(ids)))).all())  # type: ignore[union-attr]
-    fresh: list[PastIncident] = []
-    for record in valid:
-        if f"import:{record.external_id}" in seen:
-            continue
-        seen.add(f"import:{record.external_id}")
-        fresh.append(record)
-    skipped = len(valid) - len(fresh)
+    valid, rejected = validate_lines(batch, PastIncident)
+    fresh = await not_yet_imported(session, Incident.external_id, valid)
     # One statement takes the batch's numbers, so nothing is flushed record by record.
     numbers = await next_numbers(session, incidents.number_prefix, len(fresh))
     for record, number in zip(fresh, numbers, strict=True):
-        external_id = f"import:{record.external_id}"
         impact, urgency = _PAIR_OF_PRIORITY[record.priority]
         status = "closed" if record.closed_at is not None else "resolved"
         incident = Incident(
@@ -159,9 +113,9 @@ async def import_incidents(batch: ImportBatch, session: Session,
             source=Source.imported.value, reported_by=actor.sub,
             reported_at=record.reported_at, acknowledged_at=record.acknowledged_at,
             resolved_at=record.resolved_at, closed_at=record.closed_at,
-            resolution_paused_at=record.resolved_at, external_id=external_id)
+            resolution_paused_at=record.resolved_at,
+            external_id=imported_id(record.external_id))
         session.add(incident)
         await incidents.record(session, incident, events.IncidentCreated, actor=actor.sub,
                                imported=True)
-    imported = len(fresh)
-    return ImportSummary(imported=imported, skipped=skipped, rejected=rejected)
+    return ImportSummary(imported=len(fresh), skipped=len(valid) - len(fresh), rejected=rejected)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from incidents.rules.lifecycle import OnHoldReason, ResolutionCode, Status
 from incidents.rules.stats import DurationSummary
-from tandem.inputs import Moment, Patch, at_least_one_of, fields_of_moves
+from tandem.inputs import Input, Moment, Patch, at_least_one_of, fields_of_moves
 from tandem.pagination import Page
 from tandem.vocabulary import Environment
 
@@ -29,30 +29,6 @@ class Source(StrEnum):
     deployment = "deployment"
     #: Brought in from history (``tandem import incidents``).
     imported = "import"
-
-
-def has_nul(value: Any) -> bool:
-    """Whether a NUL character hides anywhere in ``value`` (PostgreSQL text cannot hold one)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(has_nul(v) for v in value)
-    return False
-
-
-class Input(BaseModel):
-    """A request body: unknown fields refused, text trimmed, NUL characters refused."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if has_nul(data):
-            raise ValueError("text must not contain NUL characters")
-        return data
 
 
 class IncidentCreate(Input):

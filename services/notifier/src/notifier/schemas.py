@@ -8,9 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from notifier.rules.matching import SUBSCRIBABLE_TYPES, type_problem
+from tandem.inputs import Input
 from tandem.pagination import Page
 
 Format = Literal["cloudevents", "slack"]
@@ -37,10 +38,6 @@ Url = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://[^
                            description="Where events are POSTed: an https:// address "
                                        "(http:// only where the operator allows it).",
                            examples=["https://hooks.example.com/tandem"])]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class SubscriptionCreate(Input):
