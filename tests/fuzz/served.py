@@ -17,10 +17,10 @@ from tandem_cli.broker import EmbeddedBroker, free_port
 
 
 @contextmanager
-def served(name: str, broker: EmbeddedBroker, var_dir: Path) -> Iterator[tuple[str,
-                                                                              PlatformSettings]]:
+def served(name: str, broker: EmbeddedBroker, var_dir: Path,
+           **platform_overrides: object) -> Iterator[tuple[str, PlatformSettings]]:
     """``(base_url, platform)`` of service ``name`` on SQLite, running until the block ends."""
-    platform = platform_for(broker, var_dir, log_level="WARNING")
+    platform = platform_for(broker, var_dir, **{"log_level": "WARNING", **platform_overrides})
     url = None if name == "dashboard" else f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}"
     app = build_app(name, platform, url)
     port = free_port()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from apps_under_test import running
 
 from e2e.stack import TANDEM
+from fuzz.served import served
 from tandem_cli.broker import EmbeddedBroker
 from tandem_testing.oidc_provider import OidcProvider, sign_in
 
@@ -45,3 +47,15 @@ async def test_tandem_login_prints_a_token_the_services_accept(broker: EmbeddedB
             timeline = await svc.client.get(f"/api/v1/incidents/{r.json()['id']}/timeline",
                                             headers=headers)
             assert timeline.json()["items"][0]["actor"] == "pat"
+
+        # `tandem whoami` shows the role and issuer a service maps the person's token to
+        # (the token itself carries groups, not a role).
+        with served("incidents", broker, tmp_path / "served", auth_oidc_issuers=issuers) as (
+                url, _):
+            shown = subprocess.run(
+                [TANDEM, "whoami", "--json"], capture_output=True, text=True, timeout=60,
+                env={**os.environ, "TANDEM_TOKEN": token, "TANDEM_URL_INCIDENTS": url,
+                     "TANDEM_PROFILE": "", "HOME": str(tmp_path)})
+        me = json.loads(shown.stdout)
+        assert (me["sub"], me["role"], me["issuer"]) == ("pat", "practitioner", provider.issuer)
+        assert me["services"]["incidents"]["token"] == "accepted"

@@ -37,20 +37,20 @@ def token_claims(token: str) -> dict[str, Any]:
     return claims
 
 
-def _accepted(service: str) -> str:
-    """``accepted``, or the one line the service refused with."""
+def _identity(service: str) -> tuple[str, dict[str, Any] | None]:
+    """``accepted`` and who the service takes the token for, or the one line it refused
+    with."""
     try:
         with Api(service, timeout=5.0) as api:
-            api.get(f"/api/v1/{'services' if service == 'catalog' else service}",
-                    params={"limit": 1})
+            seen = api.get("/api/v1/identity")
     except CommandError as exc:
-        return exc.message
-    return "accepted"
+        return exc.message, None
+    return "accepted", seen if isinstance(seen, dict) else None
 
 
 def whoami(
     check: Annotated[bool, typer.Option(
-        "--check/--no-check", help="Ask each service a read with the token")] = True,
+        "--check/--no-check", help="Ask each service who it takes the token for")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Show the profile, the token's subject, role and expiry, and each service's URL."""
@@ -58,17 +58,23 @@ def whoami(
         profile = current_profile()
         claims = token_claims(profile.token) if profile.token else {}
         expires = claims.get("exp")
+        checked = {name: _identity(name) for name in API_SERVICES} if check else {}
+        # An identity provider's token carries groups, not a role: the services say which
+        # role and teams they map it to.
+        seen = next((who for _, who in checked.values() if who), None)
         answer: dict[str, Any] = {
             "profile": profile.name,
             "config_file": str(profile.path) if profile.path.is_file() else None,
             "token_source": profile.token_source,
-            "sub": claims.get("sub"),
-            "role": claims.get("role"),
+            "sub": seen["sub"] if seen else claims.get("sub"),
+            "role": seen["role"] if seen else claims.get("role"),
+            "issuer": seen["issuer"] if seen else claims.get("iss"),
+            "teams": seen["teams"] if seen else [],
             "expires_at": iso(datetime.fromtimestamp(expires, UTC))
             if isinstance(expires, int | float) else None,
             "services": {
                 name: {"url": service_url(name, profile), "from": profile.url_source(name),
-                       **({"token": _accepted(name)} if check else {})}
+                       **({"token": checked[name][0]} if check else {})}
                 for name in API_SERVICES
             },
         }
@@ -80,7 +86,10 @@ def whoami(
         "token     none (set TANDEM_TOKEN or a profile's token; `tandem token mint` makes one)",
     ]
     if profile.token:
-        lines.append(f"subject   {answer['sub'] or '-'} as {answer['role'] or '-'}")
+        lines.append(f"subject   {answer['sub'] or '-'} as {answer['role'] or '-'}"
+                     + (f" (teams: {', '.join(answer['teams'])})" if answer["teams"] else ""))
+        if answer["issuer"]:
+            lines.append(f"issuer    {answer['issuer']}")
         if answer["expires_at"]:
             lines.append(f"expires   {answer['expires_at']}" + (" (expired)" if expired else ""))
     for name, target in answer["services"].items():

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem import dead_letters, history, metrics, revocations, tracing
+from tandem import dead_letters, history, identity, metrics, revocations, tracing
 from tandem.api_docs import serve_api_docs
 from tandem.auth import TokenVerifier
 from tandem.consumer import EventConsumer, Handler
@@ -388,6 +388,7 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
     for router in spec.routers:
         app.include_router(router)
     app.include_router(history.router)
+    app.include_router(identity.router)
     if spec.reactions:
         app.include_router(dead_letters.router)
     app.add_middleware(InputGuard)
