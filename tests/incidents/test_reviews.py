@@ -147,6 +147,60 @@ async def test_a_resolved_p1_gets_a_review_with_its_timeline(svc: Running) -> No
     assert r.status_code == 404
 
 
+async def test_the_incidents_freeze_heard_after_the_review_opened_joins_its_timeline(
+        svc: Running) -> None:
+    service = await owned_service(svc)
+    incident = await svc.create(service=service, impact=1, urgency=1, title="Login fails")
+    resolved = (await svc.move(incident, "resolved", **RESOLVE)).json()
+    review = await review_of(svc, incident)
+    assert not [e for e in review["timeline"] if e["kind"] == "freeze"]
+
+    # The changes service's freeze for the incident, and its end a while after the resolve
+    # (the changes service heard it late), both arrive after the review opened.
+    freeze, began = freeze_event(service, incident["id"], parse(incident["reported_at"]))
+    ended_at = parse(resolved["resolved_at"]) + timedelta(seconds=5)
+    ended = {**freeze, "status": "ended", "ended_at": ended_at.isoformat(),
+             "allowed_transitions": [], "version": 2}
+    await svc.publish("changes", began)
+    await svc.publish("changes", new_event(
+        service="changes", type="tandem.freeze.transitioned", subject=freeze["id"],
+        sequence=2, actor="tandem-changes",
+        data={"freeze": ended, "from": "active", "to": "ended", "reason": "incident resolved"}))
+
+    async def with_both() -> dict[str, Any] | None:
+        now = await review_of(svc, incident)
+        texts = [e["text"] for e in now["timeline"] if e["ref"] == freeze["number"]]
+        return now if texts == ["freeze began: open P1 incident", "freeze ended"] else None
+
+    updated = await eventually(with_both)
+    assert updated["version"] > review["version"]
+    events = await svc.events_about(review["id"], until=lambda evs: [
+        e.type for e in evs].count("tandem.review.timeline_updated") >= 1)
+    last = [e for e in events if e.type == "tandem.review.timeline_updated"][-1]
+    assert last.data["review"]["timeline"][-1]["text"] == "freeze ended"
+
+    # A person's freeze of the service during the incident joins it too; a freeze of
+    # another service leaves the review alone.
+    elsewhere, _ = freeze_event(unique_service(), incident["id"], parse(incident["reported_at"]))
+    elsewhere = {**elsewhere, "incident_id": None, "source": "manual", "reason": "other"}
+    await svc.publish("changes", new_event(
+        service="changes", type="tandem.freeze.created", subject=elsewhere["id"], sequence=1,
+        actor="olivia", data={"freeze": elsewhere}))
+    await known_in_view(svc, FreezeView, elsewhere["id"])
+    assert (await review_of(svc, incident))["version"] == updated["version"]
+    person, _ = freeze_event(service, incident["id"], parse(incident["reported_at"]))
+    person = {**person, "incident_id": None, "source": "manual", "reason": "hands off"}
+    await svc.publish("changes", new_event(
+        service="changes", type="tandem.freeze.created", subject=person["id"], sequence=1,
+        actor="olivia", data={"freeze": person}))
+
+    async def with_persons() -> bool:
+        now = await review_of(svc, incident)
+        return any(e["ref"] == person["number"] for e in now["timeline"])
+
+    await eventually(with_persons)
+
+
 async def test_an_action_on_the_emergency_change_closes_when_its_deployment_succeeds(
         svc: Running) -> None:
     service = await owned_service(svc)

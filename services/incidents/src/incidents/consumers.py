@@ -31,7 +31,7 @@ from incidents.projections import (
     project_service,
     service_named,
 )
-from incidents.reviews import close_actions_fixed_by
+from incidents.reviews import SYSTEM_ACTOR, close_actions_fixed_by, refresh_timelines
 from incidents.rules.lifecycle import FINAL_STATES, OPEN_STATES, ResolutionCode
 from incidents.schemas import IncidentCreate, Source, Status, TransitionRequest
 from tandem.app import Reaction, ReactionHandler
@@ -159,8 +159,10 @@ async def change_changed(session: AsyncSession, event: CloudEvent,
 
 async def freeze_changed(session: AsyncSession, event: CloudEvent,
                          settings: IncidentsSettings) -> None:
-    """A freeze began, moved or ended: keep its view (a review's timeline shows it)."""
-    await project_freeze(session, event)
+    """A freeze began, moved or ended: keep its view, and take it into the timelines of the
+    reviews it belongs to when they opened before it was heard."""
+    freeze = await project_freeze(session, event)
+    await refresh_timelines(session, freeze, actor=SYSTEM_ACTOR)
 
 
 async def catalog_service_changed(session: AsyncSession, event: CloudEvent,

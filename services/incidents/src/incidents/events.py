@@ -124,6 +124,13 @@ class ReviewActionClosed(_ReviewData):
     deployment_id: uuid.UUID | None = None
 
 
+class ReviewTimelineUpdated(_ReviewData):
+    """The review's timeline took in what was heard after it opened (the incident's freeze
+    ending, or beginning late); ``review.timeline`` is the whole timeline now."""
+
+    event_type: ClassVar[str] = "tandem.review.timeline_updated"
+
+
 class ReviewDueBreached(_ReviewData):
     """The review was not completed by its due date (found by the periodic check)."""
 
@@ -137,5 +144,5 @@ EVENT_DATA = event_catalog(
     IncidentCreated, IncidentUpdated, IncidentTransitioned, IncidentAnnotated,
     IncidentSlaBreached, IncidentSuspectsFound, IncidentCauseConfirmed,
     ReviewCreated, ReviewTransitioned, ReviewFactorAdded, ReviewActionAdded,
-    ReviewActionClosed, ReviewDueBreached,
+    ReviewActionClosed, ReviewTimelineUpdated, ReviewDueBreached,
 )

@@ -154,11 +154,41 @@ async def cross_service_timeline(session: AsyncSession, incident: Incident,
         FreezeView.incident_id == incident.id, FreezeView.status != "ended",
         FreezeView.starts_at <= end)))).all()
     for f in freezes:
-        if f.services and incident.service not in f.services and f.incident_id != incident.id:
+        own = f.incident_id == incident.id
+        if f.services and incident.service not in f.services and not own:
             continue
         add(f.starts_at, "freeze", f.number, f"freeze began: {f.reason}")
-        add(f.ended_at, "freeze", f.number, "freeze ended")
+        if own and f.ended_at is not None:
+            # The incident's own freeze ends when the changes service hears it resolved,
+            # which may be a while after: it belongs to the story whenever it came.
+            out.append({"time": f.ended_at.isoformat(), "kind": "freeze", "ref": f.number,
+                        "text": "freeze ended"})
+        else:
+            add(f.ended_at, "freeze", f.number, "freeze ended")
     return sorted(out, key=lambda e: (e["time"], e["kind"], e["ref"]))
+
+
+async def refresh_timelines(session: AsyncSession, freeze: Any, *, actor: str) -> int:
+    """Take a freeze heard late into the timelines of the reviews it belongs to (not
+    completed: its incident's, and those of the services it covers), each changed one with
+    ``tandem.review.timeline_updated``; returns how many changed."""
+    clauses = [Review.incident_id == freeze.incident_id] if freeze.incident_id else []
+    clauses.append(Review.service.in_(freeze.services) if freeze.services  # type: ignore[attr-defined]
+                   else Review.service.is_not(None))  # type: ignore[union-attr]
+    found = (await session.scalars(reviews.locked(select(Review).where(
+        Review.status != "completed", or_(*clauses)).order_by(Review.id)))).all()
+    changed = 0
+    for review in found:
+        incident = await session.get(Incident, review.incident_id)
+        if incident is None:
+            continue
+        timeline = await cross_service_timeline(session, incident)
+        if timeline == review.timeline:
+            continue
+        review.timeline = timeline
+        await reviews.record(session, review, events.ReviewTimelineUpdated, actor=actor)
+        changed += 1
+    return changed
 
 
 async def cause_of(session: AsyncSession, incident: Incident) -> dict[str, Any]:
