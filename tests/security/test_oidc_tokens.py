@@ -232,6 +232,21 @@ async def test_a_ci_token_deploys_its_own_service_and_is_refused_anothers(
             assert mine.status_code == 200, mine.text
             assert mine.json()["status"] == "canceled"
 
+            # Its own deployment's gate it may read; another's, not.
+            gate = await deployments.client.get(f"/api/v1/deployments/{own.json()['id']}/gate",
+                                                headers=bearer(payments_job))
+            assert gate.status_code == 200, gate.text
+            assert gate.json()["deployment_id"] == own.json()["id"]
+            r = await deployments.client.get(f"/api/v1/deployments/{theirs.json()['id']}/gate",
+                                             headers=bearer(payments_job))
+            assert r.status_code == 403, r.text
+            assert (r.json()["type"], r.json()["rule"]) == (
+                "urn:tandem:problem:pipeline-repository", "gate")
+            # A person (a local token) still reads any gate.
+            r = await deployments.client.get(f"/api/v1/deployments/{theirs.json()['id']}/gate",
+                                             headers=deployments.headers("viewer"))
+            assert r.status_code == 200
+
             # The standard change that lets a deploy through the gate: only for its own
             # service. Once the changes service has the catalog's repositories, its own passes
             # the repository rule (and meets the standard change's own: a template is needed).

@@ -21,7 +21,9 @@ from fastapi import FastAPI
 from deployments.config import DeploymentsSettings
 from deployments.deployment import deployments, gate_public
 from deployments.models import GateAnswer
+from deployments.pipeline_scope import check_pipeline_scope
 from deployments.rules.gate import Decision
+from tandem.auth import Actor
 from tandem.db import Database
 from tandem.events import CloudEvent
 
@@ -71,10 +73,14 @@ def wake_gate_readers(app: FastAPI, event: CloudEvent) -> None:
     app.state.gate_signals.wake((event.subject, str(asked_by)) if asked_by else (event.subject,))
 
 
-async def _read_gate(db: Database, ref: str) -> tuple[GateAnswer, set[str]]:
+async def _read_gate(db: Database, ref: str,
+                     asker: Actor | None = None) -> tuple[GateAnswer, set[str]]:
     # A short read of its own: a long poll must not hold a transaction open.
     async with db.transaction(read_only=True) as session:
         dep = await deployments.get(session, ref)
+        if asker is not None:
+            await check_pipeline_scope(session, asker, dep.service, dep.environment,
+                                       rule="gate")
         answer = GateAnswer(**gate_public(dep).model_dump(), deployment_id=dep.id,
                             deployment_number=dep.number, deployment_status=dep.status)
         keys = {str(k) for k in (dep.id, dep.change_id, dep.gate_change_id) if k is not None}
@@ -82,14 +88,15 @@ async def _read_gate(db: Database, ref: str) -> tuple[GateAnswer, set[str]]:
 
 
 async def gate_answer(db: Database, signals: GateSignals, settings: DeploymentsSettings,
-                      ref: str, *, wait: float) -> GateAnswer:
+                      ref: str, *, wait: float, asker: Actor) -> GateAnswer:
     """The gate of deployment ``ref``; with ``wait`` > 0 held up to that long (at most
     ``max_gate_wait_s``) until it leaves ``awaiting``.
 
     Woken by the consumed change event that may have decided it; with several replicas the
     event may land on another one, so the row is also read again every ``gate_recheck_s``.
+    A CI job's token reads only the gates of its own repository's services (``asker``).
     """
-    answer, keys = await _read_gate(db, ref)
+    answer, keys = await _read_gate(db, ref, asker)
     if answer.decision != Decision.awaiting or wait <= 0:
         return answer
     deadline = time.monotonic() + min(wait, settings.max_gate_wait_s)

@@ -102,7 +102,7 @@ async def transition_deployment(ref: DeploymentRef, body: DeploymentTransitionRe
 
 
 @router.get("/{ref}/gate", response_model=GateAnswer)
-async def get_gate(ref: DeploymentRef, request: Request, settings: Settings, _: Reader,
+async def get_gate(ref: DeploymentRef, request: Request, settings: Settings, actor: Reader,
                    wait: Annotated[float, Query(
                        ge=0, le=60,
                        description="Seconds to hold the answer while the gate is awaiting "
@@ -113,7 +113,7 @@ async def get_gate(ref: DeploymentRef, request: Request, settings: Settings, _: 
     polls without hammering: an awaiting gate answers the moment its change is decided, or
     after ``wait`` seconds with ``awaiting`` still."""
     return await gate_answer(request.app.state.db, request.app.state.gate_signals, settings,
-                             ref, wait=wait)
+                             ref, wait=wait, asker=actor)
 
 
 @dora_router.get("", response_model=DoraReport)
