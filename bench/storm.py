@@ -256,9 +256,16 @@ def main(argv: list[str] | None = None) -> None:
                            capture_output=True)
         shutil.copy(dep_db, raw_db)
         shutil.copy(inc_db, raw_inc_db)
-        platform = PlatformSettings(kafka_bootstrap=broker.bootstrap,
-                                    topic_prefix=env["TANDEM_TOPIC_PREFIX"])
-        asyncio.run(ensure_topics(platform, platform.all_topics()))
+        # Each Tandem target on topics of its own: in one stack the deployments service
+        # consumes every incident the enqueue storm opens (and the incidents service every
+        # deployment), so a shared broker would charge one target's CPU with the other's
+        # events, arriving late across rounds.
+        own_topics = {name: {**env, "TANDEM_TOPIC_PREFIX": f"{env['TANDEM_TOPIC_PREFIX']}{name}."}
+                      for name in ("deployments", "incidents", "deployments2")}
+        for prefixed in own_topics.values():
+            platform = PlatformSettings(kafka_bootstrap=broker.bootstrap,
+                                        topic_prefix=prefixed["TANDEM_TOPIC_PREFIX"])
+            asyncio.run(ensure_topics(platform, platform.all_topics()))
         ports = {name: free_port() for name in ("bare", "raw", "deployments", "incidents",
                                                  "deployments2")}
         url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -266,10 +273,12 @@ def main(argv: list[str] | None = None) -> None:
                 "deployments": "deployments.main:create_app",
                 "incidents": "incidents.main:create_app"}
         for name, app in apps.items():
-            processes[name] = start_uvicorn(app, ports[name], env, log=work / f"{name}.log")
+            processes[name] = start_uvicorn(app, ports[name], own_topics.get(name, env),
+                                            log=work / f"{name}.log")
         if args.workers:
             processes["deployments2"] = start_uvicorn(
-                "deployments.main:create_app", ports["deployments2"], env, workers=2,
+                "deployments.main:create_app", ports["deployments2"],
+                own_topics["deployments2"], workers=2,
                 log=work / "deployments2.log")
         for name, process in processes.items():
             wait_ready(url[name], "/livez" if name in ("bare", "raw") else "/readyz", process)
