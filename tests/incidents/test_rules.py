@@ -196,7 +196,7 @@ def test_every_published_type_has_a_data_schema() -> None:
         "created", "updated", "transitioned", "annotated", "sla_breached", "suspects_found",
         "cause_confirmed")} | {f"tandem.review.{v}" for v in (
         "created", "transitioned", "factor_added", "action_added", "action_closed",
-        "due_breached")}
+        "due_breached", "timeline_updated")}
     for type_, model in EVENT_DATA.items():
         schema = model.model_json_schema(by_alias=True)
         assert type_.split(".")[1] in schema["required"]
