@@ -23,6 +23,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
+from tandem.vocabulary import as_name
 from tandem_cli.api import (
     Api,
     CommandError,
@@ -82,7 +83,7 @@ def _later(start: str | None, seconds: Any) -> str | None:
 def _slug(name: Any) -> Any:
     if not isinstance(name, str):
         return name
-    return re.sub(r"[^a-z0-9._-]+", "-", name.strip().lower()).strip("-._") or name
+    return as_name(name) or name
 
 
 def deployment_record(row: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+#: A service's or team's name as every service accepts it: lower case letters, digits, ``.``,
+#: ``_`` and ``-`` (the catalog gives names it registers a stricter form of its own).
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
 class Environment(StrEnum):
@@ -24,3 +29,9 @@ def repository_name(text: str) -> str:
     if colon and "/" not in host:  # git@github.com:acme/payments
         name = f"{host}/{path}"
     return name.removesuffix("/").removesuffix(".git")
+
+
+def as_name(text: str) -> str:
+    """``text`` in the form of a service's name (``Payments API`` -> ``payments-api``); empty
+    when nothing of it is left."""
+    return re.sub(r"[^a-z0-9._-]+", "-", text.strip().lower()).strip("-._")

@@ -39,13 +39,13 @@ from tandem.app import Runtime, Session
 from tandem.auth import Manager, Owner, Reader, parse_ttl
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import Cursor, Limit, page
+from tandem.vocabulary import NAME_PATTERN
 
 services_router = APIRouter(prefix="/api/v1/services", tags=["services"])
 teams_router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 import_router = APIRouter(prefix="/api/v1/catalog", tags=["import"])
 revocations_router = APIRouter(prefix="/api/v1/revocations", tags=["revocations"])
 
-NAME = r"^[a-z0-9][a-z0-9._-]*$"
 #: The ``{ref}`` of a service's or a team's path.
 ServiceRef = Annotated[str, Path(description="The service's id, number (SVC0000003) or name.",
                                  examples=["payments"])]
@@ -70,12 +70,13 @@ async def add_service(body: ServiceCreate, session: Session, actor: Owner,
 async def list_services(
     session: Session, _: Reader,
     owner_team: Annotated[str | None, Query(
-        max_length=100, pattern=NAME, description="Only services this team owns (develops).",
+        max_length=100, pattern=NAME_PATTERN,
+        description="Only services this team owns (develops).",
         examples=["payments"])] = None,
     operations_team: Annotated[str | None, Query(
-        max_length=100, pattern=NAME, description="Only services this team runs.",
+        max_length=100, pattern=NAME_PATTERN, description="Only services this team runs.",
         examples=["platform-ops"])] = None,
-    team: Annotated[str | None, Query(max_length=100, pattern=NAME,
+    team: Annotated[str | None, Query(max_length=100, pattern=NAME_PATTERN,
                                       description="Only services this team owns or runs.",
                                       examples=["payments"])] = None,
     tier: Annotated[int | None, Query(
@@ -85,7 +86,7 @@ async def list_services(
         description="Only services at this stage of their life.",
         examples=["production"])] = None,
     system: Annotated[str | None, Query(
-        max_length=100, pattern=NAME, description="Only the services of this system.",
+        max_length=100, pattern=NAME_PATTERN, description="Only the services of this system.",
         examples=["commerce"])] = None,
     unowned: Annotated[bool | None, Query(description="true: only services with no owner "
                                                       "team; false: only owned ones.",

@@ -17,7 +17,7 @@ from changes.rules.standard_changes import TEMPLATE_LIFECYCLE
 from tandem.inputs import Moment, together
 from tandem.pagination import Page
 from tandem.transitions import TransitionRequest
-from tandem.vocabulary import Environment
+from tandem.vocabulary import NAME_PATTERN, Environment
 
 
 class ChangeType(StrEnum):
@@ -32,10 +32,9 @@ class CloseCode(StrEnum):
     unsuccessful = "unsuccessful"
 
 
-SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 #: A client's time with its offset, kept in UTC.
 UTCTime = Moment
-ServiceName = Annotated[str, Field(min_length=1, max_length=100, pattern=SERVICE_PATTERN)]
+ServiceName = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 
 
 class ChangeCreate(BaseModel):
@@ -60,7 +59,7 @@ class ChangeCreate(BaseModel):
     service: str = Field(
         description="The service changed, by its catalog name.",
         examples=["payments"],
-        min_length=1, max_length=100, pattern=SERVICE_PATTERN)
+        min_length=1, max_length=100, pattern=NAME_PATTERN)
     environment: Environment = Field(
         description="The environment changed.",
         examples=["production"])

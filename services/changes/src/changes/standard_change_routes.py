@@ -12,7 +12,6 @@ from changes import standard_changes
 from changes.models import StandardChange
 from changes.rules.standard_changes import TEMPLATE_LIFECYCLE
 from changes.schemas import (
-    SERVICE_PATTERN,
     StandardChangeCreate,
     StandardChangePublic,
     StandardChangesPage,
@@ -24,6 +23,7 @@ from tandem.app import Session
 from tandem.auth import Owner, Reader
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import Cursor, Limit, page
+from tandem.vocabulary import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/standard-changes", tags=["standard changes"])
 #: The ``{ref}`` of a template's path.
@@ -47,7 +47,7 @@ async def create_template(body: StandardChangeCreate, session: Session, actor: O
 async def list_templates(
     session: Session, _: Reader,
     service_name: Annotated[str | None, Query(
-        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        alias="service", max_length=100, pattern=NAME_PATTERN,
         description="Only templates for this service.", examples=["checkout"])] = None,
     status: Annotated[str | None, Query(
         pattern=r"^(active|retired)$", description="Only active or only retired templates.",

@@ -32,10 +32,9 @@ from tandem.imports import (
     not_yet_imported,
     validate_lines,
 )
+from tandem.vocabulary import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/imports", tags=["history"])
-
-_SERVICE = r"^[a-z0-9][a-z0-9._-]*$"
 
 
 class PastDeployment(BaseModel):
@@ -46,7 +45,7 @@ class PastDeployment(BaseModel):
     external_id: str = Field(min_length=1, max_length=255,
                              description="Its id where it came from; importing it again "
                                          "skips it.")
-    service: str = Field(min_length=1, max_length=100, pattern=_SERVICE)
+    service: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     environment: Environment = Environment.production
     software_version: str = Field(alias="version", min_length=1, max_length=100)
     status: Literal["succeeded", "failed", "rolled_back", "canceled"]

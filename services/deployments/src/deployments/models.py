@@ -19,7 +19,7 @@ from sqlmodel import Field as Col
 from tandem.aggregate import AggregateColumns
 from tandem.db import JSONType, UTCDateTime, service_table_base
 from tandem.pagination import Page
-from tandem.vocabulary import Environment
+from tandem.vocabulary import NAME_PATTERN, Environment
 
 #: This service's tables, in a metadata of their own.
 ServiceTable = service_table_base()
@@ -192,7 +192,6 @@ class DoraFact(ServiceTable, table=True):
 
 # --- API schemas ------------------------------------------------------------------------------
 
-_SERVICE = r"^[a-z0-9][a-z0-9._-]*$"
 #: An artifact as a pipeline names it (a package URL), for the API's examples.
 ARTIFACT_EXAMPLE = ("pkg:oci/checkout@sha256:"
                     "3b1f9c7e5a2d4f6b8c0e1a3d5f7b9c2e4a6d8f0b1c3e5a7d9f2b4c6e8a0d1f3b")
@@ -253,7 +252,7 @@ class DeploymentCreate(BaseModel):
     service: str = Field(
         description="The service deployed, by its catalog name.",
         examples=["checkout"],
-        min_length=1, max_length=100, pattern=_SERVICE)
+        min_length=1, max_length=100, pattern=NAME_PATTERN)
     environment: Environment = Field(
         description="The environment deployed to; production deployments pass the gate.",
         examples=["production"])

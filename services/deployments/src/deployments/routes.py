@@ -30,6 +30,7 @@ from tandem.db import utcnow
 from tandem.dora import WINDOW_PATTERN, parse_window
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import CURSOR_EXAMPLE, page
+from tandem.vocabulary import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 #: The ``{ref}`` of a deployment's path.
@@ -130,7 +131,7 @@ async def get_dora(
         max_length=5, pattern=WINDOW_PATTERN,
         description="How far back from now: a number of hours, days or weeks.",
         examples=["30d", "12h", "4w"])] = "30d",
-    team: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$",
+    team: Annotated[str | None, Query(max_length=100, pattern=NAME_PATTERN,
                                       description="Only the services this team owns or runs "
                                                   "(as the catalog says).",
                                       examples=["payments"])] = None,

@@ -38,7 +38,7 @@ from tandem.app import Session
 from tandem.db import utcnow
 from tandem.numbers import hold_numbers
 from tandem.problems import Problem
-from tandem.vocabulary import repository_name
+from tandem.vocabulary import as_name, repository_name
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
@@ -186,8 +186,7 @@ async def first_delivery(session: AsyncSession, sender: str, delivery_id: str | 
 
 def service_slug(name: str) -> str:
     """A repository's name as a Tandem service name (lower case, ``[a-z0-9._-]``)."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
-    return slug[:100] or "unnamed"
+    return as_name(name)[:100] or "unnamed"
 
 
 async def deployment_of(session: AsyncSession, external_id: str) -> Deployment | None:

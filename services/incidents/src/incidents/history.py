@@ -33,10 +33,9 @@ from tandem.imports import (
     validate_lines,
 )
 from tandem.numbers import next_numbers
+from tandem.vocabulary import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/imports", tags=["history"])
-
-_SERVICE = r"^[a-z0-9][a-z0-9._-]*$"
 
 #: An impact x urgency that gives each priority in the default matrix (when a record names its
 #: priority only, as PagerDuty's does).
@@ -51,7 +50,7 @@ class PastIncident(BaseModel):
     external_id: str = Field(min_length=1, max_length=255)
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10000)
-    service: str = Field(min_length=1, max_length=100, pattern=_SERVICE)
+    service: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     environment: Environment = Environment.production
     priority: int = Field(ge=1, le=5)
     major: bool | None = None

@@ -16,7 +16,6 @@ from incidents.review_export import as_markdown
 from incidents.reviews import reviews
 from incidents.rules.stats import summarize
 from incidents.schemas import (
-    SERVICE_PATTERN,
     ActionCreate,
     ActionPublic,
     ActionTransition,
@@ -33,11 +32,12 @@ from tandem.errors import NotFound
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.inputs import Moment
 from tandem.pagination import Cursor, Limit, page
+from tandem.vocabulary import NAME_PATTERN
 
 review_router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
 review_metrics_router = APIRouter(prefix="/api/v1/review-metrics", tags=["metrics"])
 
-Team = Annotated[str | None, Query(max_length=100, pattern=SERVICE_PATTERN,
+Team = Annotated[str | None, Query(max_length=100, pattern=NAME_PATTERN,
                                    description="Reviews this team owns or takes part in.",
                                    examples=["payments"])]
 #: The ``{ref}`` of a review's path, and the ``{action_ref}`` of one of its action items.
@@ -68,7 +68,7 @@ async def list_reviews(
         pattern="^(open|in_progress|completed)$", description="Only reviews in this state.",
         examples=["open"])] = None,
     service_name: Annotated[str | None, Query(
-        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        alias="service", max_length=100, pattern=NAME_PATTERN,
         description="Only reviews of this service's incidents.", examples=["checkout"])] = None,
     team: Team = None,
     limit: Limit = 50,

@@ -33,7 +33,7 @@ from incidents.models import (
     Review,
     ReviewAction,
 )
-from incidents.projections import service_named
+from incidents.projections import FreezeSnapshot, service_named
 from incidents.rules.reviews import REVIEW_LIFECYCLE, add_working_days
 from incidents.schemas import ActionCreate, ActionPublic, Factor, ReviewPublic
 from tandem.aggregate import Aggregate
@@ -168,7 +168,8 @@ async def cross_service_timeline(session: AsyncSession, incident: Incident,
     return sorted(out, key=lambda e: (e["time"], e["kind"], e["ref"]))
 
 
-async def refresh_timelines(session: AsyncSession, freeze: Any, *, actor: str) -> int:
+async def refresh_timelines(session: AsyncSession, freeze: FreezeSnapshot, *,
+                            actor: str) -> int:
     """Take a freeze heard late into the timelines of the reviews it belongs to (not
     completed: its incident's, and those of the services it covers), each changed one with
     ``tandem.review.timeline_updated``; returns how many changed."""

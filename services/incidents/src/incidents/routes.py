@@ -17,7 +17,6 @@ from incidents.projections import services_of_team
 from incidents.rules.lifecycle import Status
 from incidents.rules.stats import summarize
 from incidents.schemas import (
-    SERVICE_PATTERN,
     CauseRequest,
     Environment,
     IncidentCreate,
@@ -44,6 +43,7 @@ from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.inputs import Moment
 from tandem.pagination import CURSOR_DESCRIPTION, CURSOR_EXAMPLE, LIMIT_DESCRIPTION, page
 from tandem.problems import Problem
+from tandem.vocabulary import NAME_PATTERN
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 #: Query text without NUL characters (which PostgreSQL cannot compare).
@@ -70,7 +70,7 @@ async def list_incidents(
     status: Annotated[Status | None, Query(
         description="Only incidents in this state.", examples=["acknowledged"])] = None,
     service_name: Annotated[str | None, Query(
-        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        alias="service", max_length=100, pattern=NAME_PATTERN,
         description="Only incidents of this service.", examples=["checkout"])] = None,
     environment: Annotated[Environment | None, Query(
         description="Only incidents in this environment.", examples=["production"])] = None,
@@ -223,14 +223,14 @@ async def update_policy(body: PolicyUpdate, request: Request, session: Session,
 async def incident_metrics(
     session: Session, _: Reader,
     service_name: Annotated[str | None, Query(
-        alias="service", max_length=100, pattern=SERVICE_PATTERN,
+        alias="service", max_length=100, pattern=NAME_PATTERN,
         description="Only incidents of this service.", examples=["checkout"])] = None,
     environment: Annotated[Environment | None, Query(
         description="Only incidents in this environment.", examples=["production"])] = None,
     since: Annotated[Moment | None, Query(
         description="Only incidents reported at or after this time (RFC 3339 with its offset).",
         examples=["2026-11-01T00:00:00Z"])] = None,
-    team: Annotated[str | None, Query(max_length=100, pattern=SERVICE_PATTERN,
+    team: Annotated[str | None, Query(max_length=100, pattern=NAME_PATTERN,
                                       description="Only the services this team owns or runs "
                                                   "(as the catalog says).",
                                       examples=["payments"])] = None,

@@ -15,10 +15,7 @@ from incidents.rules.lifecycle import OnHoldReason, ResolutionCode, Status
 from incidents.rules.stats import DurationSummary
 from tandem.inputs import Input, Moment, Patch, at_least_one_of, fields_of_moves
 from tandem.pagination import Page
-from tandem.vocabulary import Environment
-
-# Names: lower-case service names, as the other services use them.
-SERVICE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+from tandem.vocabulary import NAME_PATTERN, Environment
 
 
 class Source(StrEnum):
@@ -43,7 +40,7 @@ class IncidentCreate(Input):
     service: str = Field(
         description="The affected service's name, as the catalog knows it.",
         examples=["checkout"],
-        min_length=1, max_length=100, pattern=SERVICE_PATTERN)
+        min_length=1, max_length=100, pattern=NAME_PATTERN)
     environment: Environment = Field(
         description="The environment it happens in.",
         examples=["production"])
@@ -84,7 +81,7 @@ class IncidentUpdate(Input, Patch):
         description="Move the incident to another service (by its catalog name).",
         examples=["payments"],
         default=None, min_length=1, max_length=100,
-        pattern=SERVICE_PATTERN)
+        pattern=NAME_PATTERN)
     environment: Environment | None = Field(
         default=None,
         description="Move the incident to another environment.",

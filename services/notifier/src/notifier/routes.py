@@ -32,6 +32,7 @@ from tandem.app import Session
 from tandem.auth import Manager, Reader
 from tandem.http import Idempotency, JSONBody, check_if_match, resource_response
 from tandem.pagination import Cursor, Limit, page
+from tandem.vocabulary import NAME_PATTERN
 
 subscriptions_router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 deliveries_router = APIRouter(prefix="/api/v1/deliveries", tags=["deliveries"])
@@ -70,7 +71,7 @@ async def list_subscriptions(
         pattern=r"^(cloudevents|slack)$", description="Only those sending this format.",
         examples=["slack"])] = None,
     team: Annotated[str | None, Query(
-        max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        max_length=100, pattern=NAME_PATTERN,
         description="Only the subscription that follows this team's catalog entry.",
         examples=["payments"])] = None,
     source: Annotated[str | None, Query(

@@ -13,10 +13,10 @@ from pydantic import AfterValidator, BaseModel, Field
 from notifier.rules.matching import SUBSCRIBABLE_TYPES, type_problem
 from tandem.inputs import Input
 from tandem.pagination import Page
+from tandem.vocabulary import NAME_PATTERN
 
 Format = Literal["cloudevents", "slack"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
 def _event_type(value: str) -> str:
