@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner, Result
 
 from e2e.stack import TANDEM, Stack
-from tandem.events import new_event
+from tandem.events import CloudEvent, new_event
 from tandem.kafka import ensure_topics
 from tandem.settings import PlatformSettings
 from tandem_cli import build_app
@@ -221,27 +221,52 @@ def test_events_tail_says_when_it_loses_and_regains_the_broker(tmp_path):
     tail = None
     try:
         asyncio.run(ensure_topics(platform, topics))
-        tail = subprocess.Popen([TANDEM, "events", "tail", "--topic", "incidents", "--idle",
-                                 "25"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        tail = subprocess.Popen([TANDEM, "events", "tail", "--topic", "incidents", "--count",
+                                 "1", "--idle", "90", "--json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         _await_following(tail)
         broker.stop()
-        time.sleep(8)  # long enough for a probe to fail
+        said = _await_line(tail, "tail: lost the broker at", timeout=30)
         broker = EmbeddedBroker(port, log_path=tmp_path / "second.log")
         broker.start()
         asyncio.run(ensure_topics(platform, topics))
-        _, err = tail.communicate(timeout=60)
+        said += _await_line(tail, f"tail: the broker at 127.0.0.1:{port} is back", timeout=60)
+        # It follows the new broker again: an event published now is printed.
+        event = new_event(service="incidents", type="tandem.incident.annotated",
+                          subject="after-restart", sequence=1, actor="tail-test", data={})
+        asyncio.run(_publish(platform.kafka_bootstrap, topics[0], event))
+        out, err = tail.communicate(timeout=60)
     finally:
         if tail is not None:
             tail.kill()
         broker.stop()
-    lines = err.strip().splitlines()
-    assert any(line.startswith("tail: lost the broker at") for line in lines), err
-    assert any(line.startswith(f"tail: the broker at 127.0.0.1:{port} is back") for line in
-               lines), err
-    lost = next(i for i, line in enumerate(lines) if "lost the broker" in line)
-    back = next(i for i, line in enumerate(lines) if "is back" in line)
-    assert lost < back
+    assert tail.returncode == 0, said + err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [str(event.id)], out
+
+
+async def _publish(bootstrap: str, topic: str, event: CloudEvent) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=event.to_bytes())
+    finally:
+        await producer.stop()
+
+
+def _await_line(tail: subprocess.Popen[str], prefix: str, timeout: float) -> str:
+    """Read a tail's stderr until a line starts with prefix; returns what was read."""
+    stream = tail.stderr
+    assert stream is not None
+    read = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([stream], [], [], 1)[0]:
+            line = stream.readline()
+            assert line, f"tail ended before it said {prefix!r}: {read}"
+            read += line
+            if line.startswith(prefix):
+                return read
+    raise AssertionError(f"tail never said {prefix!r} in {timeout} s: {read}")
 
 
 def _await_following(tail: subprocess.Popen[str], timeout: float = 60) -> None:

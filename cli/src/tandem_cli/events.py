@@ -97,7 +97,10 @@ async def _tail(platform: PlatformSettings, topics: list[str], patterns: list[st
         while count is None or printed < count:
             if loop.time() - probed_at >= PROBE_S:
                 probed_at = loop.time()
-                lost = await _probe(consumer, read, lost, platform.kafka_bootstrap)
+                was_lost, lost = lost, await _probe(consumer, read, lost, platform.kafka_bootstrap)
+                if was_lost and not lost:
+                    # Time without a broker is not time without events: --idle counts afresh.
+                    quiet_since = loop.time()
             batches = await consumer.getmany(timeout_ms=200)
             for tp, rs in batches.items():
                 if tp in fresh:
