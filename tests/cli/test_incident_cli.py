@@ -234,7 +234,7 @@ def test_events_tail_says_when_it_loses_and_regains_the_broker(tmp_path):
         # It follows the new broker again: an event published now is printed.
         event = new_event(service="incidents", type="tandem.incident.annotated",
                           subject="after-restart", sequence=1, actor="tail-test", data={})
-        asyncio.run(_publish(platform.kafka_bootstrap, topics[0], event))
+        asyncio.run(_publish(platform.kafka_bootstrap, topics[0], [event]))
         out, err = tail.communicate(timeout=60)
     finally:
         if tail is not None:
@@ -244,11 +244,15 @@ def test_events_tail_says_when_it_loses_and_regains_the_broker(tmp_path):
     assert [json.loads(line)["id"] for line in out.splitlines()] == [str(event.id)], out
 
 
-async def _publish(bootstrap: str, topic: str, event: CloudEvent) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def _publish(bootstrap: str, topic: str, events: list[CloudEvent],
+                   linger_ms: int = 0) -> None:
+    """Publish ``events`` with one key (within ``linger_ms`` they leave as one batch)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value=event.to_bytes())
+        futures = [await producer.send(topic, value=e.to_bytes(), key=b"batch-key")
+                   for e in events]
+        await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
@@ -269,18 +273,9 @@ def _await_line(tail: subprocess.Popen[str], prefix: str, timeout: float) -> str
     raise AssertionError(f"tail never said {prefix!r} in {timeout} s: {read}")
 
 
-def _await_following(tail: subprocess.Popen[str], timeout: float = 60) -> None:
+def _await_following(tail: subprocess.Popen[str]) -> None:
     """Wait for a tail's stderr to say it follows its topics (it is positioned at the end)."""
-    ready = tail.stderr
-    assert ready is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if select.select([ready], [], [], 1)[0]:
-            line = ready.readline()
-            assert line, "tail ended before it followed anything"
-            if line.startswith("tail: following "):
-                return
-    raise AssertionError("tail never said it was following its topics")
+    _await_line(tail, "tail: following ", timeout=60)
 
 
 def test_events_tail_prints_nothing_of_a_batch_published_before_it_started(incidents_stack):
@@ -291,18 +286,8 @@ def test_events_tail_prints_nothing_of_a_batch_published_before_it_started(incid
                      subject="batch-key", sequence=n, actor="batch", data={"n": n})
            for n in range(1, 6)]
 
-    async def publish(events, linger_ms):  # type: ignore[no-untyped-def]
-        producer = AIOKafkaProducer(bootstrap_servers=incidents_stack.platform.kafka_bootstrap,
-                                    acks="all", linger_ms=linger_ms)
-        await producer.start()
-        try:
-            futures = [await producer.send(topic, value=e.to_bytes(), key=b"batch-key")
-                       for e in events]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(publish(old, 100))  # one batch of five
+    bootstrap = incidents_stack.platform.kafka_bootstrap
+    asyncio.run(_publish(bootstrap, topic, old, linger_ms=100))  # one batch of five
     tail = subprocess.Popen([TANDEM, "events", "tail", "--topic", "incidents", "--idle", "6",
                              "--json"], env=incidents_stack.cli_env(None),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -310,7 +295,7 @@ def test_events_tail_prints_nothing_of_a_batch_published_before_it_started(incid
         _await_following(tail)
         new = new_event(service="incidents", type="tandem.incident.annotated",
                         subject="batch-key", sequence=6, actor="batch", data={"n": 6})
-        asyncio.run(publish([new], 0))
+        asyncio.run(_publish(bootstrap, topic, [new]))
         out, err = tail.communicate(timeout=30)
     finally:
         tail.kill()

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 
-from tandem.vocabulary import NAME_PATTERN as SERVICE_NAME
+from tandem import vocabulary
 
 NAME_MAX = 63
 NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _NAME = re.compile(NAME_PATTERN)
 _REF = re.compile(r"^(?:(?P<kind>[A-Za-z]+):)?(?:(?P<namespace>[^/:]+)/)?(?P<name>[^/:]+)$")
 #: What the other services accept as a service name (a name first seen in their events).
-OBSERVED_NAME = re.compile(SERVICE_NAME)
+OBSERVED_NAME = re.compile(vocabulary.NAME_PATTERN)
 OBSERVED_NAME_MAX = 100
 _OTHER_KIND = re.compile(r"^(group|component|system|api|resource|domain|location|template):")
 
