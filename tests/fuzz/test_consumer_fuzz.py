@@ -194,7 +194,13 @@ async def test_garbage_on_every_topic_never_stops_a_consumer(
     incident_events = {e.id for e in events if e.subject == major.json()["id"]}
     assert await inbox_count(chg, incident_events) == len(incident_events)
     assert await inbox_count(dep, incident_events) >= 1
-    # The notifier heard each of them once (every fact is queued for its subscribers).
+    # The notifier heard each of them once (every fact is queued for its subscribers); it
+    # follows the topic on its own clock, so wait until it has heard them all.
+
+    async def notifier_heard_all() -> bool:
+        return await inbox_count(stack["notifier"], incident_events) >= len(incident_events)
+
+    await eventually(notifier_heard_all, timeout=60)
     assert await inbox_count(stack["notifier"], incident_events) == len(incident_events)
 
     # The undecodable garbage was dead-lettered, not dropped silently.
