@@ -68,6 +68,8 @@ async def profile_create(n: int = 400) -> None:
         print(f"  {name:<28}{spent / n * 1000:>8.3f} ms  {spent / total:>6.1%}")
     print("\ntop functions by own time:")
     stats.sort_stats("tottime").print_stats(25)
+    if os.environ.get("BENCH_PROFILE_CALLERS"):
+        stats.print_callers(os.environ["BENCH_PROFILE_CALLERS"])
     if os.environ.get("BENCH_PROFILE_CUMULATIVE"):
         stats.sort_stats("cumtime").print_stats("deployments|tandem", 40)
 

@@ -8,16 +8,21 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem.auth import Actor, authenticate
-from tandem.db import utcnow
+from tandem.db import Prepared, utcnow
 from tandem.errors import StaleVersion
 from tandem.problems import Problem
 from tandem.tables import IdempotencyRecord
 
 _idempotency = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+#: A create looks its key up first every time, and remembers its answer: prepared statements
+#: (the ORM's identity map and row loading cost more than the lookup).
+_REMEMBERED = Prepared(select(_idempotency).where(_idempotency.c.key == bindparam("idem_key"),
+                                                  _idempotency.c.actor == bindparam("who")))
+_REMEMBER = Prepared(insert(_idempotency))
 
 
 class JSONBody(Response):
@@ -30,15 +35,17 @@ class JSONBody(Response):
 
 
 def resource_response(
-    model: BaseModel, *, status: int = 200, location: str | None = None
+    model: BaseModel, *, status: int = 200, location: str | None = None,
+    body: dict[str, Any] | None = None,
 ) -> JSONBody:
-    """A resource answer carrying ``ETag: "<version>"`` (and ``Location`` when created)."""
+    """A resource answer carrying ``ETag: "<version>"`` (and ``Location`` when created);
+    ``body`` is the model already dumped, when the caller has it."""
     headers = {}
     if (version := getattr(model, "version", None)) is not None:
         headers["ETag"] = f'"{version}"'
     if location:
         headers["Location"] = location
-    return JSONBody(model, status_code=status, headers=headers)
+    return JSONBody(model if body is None else body, status_code=status, headers=headers)
 
 
 def check_if_match(request: Request, version: int) -> None:
@@ -65,13 +72,10 @@ class IdempotentCreate:
     async def replay(self, session: AsyncSession) -> JSONBody | None:
         if self.key is None:
             return None
-        # Core: a create looks its key up first every time, and the ORM's identity map and
-        # row loading cost more than the lookup.
-        connection = await session.connection()
-        record = (await connection.execute(select(_idempotency).where(
-            _idempotency.c.key == self.key, _idempotency.c.actor == self.actor))).first()
-        if record is None:
+        found = await _REMEMBERED.run(session, {"idem_key": self.key, "who": self.actor})
+        if not found:
             return None
+        record = found[0]
         if record.fingerprint != self.fingerprint or record.route != self.route:
             raise Problem(
                 422,
@@ -94,14 +98,15 @@ class IdempotentCreate:
         location: str | None = None,
     ) -> JSONBody:
         """The answer for the first request, remembered with the key in the same transaction
-        (one Core insert: no unit-of-work flush on the create path)."""
-        if self.key is not None:
-            await session.execute(insert(_idempotency), [{
-                "key": self.key, "actor": self.actor, "route": self.route,
-                "fingerprint": self.fingerprint, "status_code": status,
-                "response": model.model_dump(mode="json"), "location": location,
-                "created_at": utcnow()}])
-        return resource_response(model, status=status, location=location)
+        (the body serialized once, for the record and the answer)."""
+        if self.key is None:
+            return resource_response(model, status=status, location=location)
+        body = model.model_dump(mode="json")
+        await _REMEMBER.run(session, {
+            "key": self.key, "actor": self.actor, "route": self.route,
+            "fingerprint": self.fingerprint, "status_code": status, "response": body,
+            "location": location, "created_at": utcnow()})
+        return resource_response(model, status=status, location=location, body=body)
 
 
 async def idempotent_create(

@@ -3,28 +3,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tandem.db import Prepared
 from tandem.tables import NumberSequence
 
 _numbers = NumberSequence.__table__  # type: ignore[attr-defined]
 
+#: Advance a prefix's counter by ``count``; the new last value. Every create takes a number.
+_ADVANCE = Prepared(
+    update(_numbers)
+    .where(_numbers.c.prefix == bindparam("counter"))
+    .values(last_value=_numbers.c.last_value + bindparam("count"))
+    .returning(_numbers.c.last_value))
+
 
 async def next_number(session: AsyncSession, prefix: str, width: int = 7) -> str:
-    result = await session.execute(
-        # A Core statement on the table: the ORM's bulk-update machinery costs more than the SQL.
-        update(_numbers)
-        .where(_numbers.c.prefix == prefix)
-        .values(last_value=_numbers.c.last_value + 1)
-        .returning(_numbers.c.last_value)
-    )
-    value = result.scalar_one_or_none()
-    if value is None:
-        session.add(NumberSequence(prefix=prefix, last_value=1))
-        await session.flush()
-        value = 1
-    return f"{prefix}{value:0{width}d}"
+    return (await next_numbers(session, prefix, 1, width))[0]
 
 
 async def next_numbers(session: AsyncSession, prefix: str, count: int,
@@ -33,13 +29,8 @@ async def next_numbers(session: AsyncSession, prefix: str, count: int,
     trip, not one per record)."""
     if count < 1:
         return []
-    result = await session.execute(
-        update(_numbers)
-        .where(_numbers.c.prefix == prefix)
-        .values(last_value=_numbers.c.last_value + count)
-        .returning(_numbers.c.last_value)
-    )
-    last = result.scalar_one_or_none()
+    advanced = await _ADVANCE.run(session, {"counter": prefix, "count": count})
+    last = advanced[0].last_value if advanced else None
     if last is None:
         session.add(NumberSequence(prefix=prefix, last_value=count))
         await session.flush()

@@ -213,6 +213,15 @@ class Connection:
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Cursor:
         return await self.cursor().execute(sql, parameters)
 
+    async def run(self, sql: str, rows: list[Sequence[Any]]) -> list[Any]:
+        """``sql`` once per parameter row (one ``executemany`` for several), past the cursor
+        shim; the rows it returns (a ``RETURNING`` or a query: one parameter row)."""
+        conn = self._conn
+        if len(rows) == 1:
+            return await _when_free(self, lambda: conn.execute(sql, rows[0]).fetchall())  # type: ignore[no-any-return]
+        await _when_free(self, lambda: conn.executemany(sql, rows))
+        return []
+
 
 def connect(database: Any, **kwargs: Any) -> Connection:
     """Like ``aiosqlite.connect``: an awaitable connection."""

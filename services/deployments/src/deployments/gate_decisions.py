@@ -43,7 +43,7 @@ from deployments.rules.gate import (
     decide_gate,
 )
 from deployments.rules.recovery import Recovery
-from tandem.db import JSONType, UTCDateTime, utcnow
+from tandem.db import JSONType, Prepared, UTCDateTime, utcnow
 
 
 def _projections_query() -> CompoundSelect[Any]:
@@ -67,8 +67,8 @@ def _projections_query() -> CompoundSelect[Any]:
     return union_all(freezes, incidents)
 
 
-#: Built once: constructing the union (types, cache key) cost more than running it.
-PROJECTIONS = _projections_query()
+#: Built and compiled once: constructing the union (types, cache key) cost more than running it.
+PROJECTIONS = Prepared(_projections_query())
 
 
 async def gate_projections(session: AsyncSession, service: str, now: datetime,
@@ -76,7 +76,7 @@ async def gate_projections(session: AsyncSession, service: str, now: datetime,
     """Freezes that may cover ``service`` now and its open production incidents."""
     freezes: list[FreezeFacts] = []
     incidents: list[IncidentFacts] = []
-    for row in (await session.execute(PROJECTIONS, {"service": service, "now": now})).all():
+    for row in await PROJECTIONS.run(session, {"service": service, "now": now}):
         if row.kind == "freeze":
             freezes.append(FreezeFacts(
                 id=row.id, number=row.number, services=tuple(row.services or ()),

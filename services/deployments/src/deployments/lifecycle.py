@@ -21,12 +21,14 @@ from deployments.events import DeploymentCreated, DeploymentTransitioned
 from deployments.gate_decisions import first_decision, publish_decision, store_decision
 from deployments.models import Deployment, DeploymentCreate, DeploymentPublic, DoraFact
 from deployments.rules.gate import Decision
-from tandem.db import new_id, utcnow
+from tandem.db import Prepared, new_id, utcnow
 from tandem.dora import lead_times
 from tandem.numbers import next_numbers
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
 _dora_fact = DoraFact.__table__  # type: ignore[attr-defined]
+#: The create's row: a prepared insert of the plain record (every pipeline's hot path).
+_RECORD = Prepared(insert(_deployment))
 
 
 async def record_deployment(session: AsyncSession, settings: DeploymentsSettings,
@@ -76,7 +78,7 @@ async def record_deployment(session: AsyncSession, settings: DeploymentsSettings
     # ``created`` makes it version 1 (its snapshot carries the decision), ``gate_decided`` 2.
     await deployments.record(session, dep, DeploymentCreated, actor=actor, now=now)
     snapshot = await publish_decision(session, dep, decision, settings, actor=actor, now=now)
-    await session.execute(insert(_deployment), [vars(dep)])
+    await _RECORD.run(session, vars(dep))
     return snapshot
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deployments.models import Deployment, IncidentView
 from deployments.rules.gate import OPEN_INCIDENT_STATUSES, IncidentFacts
 from deployments.rules.recovery import PastDeployment, Recovery, recovery_of
+from tandem.db import Prepared
 from tandem.errors import Invalid
 
 #: How far back a rollback looks for the last version that succeeded.
@@ -18,7 +19,7 @@ HISTORY = 50
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
 #: The service's recent finished deployments, newest first.
-_HISTORY_QUERY = (
+_HISTORY_QUERY = Prepared(
     select(_deployment.c.id, _deployment.c.software_version, _deployment.c.status)
     .where(_deployment.c.service == bindparam("service"),
            _deployment.c.environment == bindparam("environment"),
@@ -63,11 +64,9 @@ async def recovery_for(session: AsyncSession, *, service: str, environment: str,
         return None
     named = (await _fixed_incident(session, fixes, service, open_incidents)
              if fixes is not None else None)
-    # Core, built once, through the session's connection: on every production create, the
-    # ORM's statement handling cost several times the query.
-    connection = await session.connection()
-    rows = (await connection.execute(_HISTORY_QUERY, {"service": service,
-                                                      "environment": environment})).all()
+    # Prepared once: on every production create, the ORM's statement handling cost several
+    # times the query.
+    rows = await _HISTORY_QUERY.run(session, {"service": service, "environment": environment})
     history = [PastDeployment(id=r.id, software_version=r.software_version, status=r.status)
                for r in rows]
     return recovery_of(software_version=software_version, history=history,
