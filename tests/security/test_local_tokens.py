@@ -13,7 +13,8 @@ import jwt
 import pytest
 from apps_under_test import ALL, Running, platform_for, running
 
-from tandem.auth import mint_token, new_signing_key
+from tandem.auth import TokenVerifier, mint_token, new_signing_key
+from tandem.problems import Problem
 from tandem_cli.broker import EmbeddedBroker
 from tandem_testing import eventually
 
@@ -217,3 +218,25 @@ async def test_a_revocation_is_kept_no_longer_than_a_token_can_live(broker: Embe
         assert [x["jti"] for x in listed.json()["items"]] == ["j1"]
         by_jti = await svc.client.get("/api/v1/revocations/j1", headers=svc.headers("manager"))
         assert by_jti.json()["id"] == r.json()["id"]
+
+
+def test_a_remembered_token_is_refused_once_it_expires_or_is_revoked() -> None:
+    """The verifier remembers a verified token (a client sends it with every request); the
+    remembered one still expires on time and is refused once revoked."""
+    secret = "s" * 40
+    verifier = TokenVerifier(local_key=secret)
+    short = mint_token(secret, sub="ci-job", role="pipeline", ttl=timedelta(seconds=1))
+    assert verifier.verify(short).sub == "ci-job"
+    assert verifier.verify(short).sub == "ci-job"  # the remembered one
+    time.sleep(1.2)
+    with pytest.raises(Problem) as expired:
+        verifier.verify(short)
+    assert (expired.value.status, expired.value.extra["check"]) == (401, "expired")
+
+    kept = mint_token(secret, sub="person", role="viewer", ttl=timedelta(hours=1))
+    assert verifier.verify(kept).sub == "person"
+    jti = jwt.decode(kept, options={"verify_signature": False})["jti"]
+    verifier.revoked.add(jti, datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(Problem) as revoked:
+        verifier.verify(kept)
+    assert (revoked.value.status, revoked.value.extra["check"]) == (401, "revoked")

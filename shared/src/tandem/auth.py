@@ -10,6 +10,7 @@ providers, GitHub Actions, GitLab CI) are accepted too (:mod:`tandem.oidc`).
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -188,6 +189,10 @@ class RevokedTokens:
         return len(self._until)
 
 
+#: How many verified tokens a verifier remembers before it starts afresh.
+_VERIFIED_KEPT = 4096
+
+
 class TokenVerifier:
     """Verifies a bearer token into an :class:`Actor`, or refuses it with a 401 problem whose
     ``check`` says which check failed (never which key was tried).
@@ -208,6 +213,11 @@ class TokenVerifier:
         self.keys = {i.issuer: IssuerKeys(i, min_refresh_s=min_refresh_s)
                      for i in issuers or []}
         self.revoked = revoked if revoked is not None else RevokedTokens()
+        #: Tokens verified already, by their exact text: (actor, jti, valid until, the
+        #: issuer's keys and how often they had been fetched). A client sends the same token
+        #: with every request; a repeat is checked for expiry and revocation only (decoding
+        #: and the signature cost more than a create's SQL), until its issuer's keys change.
+        self._verified: dict[str, tuple[Actor, object, float, IssuerKeys | None, int]] = {}
 
     @classmethod
     def from_settings(cls, platform: PlatformSettings) -> TokenVerifier:
@@ -218,9 +228,9 @@ class TokenVerifier:
                    min_refresh_s=platform.auth_jwks_min_refresh_s)
 
     def may_fetch_keys(self, token: str) -> bool:
-        """Whether verifying ``token`` may fetch an issuer's keys: it names an issuer and
-        issuers are configured (a local token never does)."""
-        if not self.issuers:
+        """Whether verifying ``token`` may fetch an issuer's keys: it names an issuer, issuers
+        are configured, and it was not verified already (a local token never does)."""
+        if not self.issuers or token in self._verified:
             return False
         try:
             return "iss" in jwt.decode(token, options={"verify_signature": False})
@@ -229,16 +239,32 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Actor:
         try:
-            return self._verify(token)
+            known = self._verified.get(token)
+            if known is not None and time.time() < known[2] and (
+                    known[3] is None or known[3].fetches == known[4]):
+                if known[1] in self.revoked:
+                    raise TokenRefused("revoked", "The token has been revoked.")
+                return known[0]
+            actor, claims, keys = self._verify(token)
         except TokenRefused as refused:
             raise _unauthorized(refused.detail, refused.check) from None
+        if isinstance(exp := claims.get("exp"), int | float):
+            if len(self._verified) >= _VERIFIED_KEPT:
+                self._verified.clear()
+            self._verified[token] = (actor, claims.get("jti"),
+                                     exp + (0.0 if keys is None else self.skew_s), keys,
+                                     0 if keys is None else keys.fetches)
+        return actor
 
-    def _verify(self, token: str) -> Actor:
+    def _verify(self, token: str) -> tuple[Actor, dict[str, Any], IssuerKeys | None]:
+        """The actor, the verified claims, and the issuer's keys that verified them (None
+        for a local token)."""
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:
             raise TokenRefused("malformed", "The token is not valid.") from None
         iss = unverified.get("iss")
+        keys = None
         if iss is None:
             claims = self._local_claims(token)
             actor = self._local_actor(claims)
@@ -246,12 +272,13 @@ class TokenVerifier:
             issuer = self.issuers.get(iss) if isinstance(iss, str) else None
             if issuer is None:
                 raise TokenRefused("issuer", "The token's issuer is not one Tandem trusts.")
-            claims = verify_oidc(token, issuer, self.keys[issuer.issuer], skew_s=self.skew_s)
+            keys = self.keys[issuer.issuer]
+            claims = verify_oidc(token, issuer, keys, skew_s=self.skew_s)
             actor = self._oidc_actor(issuer, claims)
         self._check_lifetime(claims)
         if claims.get("jti") in self.revoked:
             raise TokenRefused("revoked", "The token has been revoked.")
-        return actor
+        return actor, claims, keys
 
     def _local_claims(self, token: str) -> dict[str, Any]:
         try:
