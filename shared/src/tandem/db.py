@@ -171,22 +171,22 @@ def wake_after_commit(session: AsyncSession, signal: asyncio.Event) -> None:
 async def upsert(session: AsyncSession, table: Table, row: dict[str, Any], *,
                  keep: tuple[str, ...] = ()) -> None:
     """Insert ``row`` into ``table``, or update the row with its primary key; the columns in
-    ``keep`` hold their first non-null value. One statement, for projections that a consumer
-    writes for every event (the ORM's load-then-flush costs several)."""
-    connection = await session.connection()  # Core, past the ORM's statement handling
-    await connection.execute(
-        _upsert_statement(connection.dialect.name, table, tuple(row), keep), row)
+    ``keep`` hold their first non-null value. One prepared statement, for projections that a
+    consumer writes for every event (the ORM's load-then-flush costs several)."""
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else (await session.connection()).dialect.name
+    await _upsert_statement(dialect, table, tuple(row), keep).run(session, row)
 
 
 @functools.cache
 def _upsert_statement(dialect: str, table: Table, names: tuple[str, ...],
-                      keep: tuple[str, ...]) -> Any:
+                      keep: tuple[str, ...]) -> Prepared:
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     changed = {name: (func.coalesce(table.c[name], insert.excluded[name]) if name in keep
                       else insert.excluded[name])
                for name in names if not table.c[name].primary_key}
-    return insert.on_conflict_do_update(
-        index_elements=[c.name for c in table.primary_key.columns], set_=changed)
+    return Prepared(insert.on_conflict_do_update(
+        index_elements=[c.name for c in table.primary_key.columns], set_=changed))
 
 
 #: ``session.info`` key: the transaction and the driver connection prepared statements use.
