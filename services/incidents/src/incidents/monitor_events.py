@@ -151,7 +151,8 @@ async def apply_batch(session: AsyncSession, settings: IncidentsSettings,
     work (SQLite's one writer lock is held meanwhile, and requests wait for it to record
     their events); returns how many rows, from the first, were applied."""
     repeats: dict[Any, _Repeats] = {}
-    opened: dict[tuple[str, str], Incident] = {}
+    # The open incidents of the batch's keys, read for update with one statement.
+    opened = await open_incidents_with_keys(session, {(r.service, r.dedup_key) for r in rows})
     deadline = time.monotonic() + budget_s if budget_s is not None else None
     done = 0
     for row in rows:
@@ -160,7 +161,8 @@ async def apply_batch(session: AsyncSession, settings: IncidentsSettings,
         done += 1
         key = (row.service, row.dedup_key)
         incident = opened.get(key)
-        if incident is None or incident.status not in OPEN_STATES:
+        if incident is not None and incident.status not in OPEN_STATES:
+            # Moved out of the open states earlier in this batch.
             incident = await open_incident_with_key(session, row.service, row.dedup_key)
         if row.action == "trigger":
             if incident is None:
@@ -228,6 +230,19 @@ async def open_incident_with_key(session: AsyncSession, service: str,
         Incident.service == service, Incident.dedup_key == dedup_key,
         Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
     )))).first()
+
+
+async def open_incidents_with_keys(session: AsyncSession, keys: set[tuple[str, str]],
+                                   ) -> dict[tuple[str, str], Incident]:
+    """The open incidents with these (service, dedup key) pairs, read for update."""
+    if not keys:
+        return {}
+    found = (await session.scalars(incidents.locked(select(Incident).where(
+        Incident.service.in_({s for s, _ in keys}),  # type: ignore[attr-defined]
+        Incident.dedup_key.in_({k for _, k in keys}),  # type: ignore[union-attr]
+        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
+    )))).all()
+    return {key: i for i in found if (key := (i.service, i.dedup_key or "")) in keys}
 
 
 async def raise_failed_deployments(session: AsyncSession, settings: IncidentsSettings,
