@@ -106,5 +106,11 @@ async def test_prepared_returning_and_constraint_errors(database: Database) -> N
     with pytest.raises(IntegrityError):
         async with database.transaction() as session:
             await ADD.run(session, thing(42))
+    async with database.begin() as connection:  # a Core connection's transaction too
+        await ADD.run(connection, thing(43))
+    with pytest.raises(IntegrityError):
+        async with database.begin() as connection:
+            await ADD.run(connection, thing(44))
+            await ADD.run(connection, thing(43))
     async with database.engine.connect() as connection:
-        assert (await connection.execute(select(things.c.n))).scalars().all() == [42]
+        assert (await connection.execute(select(things.c.n))).scalars().all() == [42, 43]

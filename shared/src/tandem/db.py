@@ -216,14 +216,15 @@ class Prepared:
         self.statement = statement
         self._plans: dict[tuple[str, ...], _Plan | None] = {}
 
-    async def run(self, session: AsyncSession,
+    async def run(self, on: AsyncSession | AsyncConnection,
                   params: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
                   ) -> list[Any]:
-        """Execute with ``params`` (a list: once per row); the rows it returns."""
+        """Execute with ``params`` (a list: once per row) in the transaction of ``on`` (a
+        session, or a Core connection of :meth:`Database.begin`); the rows it returns."""
         many = params if isinstance(params, list) else [params or {}]
         if not many:
             return []
-        driver = await _driver_of(session)
+        driver = await _driver_of(on)
         if driver is not None:
             keys = tuple(many[0])
             plan = self._plans.get(keys, _UNPLANNED)
@@ -236,14 +237,18 @@ class Prepared:
                     raise DBAPIError.instance(plan.sql, None, exc, sqlite3.Error,
                                               dialect=driver[0]) from exc
                 return plan.rows(raw)
-        connection = await session.connection()
+        connection = on if isinstance(on, AsyncConnection) else await on.connection()
         result = await connection.execute(self.statement, many if len(many) > 1 else many[0])
         return list(result.all()) if result.returns_rows else []
 
 
-async def _driver_of(session: AsyncSession) -> tuple[Dialect, Any] | None:
-    """The dialect and the inline SQLite connection of the session's transaction (begun if
-    it was not), or None on another driver."""
+async def _driver_of(on: AsyncSession | AsyncConnection) -> tuple[Dialect, Any] | None:
+    """The dialect and the inline SQLite connection of the transaction of ``on`` (a session's
+    begun if it was not), or None on another driver."""
+    if isinstance(on, AsyncConnection):
+        raw = (await on.get_raw_connection()).driver_connection
+        return (on.dialect, raw) if isinstance(raw, sqlite_inline.Connection) else None
+    session = on
     transaction = session.sync_session.get_transaction()
     known = session.info.get(_DRIVER)
     if known is not None and transaction is not None and known[0] is transaction:

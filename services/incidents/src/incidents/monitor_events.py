@@ -34,12 +34,14 @@ from incidents.rules.lifecycle import LIFECYCLE, OPEN_STATES, ResolutionCode, St
 from incidents.rules.policy import SEVERITY_IMPACT_URGENCY
 from incidents.schemas import Environment, IncidentCreate, Source, TransitionRequest
 from tandem.app import ServiceRuntime
-from tandem.db import Database, utcnow
+from tandem.db import Database, Prepared, utcnow
 from tandem.tables import NumberSequence
 
 log = logging.getLogger("incidents.monitor_events")
 
 _queue = MonitorEventRecord.__table__  # type: ignore[attr-defined]
+#: An accepted event's one row (the whole of a ``/v2/enqueue`` request's database work).
+_ACCEPT = Prepared(insert(_queue))
 #: The signal (:meth:`tandem.db.Database.signal`) that wakes the applier after a commit.
 WAKE = "monitor_event"
 
@@ -49,7 +51,7 @@ async def record(db: Database, *, service: str, environment: str, action: str,
     """Record an accepted monitor event: one insert in a transaction of its own (Core, no
     ORM session: it is the whole request); the applier is woken once it is committed."""
     async with db.begin() as connection:
-        await connection.execute(insert(_queue), {
+        await _ACCEPT.run(connection, {
             "received_at": utcnow(), "service": service, "environment": environment,
             "action": action, "dedup_key": dedup_key, "actor": actor, "alert": alert})
     db.signal(WAKE).set()
