@@ -271,20 +271,34 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
             batch_size=platform.relay_batch_size,
             poll_interval_s=platform.relay_poll_interval_s,
         )
+        verifier = TokenVerifier.from_settings(platform)
+        remember = functools.partial(revocations.remember, verifier.revoked)
+        # Every service honours revocations: the first reaction's consumer also takes them
+        # (one consumer group, one fetch loop, fewer idle fetches); a service without
+        # reactions has a consumer for them alone.
+        reactions = spec.reactions or [Reaction(topics=[], handlers={}, name="revocations")]
         consumers = []
-        for reaction in spec.reactions:
-            after = None
-            if spec.on_event_applied is not None:
-                hook = spec.on_event_applied
+        for index, reaction in enumerate(reactions):
+            handlers = reaction.bound(spec.settings)
+            topics = list(reaction.topics)
+            takes_revocations = index == 0
+            if takes_revocations:
+                handlers[REVOKED] = revocations.record_revocation
+                if REVOCATION_TOPIC not in topics:
+                    topics.append(REVOCATION_TOPIC)
+            hook = spec.on_event_applied
 
-                def after(event: CloudEvent, _hook: Any = hook) -> Any:
-                    return _hook(app, event)
+            def after(event: CloudEvent, _hook: Any = hook,
+                      _revocations: bool = takes_revocations) -> Any:
+                if _revocations and event.type == REVOKED:
+                    remember(event)
+                return _hook(app, event) if _hook is not None else None
 
             consumers.append(
                 EventConsumer(
                     name=f"{spec.name}-{reaction.name}",
-                    topics=[platform.topic(t) for t in reaction.topics],
-                    handlers=reaction.bound(spec.settings),
+                    topics=[platform.topic(t) for t in topics],
+                    handlers=handlers,
                     db=db,
                     kafka=kafka,
                     dlq_topic=platform.dlq_topic(spec.name),
@@ -292,25 +306,10 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                     max_attempts=platform.consumer_max_attempts,
                     after_commit=after,
                     # Only a topic's owner writes it; anything else on it is refused.
-                    sources={platform.topic(t): f"/tandem/{t}" for t in reaction.topics},
+                    sources={platform.topic(t): f"/tandem/{t}" for t in topics},
                     max_sequence_gap=platform.consumer_max_sequence_gap,
                 )
             )
-        verifier = TokenVerifier.from_settings(platform)
-        # Every service honours revocations: one more reaction of the one consumer loop.
-        consumers.append(EventConsumer(
-            name=f"{spec.name}-revocations",
-            topics=[platform.topic(REVOCATION_TOPIC)],
-            handlers={REVOKED: revocations.record_revocation},
-            db=db,
-            kafka=kafka,
-            dlq_topic=platform.dlq_topic(spec.name),
-            group_id=platform.group_id(f"{spec.name}-revocations"),
-            max_attempts=platform.consumer_max_attempts,
-            after_commit=functools.partial(revocations.remember, verifier.revoked),
-            sources={platform.topic(REVOCATION_TOPIC): f"/tandem/{REVOCATION_TOPIC}"},
-            max_sequence_gap=platform.consumer_max_sequence_gap,
-        ))
         runtime = ServiceRuntime(spec, platform, db, kafka, relay, consumers)
         app.state.runtime = runtime
         app.state.db = db
