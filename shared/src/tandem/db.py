@@ -33,7 +33,7 @@ from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
-from tandem import sqlite_inline
+from tandem import sqlite_inline, tracing
 from tandem.sqlite_inline import inline_url
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -206,7 +206,8 @@ class Prepared:
     through the result processor. That skips SQLAlchemy's execution context, cache key and
     greenlet hop per call, which cost several times the SQLite work on a deployment create.
     On other backends (PostgreSQL, aiosqlite) it is a Core execute on the session's
-    connection. Rows come back with attribute access either way.
+    connection, and so is every statement while tracing is on (each statement a span). Rows
+    come back with attribute access either way.
 
     The session is not flushed first: for tables the ORM session holds no pending rows of
     (outbox, counters, idempotency records, rows inserted as plain records).
@@ -224,7 +225,8 @@ class Prepared:
         many = params if isinstance(params, list) else [params or {}]
         if not many:
             return []
-        driver = await _driver_of(on)
+        # Traced, every statement goes through Core, where each is a span of its trace.
+        driver = None if tracing.enabled() else await _driver_of(on)
         if driver is not None:
             keys = tuple(many[0])
             plan = self._plans.get(keys, _UNPLANNED)
