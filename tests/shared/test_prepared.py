@@ -108,9 +108,13 @@ async def test_prepared_returning_and_constraint_errors(database: Database) -> N
             await ADD.run(session, thing(42))
     async with database.begin() as connection:  # a Core connection's transaction too
         await ADD.run(connection, thing(43))
-    with pytest.raises(IntegrityError):
+
+    async def add_a_new_and_a_taken_one() -> None:
         async with database.begin() as connection:
             await ADD.run(connection, thing(44))
             await ADD.run(connection, thing(43))
+
+    with pytest.raises(IntegrityError):
+        await add_a_new_and_a_taken_one()  # rolled back whole: 44 is not kept
     async with database.engine.connect() as connection:
         assert (await connection.execute(select(things.c.n))).scalars().all() == [42, 43]
