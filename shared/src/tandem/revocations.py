@@ -2,9 +2,10 @@
 
 ``tandem token revoke JTI`` asks the catalog, which records the revocation (aggregate
 ``revocation``) and publishes ``tandem.revocation.created`` on ``tandem.catalog`` through its
-outbox. Every service with a database consumes it through the one consumer loop (a reaction the
-app factory adds to each service, :func:`revocation_handlers`), writing the ``jti`` to its
-``revoked_token`` table in the inbox's transaction; the process that applied it refuses the
+outbox. Every service consumes it through the one consumer loop: the app factory adds
+:func:`record_revocation` to the service's first reaction's consumer (a service without
+reactions gets a consumer for it alone), writing the ``jti`` to its ``revoked_token`` table in
+the inbox's transaction; the process that applied it refuses the
 token at once, and every replica re-reads the table each ``auth_revocation_refresh_s``
 (replicas of one service share a consumer group, so only one of them sees each event).
 """
