@@ -59,8 +59,12 @@ class KafkaLink:
         # All topics' metadata: asking for one by name would make the embedded broker create it.
         if topic not in await reader.topics():
             return None
+        # Its partitions from the producer, whose metadata follows the topics it writes: the
+        # reader's tracks none, and after a reconnect (a new broker) it may know the topic no
+        # more, which would read as every partition empty and its history lost, again and again.
+        producer = await self.producer()
         partitions = [TopicPartition(topic, p) for p in sorted(
-            reader.partitions_for_topic(topic) or ())]
+            await producer.partitions_for(topic))]
         ends = await reader.end_offsets(partitions)
         return {tp.partition: offset for tp, offset in ends.items()}
 
