@@ -20,6 +20,12 @@ ServiceTable = service_table_base()
 
 
 _OPEN = "status IN ('new', 'acknowledged', 'in_progress', 'on_hold')"
+#: The condition of the open-dedup-key index, as its text: a query carrying it as written (not
+#: with bound values) lets SQLite use that partial index instead of every incident of the
+#: service.
+OPEN_WITH_DEDUP_KEY = f"dedup_key IS NOT NULL AND {_OPEN}"
+#: The condition of the index of open incidents a failed deployment opened (used the same way).
+OPEN_FROM_DEPLOYMENT = f"source = 'deployment' AND {_OPEN}"
 
 
 class Incident(ServiceTable, AggregateColumns, table=True):
@@ -29,8 +35,11 @@ class Incident(ServiceTable, AggregateColumns, table=True):
     __table_args__ = (
         # A monitor's dedup key names at most one open incident per service.
         Index("ux_incident_open_dedup_key", "service", "dedup_key", unique=True,
-              sqlite_where=text(f"dedup_key IS NOT NULL AND {_OPEN}"),
-              postgresql_where=text(f"dedup_key IS NOT NULL AND {_OPEN}")),
+              sqlite_where=text(OPEN_WITH_DEDUP_KEY),
+              postgresql_where=text(OPEN_WITH_DEDUP_KEY)),
+        Index("ix_incident_open_from_deployment", "service", "environment",
+              sqlite_where=text(OPEN_FROM_DEPLOYMENT),
+              postgresql_where=text(OPEN_FROM_DEPLOYMENT)),
         Index("ix_incident_created_at", "created_at"),
         # The SLA check scans open incidents by due time.
         Index("ix_incident_response_due", "response_due_at"),

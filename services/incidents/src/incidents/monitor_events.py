@@ -22,13 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents.config import IncidentsSettings
 from incidents.incident import incidents, move_incident, open_incident, raise_priority
-from incidents.models import Incident, MonitorEventRecord
+from incidents.models import (
+    OPEN_FROM_DEPLOYMENT,
+    OPEN_WITH_DEDUP_KEY,
+    Incident,
+    MonitorEventRecord,
+)
 from incidents.notes import add_note
 from incidents.rules.lifecycle import LIFECYCLE, OPEN_STATES, ResolutionCode, Status
 from incidents.rules.policy import SEVERITY_IMPACT_URGENCY
@@ -230,7 +235,7 @@ async def open_incident_with_key(session: AsyncSession, service: str,
     """The open incident of ``service`` with the monitor's ``dedup_key``, read for update."""
     return (await session.scalars(incidents.locked(select(Incident).where(
         Incident.service == service, Incident.dedup_key == dedup_key,
-        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
+        text(OPEN_WITH_DEDUP_KEY),  # the partial index's own condition: it is used
     )))).first()
 
 
@@ -242,7 +247,7 @@ async def open_incidents_with_keys(session: AsyncSession, keys: set[tuple[str, s
     found = (await session.scalars(incidents.locked(select(Incident).where(
         Incident.service.in_({s for s, _ in keys}),  # type: ignore[attr-defined]
         Incident.dedup_key.in_({k for _, k in keys}),  # type: ignore[union-attr]
-        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
+        text(OPEN_WITH_DEDUP_KEY),  # the partial index's own condition: it is used
     )))).all()
     return {key: i for i in found if (key := (i.service, i.dedup_key or "")) in keys}
 
@@ -254,8 +259,7 @@ async def raise_failed_deployments(session: AsyncSession, settings: IncidentsSet
     when the monitor says users are hit), with a note naming the alert's incident."""
     rows = (await session.scalars(incidents.locked(select(Incident).where(
         Incident.service == alert.service, Incident.environment == alert.environment,
-        Incident.source == Source.deployment.value,
-        Incident.status.in_(OPEN_STATES),  # type: ignore[attr-defined]
+        text(OPEN_FROM_DEPLOYMENT),  # the partial index's own condition: it is used
         Incident.priority > alert.priority).order_by(Incident.id)))).all()
     for failed in rows:
         before = failed.priority
