@@ -46,9 +46,11 @@ class IncidentsSettings(ServiceSettings):
     #: How long the applier, woken by an accepted event, waits for more to apply together
     #: (a storm's repeats of one alert then become one count and one note).
     monitor_apply_linger_s: float = Field(default=0.2, ge=0)
-    #: How long one applier transaction may work before it commits what it applied (requests
-    #: recording events wait for SQLite's write lock meanwhile).
-    monitor_apply_budget_s: float = Field(default=0.05, gt=0)
+    #: How long one applier transaction may work before it commits what it applied: requests
+    #: recording events wait for SQLite's write lock meanwhile, and every request of the
+    #: process for its loop (at 10 ms a person's incident list stays under 100 ms p99 in a
+    #: storm of new keys; at 50 ms it took 160-190 ms, for 25 % less CPU an event).
+    monitor_apply_budget_s: float = Field(default=0.01, gt=0)
     #: How often the monitor event applier looks for events other processes accepted (it is
     #: woken at once by its own process's).
     monitor_apply_interval_s: float = Field(default=0.5, gt=0)

@@ -70,10 +70,16 @@ async def monitor_applier_job(rt: ServiceRuntime) -> None:
     if not settings.monitor_applier:
         return
     wake = rt.db.signal(WAKE)
+    # Rows to take next: what the budget let the last transaction apply, with room to grow
+    # (a storm of new keys applies a few a transaction, of repeats hundreds), so a short
+    # transaction does not read hundreds of rows to apply three.
+    take = settings.monitor_apply_batch
     while True:
         wake.clear()
         try:
-            applied = await apply_pending(rt.db, settings)
+            applied = await apply_pending(rt.db, settings, limit=take)
+            if applied:
+                take = min(settings.monitor_apply_batch, max(16, 2 * applied))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database away or busy: the rows wait for the next try
@@ -90,14 +96,16 @@ async def monitor_applier_job(rt: ServiceRuntime) -> None:
         await asyncio.sleep(settings.monitor_apply_linger_s)
 
 
-async def apply_pending(db: Database, settings: IncidentsSettings) -> int:
-    """Apply the oldest accepted monitor events (up to ``monitor_apply_batch``) in one
-    transaction; returns how many were taken. An event whose batch fails is applied alone,
-    and one that fails alone is kept with its error and skipped."""
+async def apply_pending(db: Database, settings: IncidentsSettings, *,
+                        limit: int | None = None) -> int:
+    """Apply the oldest accepted monitor events (up to ``limit``, by default
+    ``monitor_apply_batch``) in one transaction; returns how many were applied. An event
+    whose batch fails is applied alone, and one that fails alone is kept with its error and
+    skipped."""
     rows: Sequence[Any] = ()
     try:
         async with db.transaction() as session:
-            rows = await _take(session, settings.monitor_apply_batch)
+            rows = await _take(session, limit or settings.monitor_apply_batch)
             done = await apply_batch(session, settings, rows,
                                      budget_s=settings.monitor_apply_budget_s)
             await _forget(session, [r.seq for r in rows[:done]])
