@@ -147,7 +147,8 @@ class Courier:
                         if not await self.claim(subscription_id):
                             return
                         renew_at = time.monotonic() + self.settings.lane_lease_s / 3
-                    await self.attempt(subscription, delivery)
+                    if await self.attempt(subscription, delivery) == GONE:
+                        return  # disabled: nothing more goes to a receiver that is gone
                 if due:
                     continue
                 # Idle, the lane stays a while (its lease held) for the next event, which then
@@ -235,8 +236,9 @@ class Courier:
         wait = (min(later) - now).total_seconds() if later else None
         return subscription, due, wait
 
-    async def attempt(self, subscription: Subscription, delivery: Delivery) -> None:
-        """Send ``delivery`` once and record how it went."""
+    async def attempt(self, subscription: Subscription, delivery: Delivery) -> int | None:
+        """Send ``delivery`` once and record how it went; the receiver's status code (None:
+        no answer)."""
         assert self.client is not None
         status_code: int | None = None
         error: str | None = None
@@ -258,6 +260,7 @@ class Courier:
         latency = time.perf_counter() - started
         metrics.ATTEMPT_LATENCY.observe(latency)
         await self.record(subscription, delivery, status_code, error, latency)
+        return status_code
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         assert self.client is not None
