@@ -277,6 +277,7 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
         # (one consumer group, one fetch loop, fewer idle fetches); a service without
         # reactions has a consumer for them alone.
         reactions = spec.reactions or [Reaction(topics=[], handlers={}, name="revocations")]
+        hook = spec.on_event_applied
         consumers = []
         for index, reaction in enumerate(reactions):
             handlers = reaction.bound(spec.settings)
@@ -286,13 +287,11 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                 handlers[REVOKED] = revocations.record_revocation
                 if REVOCATION_TOPIC not in topics:
                     topics.append(REVOCATION_TOPIC)
-            hook = spec.on_event_applied
 
-            def after(event: CloudEvent, _hook: Any = hook,
-                      _revocations: bool = takes_revocations) -> Any:
+            def after(event: CloudEvent, _revocations: bool = takes_revocations) -> Any:
                 if _revocations and event.type == REVOKED:
                     remember(event)
-                return _hook(app, event) if _hook is not None else None
+                return hook(app, event) if hook is not None else None
 
             consumers.append(
                 EventConsumer(

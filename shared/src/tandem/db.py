@@ -198,7 +198,7 @@ class Prepared:
     transaction::
 
         NEXT = Prepared(update(numbers).where(...).returning(numbers.c.last_value))
-        rows = await NEXT.run(session, {"prefix": "INC", "count": 1})
+        rows = await NEXT.run(session, {"counter": "INC", "count": 1})
 
     On SQLite (the inline driver) it goes to ``sqlite3`` itself: the SQL and the order of its
     parameters are compiled once, every value passes through its column type's own bind

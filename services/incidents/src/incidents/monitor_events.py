@@ -241,10 +241,8 @@ async def _open(session: AsyncSession, settings: IncidentsSettings, row: Any) ->
 async def open_incident_with_key(session: AsyncSession, service: str,
                                  dedup_key: str) -> Incident | None:
     """The open incident of ``service`` with the monitor's ``dedup_key``, read for update."""
-    return (await session.scalars(incidents.locked(select(Incident).where(
-        Incident.service == service, Incident.dedup_key == dedup_key,
-        text(OPEN_WITH_DEDUP_KEY),  # the partial index's own condition: it is used
-    )))).first()
+    key = (service, dedup_key)
+    return (await open_incidents_with_keys(session, {key})).get(key)
 
 
 async def open_incidents_with_keys(session: AsyncSession, keys: set[tuple[str, str]],
