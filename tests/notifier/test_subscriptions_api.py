@@ -77,7 +77,11 @@ async def test_roles_guard_subscribing(stack: Stack) -> None:
 
 async def test_a_teams_notify_in_the_catalog_hears_its_services_facts(stack: Stack) -> None:
     team, service = unique("ops"), unique("pay")
-    async with receiver() as chat:
+    async with receiver() as chat, receiver() as witness:
+        # The catalog and the incidents topic are read in no order between them: an incident
+        # raised before the notifier has heard of its service cannot be told to be the team's.
+        # A subscription to the service's own creation shows when the notifier has heard it.
+        await stack.subscribe(witness.url, types=["tandem.service.created"], services=[service])
         await stack.call("catalog", "POST", "/api/v1/teams", role="owner", expect=201,
                          json={"name": team, "members": ["olga"],
                                "notify": {"url": chat.url, "format": "slack"}})
@@ -91,6 +95,7 @@ async def test_a_teams_notify_in_the_catalog_hears_its_services_facts(stack: Sta
             f"/api/v1/subscriptions/{subs[0]['id']}", json={"description": "mine"},
             headers=stack.headers("manager"))
         assert r.status_code == 409
+        await eventually(lambda: witness.requests)
         incident = await stack.incident(service)
         await eventually(lambda: [r for r in chat.requests
                                   if incident["number"] in r.json()["text"]], timeout=20)
