@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal as signal_
 
 import prometheus_client as metrics
 import pytest
@@ -276,3 +277,44 @@ async def test_events_are_not_dead_lettered_while_the_database_is_away(
     finally:
         await kafka.close()
         await db.dispose()
+
+
+
+async def test_a_service_stopping_while_its_relay_waits_for_acks_publishes_each_event_once(
+    platform: PlatformSettings, new_database, tmp_path
+) -> None:
+    """The stop comes while the relay's batch is sent and not yet acknowledged (the broker
+    frozen for a moment): the relay finishes that batch and marks it before the shutdown drains
+    the outbox, so no event is sent twice."""
+    port = free_port()
+    own = platform.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+    url = await new_database("notes")
+    await create_schema(url)
+    broker = EmbeddedBroker(port, log_path=tmp_path / "frozen-broker.log")
+    broker.start()
+    try:
+        async with TopicWatcher(own, own.topic("notes")) as watcher:
+            service = running_service(create_probe_app(own, url))
+            client = await service.__aenter__()
+            headers = auth_headers(own, "practitioner")
+            first = await client.post("/api/v1/notes", json={"text": "first"}, headers=headers)
+            assert first.status_code == 201
+            await watcher.wait_for(lambda evs: len(evs) >= 1, timeout=30)
+            assert broker.process is not None
+            broker.process.send_signal(signal_.SIGSTOP)  # acknowledgements stop coming
+            try:
+                r = await client.post("/api/v1/notes", json={"text": "in flight"},
+                                      headers=headers)
+                assert r.status_code == 201
+                await asyncio.sleep(0.5)  # the relay has sent it and waits for the answer
+                stopping = asyncio.create_task(service.__aexit__(None, None, None))
+                await asyncio.sleep(0.5)
+            finally:
+                broker.process.send_signal(signal_.SIGCONT)
+            await asyncio.wait_for(stopping, 30)
+            await watcher.wait_for(lambda evs: len(evs) >= 2, timeout=30)
+            await asyncio.sleep(1.0)  # a second copy would have arrived by now
+            subjects = [e.subject for e in watcher.events()]
+        assert sorted(subjects) == sorted([first.json()["id"], r.json()["id"]])
+    finally:
+        broker.stop()

@@ -342,7 +342,7 @@ def create_service_app(spec: ServiceSpec, platform: PlatformSettings | None = No
                 task.cancel()
             await _bounded(asyncio.gather(*tasks[2:], return_exceptions=True), 15,
                            "stopping the consumers and jobs")
-            tasks[1].cancel()
+            relay.finish()  # after the batch in hand (cancelled, only if it takes over 5 s)
             await _bounded(asyncio.gather(tasks[1], return_exceptions=True), 5,
                            "stopping the relay")
             if topics_ready.done() and not topics_ready.cancelled():

@@ -105,10 +105,20 @@ class OutboxRelay:
         self._checked_at = 0.0
         self._pruned_at = 0.0
         self.is_leader = False
+        self._finishing = False
+
+    def finish(self) -> None:
+        """Stop :meth:`run` after the batch in hand. A batch cancelled between its sends and
+        their acknowledgements is still sent by the producer, yet stays unpublished in the
+        outbox, so the shutdown's drain would send it again (duplicates, and a partition's
+        records acknowledged above the batch's first offset, which the history check would
+        take for a broker that lost its history)."""
+        self._finishing = True
+        self.db.outbox_written.set()  # wake the loop from its wait
 
     async def run(self) -> None:
         backoff = 0.2
-        while True:
+        while not self._finishing:
             try:
                 if not await self._hold_lock():
                     await asyncio.sleep(self.poll_interval_s)
@@ -120,6 +130,8 @@ class OutboxRelay:
                 if sent >= self.batch_size:
                     continue
                 self.db.outbox_written.clear()
+                if self._finishing:
+                    break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.db.outbox_written.wait(), self.poll_interval_s)
             except asyncio.CancelledError:
