@@ -6,12 +6,16 @@ tests wait for its effect."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from incidents_support import ROUTING_KEY, Running, replica
+from incidents_support import ROUTING_KEY, Running, deployment, replica, run_deployment
 
 from incidents.config import MIGRATIONS_DIR
 from tandem.migrations import upgrade
@@ -68,6 +72,24 @@ DOC_OVERVIEW_TRIGGER = {
     "dedup_key": "samplekeyhere",
     "event_action": "trigger",
 }
+
+
+@contextlib.contextmanager
+def warnings_of(logger: str) -> Iterator[list[str]]:
+    """The warnings ``logger`` writes meanwhile (a handler of its own: the service's logging
+    set-up replaces the root's handlers, pytest's capture among them)."""
+    seen: list[str] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Seen(logging.WARNING)
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield seen
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
 
 
 async def monitor_incidents(svc: Running, dedup_key: str,
@@ -255,6 +277,91 @@ async def test_accepted_events_survive_a_crash_and_repeats_coalesce(
             await asyncio.sleep(1.5)
             [same] = await monitor_incidents(third, key)
             assert (same["alert_count"], same["version"]) == (10, repeated["version"])
+    finally:
+        if created is not None:
+            await drop_pg_database(created)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_key_resolved_and_triggered_again_in_one_batch_opens_a_new_incident(
+        backend: str, broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Trigger, resolve, trigger of one key applied in one transaction: the first incident is
+    resolved and a second one is open with the key (the unique index of open keys holds);
+    the same for a key whose incident was open before the batch (its first trigger there
+    counts on it)."""
+    fresh, earlier = uuid.uuid4().hex, uuid.uuid4().hex
+    url, created = await new_database_url(backend, tmp_path, "incidents")
+    platform = isolated_platform(broker.bootstrap, tmp_path)
+    trigger, resolve = DOC_TRIGGER, {**DOC_RESOLVE, "routing_key": ROUTING_KEY}
+    try:
+        upgrade(MIGRATIONS_DIR, url)
+        async with replica(broker, platform, url) as before:
+            r = await before.client.post("/v2/enqueue", json={**trigger, "dedup_key": earlier})
+            assert r.status_code == 202, r.text
+            [was_open] = await applied(before, earlier, lambda found: found)
+        async with replica(broker, platform, url, monitor_applier=False) as ingest:
+            for key in (fresh, earlier):
+                for body in (trigger, resolve, trigger):
+                    r = await ingest.client.post("/v2/enqueue", json={**body, "dedup_key": key})
+                    assert r.status_code == 202, r.text
+        async with replica(broker, platform, url, monitor_apply_budget_s=60) as after:
+            for key, counted in ((fresh, 1), (earlier, 2)):
+                found = await applied(after, key, lambda found: len(found) == 2)
+                by_status = sorted((i["status"], i["alert_count"]) for i in found)
+                assert by_status == [("new", 1), ("resolved", counted)], (key, found)
+            resolved = await incident_when(after, was_open["id"],
+                                           lambda got: got["status"] == "resolved")
+            assert resolved["alert_count"] == 2
+    finally:
+        if created is not None:
+            await drop_pg_database(created)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_two_alerts_in_one_batch_raise_a_failed_deploys_incident_twice(
+        backend: str, broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """A failed deployment's P3 incident of the service, then an error (P2) and a critical
+    (P1) alert applied in one transaction: raised to P2, then P1, each with its note and one
+    event of its own version, and the batch applied whole (not failed and retried alone)."""
+    url, created = await new_database_url(backend, tmp_path, "incidents")
+    platform = isolated_platform(broker.bootstrap, tmp_path)
+    try:
+        upgrade(MIGRATIONS_DIR, url)
+        async with replica(broker, platform, url) as before:
+            await run_deployment(before, deployment(
+                "checkout", started=datetime.now(UTC) - timedelta(minutes=2)),
+                "in_progress", "failed")
+
+            async def s2() -> Any:
+                r = await before.client.get("/api/v1/incidents", headers=before.headers("viewer"),
+                                            params={"service": "checkout", "source": "deployment"})
+                return r.json()["items"]
+
+            [failed] = await eventually(s2)  # type: ignore[misc]
+            assert failed["priority"] == 3
+        async with replica(broker, platform, url, monitor_applier=False) as ingest:
+            for severity in ("error", "critical"):
+                r = await ingest.client.post("/v2/enqueue", json={
+                    "routing_key": ROUTING_KEY, "event_action": "trigger",
+                    "dedup_key": uuid.uuid4().hex,
+                    "payload": {"summary": f"checkout {severity}", "source": "prometheus",
+                                "severity": severity}})
+                assert r.status_code == 202, r.text
+        with warnings_of("incidents.monitor_events") as warned:
+            async with replica(broker, platform, url, monitor_apply_budget_s=60) as after:
+                raised = await incident_when(after, failed["id"],
+                                             lambda got: got["priority"] == 1)
+                notes = (await after.client.get(f"/api/v1/incidents/{failed['id']}/notes",
+                                                headers=after.headers("viewer"))).json()["items"]
+                assert [n["text"].split(":")[0] for n in notes] == [
+                    "Raised from P3 to P2", "Raised from P2 to P1"]
+                events = await after.events_about(failed["id"],
+                                                  until=lambda evs: len({e.id for e in evs}) >= 6)
+        # Each version one event (a topic may carry an event twice: consumers skip the copy).
+        versions = {e.id: e.sequence for e in events}
+        assert sorted(versions.values()) == list(range(1, len(versions) + 1)), events
+        assert raised["version"] == len(versions)
+        assert not [w for w in warned if "one by one" in w], warned
     finally:
         if created is not None:
             await drop_pg_database(created)

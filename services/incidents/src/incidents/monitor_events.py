@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,7 +164,17 @@ async def apply_batch(session: AsyncSession, settings: IncidentsSettings,
     held): a trigger opens an incident or counts on the open one with its key; acknowledge
     and resolve move the open incident with their key. Stops after ``budget_s`` seconds of
     work (SQLite's one writer lock is held meanwhile, and requests wait for it to record
-    their events); returns how many rows, from the first, were applied."""
+    their events); returns how many rows, from the first, were applied.
+
+    Nothing the batch reads depends on what it has written but not flushed (the open
+    incidents of its keys it keeps itself; the projections and the policy it does not
+    write), so the rows it writes are flushed once, at its commit, not before each read."""
+    with session.no_autoflush:
+        return await _apply_rows(session, settings, rows, budget_s)
+
+
+async def _apply_rows(session: AsyncSession, settings: IncidentsSettings,
+                      rows: Sequence[Any], budget_s: float | None) -> int:
     repeats: dict[Any, _Repeats] = {}
     # The open incidents of the batch's keys, read for update with one statement.
     opened = await open_incidents_with_keys(session, {(r.service, r.dedup_key) for r in rows})
@@ -177,8 +187,10 @@ async def apply_batch(session: AsyncSession, settings: IncidentsSettings,
         key = (row.service, row.dedup_key)
         incident = opened.get(key)
         if incident is not None and incident.status not in OPEN_STATES:
-            # Moved out of the open states earlier in this batch.
-            incident = await open_incident_with_key(session, row.service, row.dedup_key)
+            # Moved out of the open states earlier in this batch: no incident with the key is
+            # open now (one at most is, the unique index says; a new one is opened after the
+            # old one's update, which the flush writes before inserts).
+            incident = None
         if row.action == "trigger":
             if incident is None:
                 opened[key] = await _open(session, settings, row)
@@ -238,13 +250,6 @@ async def _open(session: AsyncSession, settings: IncidentsSettings, row: Any) ->
     return incident
 
 
-async def open_incident_with_key(session: AsyncSession, service: str,
-                                 dedup_key: str) -> Incident | None:
-    """The open incident of ``service`` with the monitor's ``dedup_key``, read for update."""
-    key = (service, dedup_key)
-    return (await open_incidents_with_keys(session, {key})).get(key)
-
-
 async def open_incidents_with_keys(session: AsyncSession, keys: set[tuple[str, str]],
                                    ) -> dict[tuple[str, str], Incident]:
     """The open incidents with these (service, dedup key) pairs, read for update."""
@@ -258,15 +263,24 @@ async def open_incidents_with_keys(session: AsyncSession, keys: set[tuple[str, s
     return {key: i for i in found if (key := (i.service, i.dedup_key or "")) in keys}
 
 
+#: The open incidents of failed deployments of a service and environment less urgent than a
+#: priority, read for update (built once: each incident a monitor opens asks it). Not read
+#: afresh: one this transaction already holds (locked when first read) may carry a raise its
+#: batch has not flushed yet, which a fresh read would undo.
+_FAILED_DEPLOYMENTS_BELOW = select(Incident).with_for_update().where(
+    Incident.service == bindparam("service"), Incident.environment == bindparam("environment"),
+    text(OPEN_FROM_DEPLOYMENT),  # the partial index's own condition: it is used
+    Incident.priority > bindparam("priority")).order_by(Incident.id)
+
+
 async def raise_failed_deployments(session: AsyncSession, settings: IncidentsSettings,
                                    alert: Incident, *, actor: str) -> None:
     """A monitor sees the same service failing while a failed deployment's incident (S2) of
     it is open: that incident is raised to the monitor's priority (a P3 by tier becomes major
     when the monitor says users are hit), with a note naming the alert's incident."""
-    rows = (await session.scalars(incidents.locked(select(Incident).where(
-        Incident.service == alert.service, Incident.environment == alert.environment,
-        text(OPEN_FROM_DEPLOYMENT),  # the partial index's own condition: it is used
-        Incident.priority > alert.priority).order_by(Incident.id)))).all()
+    rows = (await session.scalars(_FAILED_DEPLOYMENTS_BELOW, {
+        "service": alert.service, "environment": alert.environment,
+        "priority": alert.priority})).all()
     for failed in rows:
         before = failed.priority
         if await raise_priority(session, settings, failed, alert.priority, actor=actor):

@@ -33,12 +33,14 @@ class Policy(BaseModel):
         )
 
 
+#: The stored policy's one row (built once: every incident opened reads it).
+_STORED = select(IncidentPolicy).where(IncidentPolicy.id == 1)
+#: An edit is a read-modify-write checked against If-Match: the row is the writer's.
+_STORED_FOR_UPDATE = _STORED.with_for_update().execution_options(populate_existing=True)
+
+
 async def _stored(session: AsyncSession, *, for_update: bool = False) -> IncidentPolicy | None:
-    stmt = select(IncidentPolicy).where(IncidentPolicy.id == 1)
-    if for_update:
-        # An edit is a read-modify-write checked against If-Match: the row is the writer's.
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return (await session.scalars(stmt)).first()
+    return (await session.scalars(_STORED_FOR_UPDATE if for_update else _STORED)).first()
 
 
 def _policy(row: IncidentPolicy | None, settings: IncidentsSettings) -> Policy:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents.models import ChangeView, DeploymentView, FreezeView, ServiceView
@@ -141,10 +141,14 @@ async def project_service(session: AsyncSession, event: CloudEvent) -> ServiceSn
     return await services_seen.apply(session, event, derived={"updated_at": event.time})
 
 
+#: One service's view by name (built once: every incident opened reads it).
+_SERVICE_NAMED = (select(ServiceView).where(ServiceView.name == bindparam("name"))
+                  .execution_options(populate_existing=True))
+
+
 async def service_named(session: AsyncSession, name: str) -> ServiceView | None:
     """What the catalog said last of the service called ``name``, if anything."""
-    return (await session.scalars(select(ServiceView).where(ServiceView.name == name)
-                                  .execution_options(populate_existing=True))).first()
+    return (await session.scalars(_SERVICE_NAMED, {"name": name})).first()
 
 
 async def services_of_team(session: AsyncSession, team: str) -> list[str]:

@@ -8,7 +8,7 @@ live; a deployment once, with the change it carried.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidents.config import IncidentsSettings
@@ -24,6 +24,28 @@ def window_seconds(settings: IncidentsSettings) -> int:
     return int(settings.suspect_window_delta.total_seconds())
 
 
+# Built once (each incident a monitor opens asks them; building the expressions cost more
+# than running them). The projections are written by statements, not the ORM: read afresh.
+_DEPLOYMENTS_IN_WINDOW = select(DeploymentView).execution_options(populate_existing=True).where(
+    DeploymentView.service == bindparam("service"),
+    DeploymentView.environment == "production",
+    DeploymentView.status.in_(RAN),  # type: ignore[attr-defined]
+    DeploymentView.deployed_at >= bindparam("start"),  # type: ignore[operator]
+    DeploymentView.deployed_at <= bindparam("end"),  # type: ignore[operator]
+)
+_CHANGES_IN_WINDOW = select(ChangeView).execution_options(populate_existing=True).where(
+    ChangeView.service == bindparam("service"),
+    ChangeView.environment == "production",
+    # A change canceled with its deployment (or by people) is no suspect.
+    ChangeView.status != "canceled",
+    or_(and_(ChangeView.implemented_at >= bindparam("start"),  # type: ignore[operator]
+             ChangeView.implemented_at <= bindparam("end")),  # type: ignore[operator]
+        ChangeView.id.in_(bindparam("carried", expanding=True)),  # type: ignore[attr-defined]
+        ChangeView.deployment_id.in_(  # type: ignore[union-attr]
+            bindparam("deployments", expanding=True))),
+)
+
+
 async def find_suspects(session: AsyncSession, settings: IncidentsSettings,
                         incident: Incident) -> list[Suspect]:
     """The service's production deployments that ran and changes implemented within the
@@ -32,28 +54,11 @@ async def find_suspects(session: AsyncSession, settings: IncidentsSettings,
     attached; that change is not listed again."""
     start = incident.reported_at - settings.suspect_window_delta
     end = incident.reported_at
-    # The projections are written by statements, not the ORM: read them afresh.
-    fresh = {"populate_existing": True}
-    deployments = list((await session.scalars(
-        select(DeploymentView).execution_options(**fresh).where(
-            DeploymentView.service == incident.service,
-            DeploymentView.environment == "production",
-            DeploymentView.status.in_(RAN),  # type: ignore[attr-defined]
-            DeploymentView.deployed_at >= start,  # type: ignore[operator]
-            DeploymentView.deployed_at <= end,  # type: ignore[operator]
-        ))).all())
-    carried = {d.change_id for d in deployments if d.change_id is not None}
-    in_window = and_(ChangeView.implemented_at >= start,  # type: ignore[operator]
-                     ChangeView.implemented_at <= end)  # type: ignore[operator]
-    changes = list((await session.scalars(select(ChangeView).execution_options(**fresh).where(
-        ChangeView.service == incident.service,
-        ChangeView.environment == "production",
-        # A change canceled with its deployment (or by people) is no suspect.
-        ChangeView.status != "canceled",
-        or_(in_window,
-            ChangeView.id.in_(carried),  # type: ignore[attr-defined]
-            ChangeView.deployment_id.in_([d.id for d in deployments])),  # type: ignore[union-attr]
-    ))).all())
+    window = {"service": incident.service, "start": start, "end": end}
+    deployments = list((await session.scalars(_DEPLOYMENTS_IN_WINDOW, window)).all())
+    carried = sorted({d.change_id for d in deployments if d.change_id is not None})
+    changes = list((await session.scalars(_CHANGES_IN_WINDOW, {
+        **window, "carried": carried, "deployments": [d.id for d in deployments]})).all())
     by_id = {c.id: c for c in changes}
     by_deployment = {c.deployment_id: c for c in changes if c.deployment_id is not None}
     attached: set[object] = set()
