@@ -49,8 +49,8 @@ class PlatformSettings(BaseSettings):
     # Prefix for every topic name; empty in production, unique per test run.
     topic_prefix: str = ""
     kafka_idempotence: bool = False
-    kafka_session_timeout_ms: int = 10000
-    kafka_heartbeat_interval_ms: int = 3000
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 2000
     kafka_fetch_max_wait_ms: int = 50
     kafka_request_timeout_ms: int = 10000
     #: ``PLAINTEXT`` (the embedded broker, on loopback), ``SSL`` or ``SASL_SSL`` (production:
