@@ -77,17 +77,19 @@ async def monitor_applier_job(rt: ServiceRuntime) -> None:
     while True:
         wake.clear()
         try:
-            applied = await apply_pending(rt.db, settings, limit=take)
+            applied, more = await apply_pending(rt.db, settings, limit=take)
             if applied:
                 take = min(settings.monitor_apply_batch, max(16, 2 * applied))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database away or busy: the rows wait for the next try
             log.warning("applying monitor events failed, retrying: %s", exc)
-            applied = 0
-        if applied:
+            more = False
+        if more:
             await asyncio.sleep(0)  # requests first (their inserts wait for the write lock)
-            continue  # there may be more
+            continue
+        # All applied: the next batch waits for the linger too, so in a storm of repeats each
+        # open alert gets one count and one note per linger, not one per short transaction.
         try:
             await asyncio.wait_for(wake.wait(), settings.monitor_apply_interval_s)
         except TimeoutError:
@@ -97,19 +99,20 @@ async def monitor_applier_job(rt: ServiceRuntime) -> None:
 
 
 async def apply_pending(db: Database, settings: IncidentsSettings, *,
-                        limit: int | None = None) -> int:
+                        limit: int | None = None) -> tuple[int, bool]:
     """Apply the oldest accepted monitor events (up to ``limit``, by default
-    ``monitor_apply_batch``) in one transaction; returns how many were applied. An event
-    whose batch fails is applied alone, and one that fails alone is kept with its error and
-    skipped."""
+    ``monitor_apply_batch``) in one transaction; returns how many were applied and whether
+    more may be waiting (the limit or the time budget was reached). An event whose batch
+    fails is applied alone, and one that fails alone is kept with its error and skipped."""
+    limit = limit or settings.monitor_apply_batch
     rows: Sequence[Any] = ()
     try:
         async with db.transaction() as session:
-            rows = await _take(session, limit or settings.monitor_apply_batch)
+            rows = await _take(session, limit)
             done = await apply_batch(session, settings, rows,
                                      budget_s=settings.monitor_apply_budget_s)
             await _forget(session, [r.seq for r in rows[:done]])
-        return done
+        return done, done < len(rows) or len(rows) >= limit
     except (OperationalError, InterfaceError):
         raise  # the database away or busy: nothing is wrong with the events
     except Exception as exc:
@@ -131,7 +134,7 @@ async def apply_pending(db: Database, settings: IncidentsSettings, *,
             async with db.transaction() as session:
                 await session.execute(update(_queue).where(_queue.c.seq == row.seq).values(
                     failed_at=utcnow(), error=f"{type(exc).__name__}: {exc}"[:10000]))
-    return len(rows)
+    return len(rows), len(rows) >= limit
 
 
 async def _take(session: AsyncSession, limit: int) -> Sequence[Any]:
@@ -168,7 +171,8 @@ async def apply_batch(session: AsyncSession, settings: IncidentsSettings,
 
     Nothing the batch reads depends on what it has written but not flushed (the open
     incidents of its keys it keeps itself; the projections and the policy it does not
-    write), so the rows it writes are flushed once, at its commit, not before each read."""
+    write), so an incident's rows are flushed once, after it is opened, not before each
+    read."""
     with session.no_autoflush:
         return await _apply_rows(session, settings, rows, budget_s)
 
@@ -194,6 +198,9 @@ async def _apply_rows(session: AsyncSession, settings: IncidentsSettings,
         if row.action == "trigger":
             if incident is None:
                 opened[key] = await _open(session, settings, row)
+                # Its rows written now, inside the time budget: a batch's worth flushed at the
+                # commit would hold the loop (and SQLite's write lock) past it.
+                await session.flush()
                 continue
             opened[key] = incident
             seen = repeats.setdefault(incident.id, _Repeats(incident))
