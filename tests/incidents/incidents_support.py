@@ -161,15 +161,35 @@ async def known_as_run_by(svc: Running, service: str, team: str) -> None:
 async def incidents_service(broker: EmbeddedBroker, directory: Path, backend: str,
                             **settings: Any) -> AsyncIterator[Running]:
     """A migrated database and the running service over it, on ``backend``."""
+    async with migrated_database(broker, directory, backend) as (url, platform), \
+            replica(broker, platform, url, **settings) as running:
+        yield running
+
+
+@asynccontextmanager
+async def migrated_database(broker: EmbeddedBroker, directory: Path, backend: str,
+                            ) -> AsyncIterator[tuple[str, PlatformSettings]]:
+    """A migrated incidents database on ``backend`` (dropped afterwards) and platform settings
+    of its own on ``broker``: the ground for one or more :func:`replica` over it."""
     url, created = await new_database_url(backend, directory, "incidents")
     try:
         upgrade(MIGRATIONS_DIR, url)
-        async with replica(broker, isolated_platform(broker.bootstrap, directory), url,
-                           **settings) as running:
-            yield running
+        yield url, isolated_platform(broker.bootstrap, directory)
     finally:
         if created is not None:
             await drop_pg_database(created)
+
+
+async def s2_of(svc: Running, service: str) -> dict[str, Any]:
+    """The one incident a failed deployment of ``service`` opened (S2), once it is listed."""
+    async def opened() -> Any:
+        r = await svc.client.get("/api/v1/incidents", params={"service": service,
+                                                              "source": "deployment"},
+                                 headers=svc.headers("viewer"))
+        return r.json()["items"]
+
+    [incident] = await eventually(opened)  # type: ignore[misc]
+    return incident  # type: ignore[no-any-return]
 
 
 @asynccontextmanager

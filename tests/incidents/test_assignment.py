@@ -16,6 +16,7 @@ from incidents_support import (
     deployment,
     known_as_run_by,
     run_deployment,
+    s2_of,
     unique_service,
 )
 
@@ -88,13 +89,7 @@ async def test_a_failed_deploy_opens_an_incident_for_the_operations_team(svc: Ru
     d = deployment(service, started=datetime.now(UTC) - timedelta(minutes=2))
     await run_deployment(svc, d, "in_progress", "failed")
 
-    async def opened() -> Any:
-        r = await svc.client.get("/api/v1/incidents", params={"service": service,
-                                                              "source": "deployment"},
-                                 headers=svc.headers("viewer"))
-        return r.json()["items"]
-
-    [s2] = await eventually(opened)  # type: ignore[misc]
+    s2 = await s2_of(svc, service)
     assert (s2["cause_deployment_id"], s2["assignment_group"]) == (d["id"], ops)
 
 

@@ -21,6 +21,7 @@ from incidents_support import (
     deployment_event,
     incidents_service,
     run_deployment,
+    s2_of,
     unique_service,
 )
 
@@ -53,17 +54,6 @@ async def tier_known(svc: Running, catalog: CatalogFeed, service: str,
         return probe if probe["assignment_group"] == f"ops-{service}" else None
 
     await eventually(applied)
-
-
-async def s2_of(svc: Running, service: str) -> dict[str, Any]:
-    async def opened() -> Any:
-        r = await svc.client.get("/api/v1/incidents", params={"service": service,
-                                                              "source": "deployment"},
-                                 headers=svc.headers("viewer"))
-        return r.json()["items"]
-
-    [incident] = await eventually(opened)  # type: ignore[misc]
-    return incident  # type: ignore[no-any-return]
 
 
 async def fail(svc: Running, service: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incidents_support import ROUTING_KEY, Running, deployment, replica, run_deployment
+from incidents_support import (
+    ROUTING_KEY,
+    Running,
+    deployment,
+    migrated_database,
+    replica,
+    run_deployment,
+    s2_of,
+)
 
-from incidents.config import MIGRATIONS_DIR
-from tandem.migrations import upgrade
 from tandem_cli.broker import EmbeddedBroker
-from tandem_testing import drop_pg_database, eventually, isolated_platform, new_database_url
+from tandem_testing import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -243,10 +249,7 @@ async def test_accepted_events_survive_a_crash_and_repeats_coalesce(
     applied by the next one, once each; the repeats of an open alert become its count and
     one note, not one note and one event each."""
     key, other = uuid.uuid4().hex, uuid.uuid4().hex
-    url, created = await new_database_url(backend, tmp_path, "incidents")
-    platform = isolated_platform(broker.bootstrap, tmp_path)
-    try:
-        upgrade(MIGRATIONS_DIR, url)
+    async with migrated_database(broker, tmp_path, backend) as (url, platform):
         # An ingest-only process: it records and answers, and never gets to apply (as if it
         # crashed right after each 202).
         async with replica(broker, platform, url, monitor_applier=False) as first:
@@ -277,9 +280,6 @@ async def test_accepted_events_survive_a_crash_and_repeats_coalesce(
             await asyncio.sleep(1.5)
             [same] = await monitor_incidents(third, key)
             assert (same["alert_count"], same["version"]) == (10, repeated["version"])
-    finally:
-        if created is not None:
-            await drop_pg_database(created)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -290,11 +290,8 @@ async def test_a_key_resolved_and_triggered_again_in_one_batch_opens_a_new_incid
     the same for a key whose incident was open before the batch (its first trigger there
     counts on it)."""
     fresh, earlier = uuid.uuid4().hex, uuid.uuid4().hex
-    url, created = await new_database_url(backend, tmp_path, "incidents")
-    platform = isolated_platform(broker.bootstrap, tmp_path)
     trigger, resolve = DOC_TRIGGER, {**DOC_RESOLVE, "routing_key": ROUTING_KEY}
-    try:
-        upgrade(MIGRATIONS_DIR, url)
+    async with migrated_database(broker, tmp_path, backend) as (url, platform):
         async with replica(broker, platform, url) as before:
             r = await before.client.post("/v2/enqueue", json={**trigger, "dedup_key": earlier})
             assert r.status_code == 202, r.text
@@ -312,9 +309,6 @@ async def test_a_key_resolved_and_triggered_again_in_one_batch_opens_a_new_incid
             resolved = await incident_when(after, was_open["id"],
                                            lambda got: got["status"] == "resolved")
             assert resolved["alert_count"] == 2
-    finally:
-        if created is not None:
-            await drop_pg_database(created)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -323,21 +317,12 @@ async def test_two_alerts_in_one_batch_raise_a_failed_deploys_incident_twice(
     """A failed deployment's P3 incident of the service, then an error (P2) and a critical
     (P1) alert applied in one transaction: raised to P2, then P1, each with its note and one
     event of its own version, and the batch applied whole (not failed and retried alone)."""
-    url, created = await new_database_url(backend, tmp_path, "incidents")
-    platform = isolated_platform(broker.bootstrap, tmp_path)
-    try:
-        upgrade(MIGRATIONS_DIR, url)
+    async with migrated_database(broker, tmp_path, backend) as (url, platform):
         async with replica(broker, platform, url) as before:
             await run_deployment(before, deployment(
                 "checkout", started=datetime.now(UTC) - timedelta(minutes=2)),
                 "in_progress", "failed")
-
-            async def s2() -> Any:
-                r = await before.client.get("/api/v1/incidents", headers=before.headers("viewer"),
-                                            params={"service": "checkout", "source": "deployment"})
-                return r.json()["items"]
-
-            [failed] = await eventually(s2)  # type: ignore[misc]
+            failed = await s2_of(before, "checkout")
             assert failed["priority"] == 3
         async with replica(broker, platform, url, monitor_applier=False) as ingest:
             for severity in ("error", "critical"):
@@ -362,6 +347,3 @@ async def test_two_alerts_in_one_batch_raise_a_failed_deploys_incident_twice(
         assert sorted(versions.values()) == list(range(1, len(versions) + 1)), events
         assert raised["version"] == len(versions)
         assert not [w for w in warned if "one by one" in w], warned
-    finally:
-        if created is not None:
-            await drop_pg_database(created)

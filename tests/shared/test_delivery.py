@@ -279,7 +279,6 @@ async def test_events_are_not_dead_lettered_while_the_database_is_away(
         await db.dispose()
 
 
-
 async def test_a_service_stopping_while_its_relay_waits_for_acks_publishes_each_event_once(
     platform: PlatformSettings, new_database, tmp_path
 ) -> None:
