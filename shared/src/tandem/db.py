@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
+import time
 import uuid
 from collections import namedtuple
 from collections.abc import AsyncIterator, Mapping
@@ -46,7 +48,18 @@ def utcnow() -> datetime:
 
 
 def new_id() -> uuid.UUID:
-    return uuid.uuid4()
+    """A new id, ordered by time (UUIDv7, RFC 9562): 48 bits of Unix milliseconds, then 74
+    random bits. Ids made later sort later, so a table or index keyed by them grows at its
+    end instead of at random pages: an inbox of 100k events, say, writes a few pages a batch
+    where random ids dirtied one page per event."""
+    random = int.from_bytes(os.urandom(10)) & _RANDOM_BITS
+    return uuid.UUID(int=(time.time_ns() // 1_000_000) << 80 | random | _VERSION_7)
+
+
+#: The 80 bits below the timestamp less the version (4) and variant (2) bits.
+_RANDOM_BITS = (1 << 80) - 1 & ~(0xF << 76) & ~(0x3 << 62)
+#: Version 7 and the RFC 9562 variant (binary 10).
+_VERSION_7 = 0x7 << 76 | 0x2 << 62
 
 
 class UTCDateTime(TypeDecorator[datetime]):

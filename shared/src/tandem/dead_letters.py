@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tandem import metrics
 from tandem.auth import Manager
-from tandem.db import Database, utcnow
+from tandem.db import Database, new_id, utcnow
 from tandem.errors import Conflict, NotFound
 from tandem.pagination import Cursor, Limit, Page, page
 from tandem.tables import DeadLetter
@@ -43,7 +43,7 @@ async def record_dead_letter(db: Database, *, consumer: str,
     """Keep ``record`` as a dead letter of ``consumer`` (a second call for it changes nothing)."""
     event = _peek(record.value)
     row = {
-        "id": uuid.uuid4(), "consumer": consumer, "topic": record.topic,
+        "id": new_id(), "consumer": consumer, "topic": record.topic,
         "partition": record.partition, "offset": record.offset, "key": record.key,
         "value": record.value,
         "headers": [[k, v.decode("utf-8", "replace")] for k, v in record.headers or []],

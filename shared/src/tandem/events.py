@@ -9,7 +9,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from tandem.db import utcnow
+from tandem.db import new_id, utcnow
 
 CONTENT_TYPE = "application/cloudevents+json"
 SCHEMA_VERSION = 1
@@ -21,7 +21,7 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    id: uuid.UUID = Field(default_factory=new_id)
     source: str = Field(pattern=r"^/tandem/[a-z]+$")
     type: str = Field(pattern=r"^tandem\.[a-z_]+\.[a-z_]+$")
     subject: str = Field(min_length=1, max_length=64)

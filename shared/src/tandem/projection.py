@@ -62,7 +62,12 @@ class Projection(Generic[V, S]):
     async def apply(self, session: AsyncSession, event: CloudEvent, *,
                     derived: dict[str, Any] | None = None) -> S:
         """Upsert the view row of the event's aggregate; returns the snapshot."""
-        snapshot = self.read(event)
+        return await self.store(session, self.read(event), derived=derived)
+
+    async def store(self, session: AsyncSession, snapshot: S, *,
+                    derived: dict[str, Any] | None = None) -> S:
+        """Upsert the view row of a snapshot already :meth:`read` (a handler that derives
+        columns from it reads it once)."""
         row = {name: getattr(snapshot, name) for name in self._copied}
         row.update(derived or {})
         await upsert(session, self.table.__table__, row, keep=self.keep)  # type: ignore[attr-defined]

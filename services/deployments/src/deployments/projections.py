@@ -123,14 +123,14 @@ async def project_change(session: AsyncSession, event: CloudEvent) -> ChangeFact
         was_rejected=before is not None and before.rejected,
         rejection_recorded=(event.type == "tandem.change.approval_recorded"
                             and event.data.get("decision") == "reject"))
-    await changes_seen.apply(session, event, derived={"rejected": rejected})
+    await changes_seen.store(session, change, derived={"rejected": rejected})
     return change_facts(change, rejected)
 
 
 async def project_freeze(session: AsyncSession, event: CloudEvent) -> FreezeSnapshot:
     """Keep the freeze window's view current."""
     freeze = freezes_seen.read(event)
-    return await freezes_seen.apply(session, event, derived={
+    return await freezes_seen.store(session, freeze, derived={
         "number": freeze.number or str(freeze.id)[:8]})
 
 
@@ -144,7 +144,7 @@ async def project_incident(session: AsyncSession, event: CloudEvent) -> Incident
         cause = _uuid(event.data.get("deployment_id")) or cause
     derived = {"reported_at": incident.reported_at or incident.created_at or event.time,
                "cause_deployment_id": cause}
-    await incidents_seen.apply(session, event, derived=derived)
+    await incidents_seen.store(session, incident, derived=derived)
     return incident.model_copy(update=derived)
 
 
@@ -156,7 +156,7 @@ async def project_service(session: AsyncSession, event: CloudEvent) -> ServiceSn
     """Keep the catalog service's view, its repository named as
     :func:`~tandem.vocabulary.repository_name` names it."""
     service = services_seen.read(event)
-    return await services_seen.apply(session, event, derived={
+    return await services_seen.store(session, service, derived={
         "repository": repository_name(service.repository) if service.repository else None})
 
 

@@ -3,7 +3,6 @@ people, ``alert`` for a monitor's repeat, ``deployment`` for an S2 fact)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +12,7 @@ from incidents.errors import NoteNotFound
 from incidents.incident import incidents
 from incidents.models import Incident
 from incidents.schemas import Note
-from tandem.db import utcnow
+from tandem.db import new_id, utcnow
 
 NoteKind = Literal["note", "alert", "deployment"]
 
@@ -22,7 +21,7 @@ async def add_note(session: AsyncSession, incident: Incident, text: str, *, acto
                    kind: NoteKind = "note", details: dict[str, Any] | None = None) -> Note:
     """Annotate ``incident`` (read for update, or new in this transaction)."""
     now = utcnow()
-    note = Note(id=uuid.uuid4(), incident_id=incident.id, kind=kind, text=text, author=actor,
+    note = Note(id=new_id(), incident_id=incident.id, kind=kind, text=text, author=actor,
                 created_at=now, details=details)
     await incidents.record(session, incident, events.IncidentAnnotated, actor=actor, now=now,
                            note=note)

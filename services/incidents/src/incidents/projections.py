@@ -102,7 +102,7 @@ async def project_deployment(session: AsyncSession, event: CloudEvent) -> Deploy
     d = deployments_seen.read(event)
     ran = d.status not in NEVER_RAN
     ran_at = (d.started_at or d.finished_at or event.time) if ran else None
-    return await deployments_seen.apply(session, event, derived={
+    return await deployments_seen.store(session, d, derived={
         "updated_at": event.time,
         "deployed_at": ran_at,
         # The change it carried: the one the pipeline named, else the gate's receipt.
@@ -124,10 +124,10 @@ def _gate_change(gate: dict[str, Any] | None) -> uuid.UUID | None:
 async def project_change(session: AsyncSession, event: CloudEvent) -> ChangeSnapshot:
     """Keep the view of the event's change current; ``implemented_at`` is when it first
     reached ``implement`` or later (kept once known)."""
-    status = changes_seen.read(event).status
-    return await changes_seen.apply(session, event, derived={
+    change = changes_seen.read(event)
+    return await changes_seen.store(session, change, derived={
         "updated_at": event.time,
-        "implemented_at": event.time if status in IMPLEMENTED else None,
+        "implemented_at": event.time if change.status in IMPLEMENTED else None,
     })
 
 

@@ -38,7 +38,7 @@ from incidents.rules.reviews import REVIEW_LIFECYCLE, add_working_days
 from incidents.schemas import ActionCreate, ActionPublic, Factor, ReviewPublic
 from tandem.aggregate import Aggregate
 from tandem.app import ServiceRuntime
-from tandem.db import Database, utcnow
+from tandem.db import Database, new_id, utcnow
 from tandem.value_stream import STAGES, FailureRecord, StateSpan, stage_times
 
 log = logging.getLogger("incidents.reviews")
@@ -284,7 +284,7 @@ async def add_action(session: AsyncSession, review: Review, body: ActionCreate, 
     seq = (await session.scalar(select(func.coalesce(func.max(ReviewAction.seq), 0)).where(
         ReviewAction.review_id == review.id)) or 0) + 1
     action = ReviewAction(
-        id=uuid.uuid4(), review_id=review.id, seq=seq, title=body.title,
+        id=new_id(), review_id=review.id, seq=seq, title=body.title,
         team=body.team or review.participant_team or review.owner_team,
         change_id=change.id if change else None,
         change_number=change.number if change else None, status="open", created_by=actor,

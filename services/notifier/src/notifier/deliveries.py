@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifier.models import Delivery, ServiceView, Subscription
 from notifier.rules.matching import SubscriptionFilter, event_facts, wants
 from notifier.schemas import DeliveryPublic
-from tandem.db import utcnow
+from tandem.db import new_id, utcnow
 from tandem.errors import NotFound
 from tandem.events import CloudEvent
 
@@ -51,7 +51,7 @@ async def queue_deliveries(session: AsyncSession, event: CloudEvent) -> int:
     body = orjson.loads(event.to_bytes())
     now = utcnow()
     await session.execute(insert(_delivery), [{
-        "id": uuid.uuid4(), "subscription_id": s.id, "event_id": event.id,
+        "id": new_id(), "subscription_id": s.id, "event_id": event.id,
         "event_type": event.type, "subject": event.subject, "sequence": event.sequence,
         "event": body, "status": "pending", "attempts": 0, "queued_at": now,
         "next_attempt_at": now, "created_at": now, "updated_at": now,
