@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, ClassVar
@@ -133,7 +134,8 @@ class IncidentsSettings(ServiceSettings):
         return parse_routing_keys(self.routing_keys)
 
     def sla_target_seconds(self) -> dict[int, tuple[int | None, int | None]]:
-        return parse_sla_targets(self.sla_targets)
+        # Parsed once per value: every incident opened without a stored policy asks.
+        return dict(_parsed_sla_targets(self.sla_targets))
 
 
 #: The running service's settings, as a route dependency.
@@ -155,6 +157,9 @@ def parse_sla_targets(value: str) -> dict[int, tuple[int | None, int | None]]:
 
         targets[int(priority)] = (seconds(response), seconds(resolution))
     return targets
+
+
+_parsed_sla_targets = functools.lru_cache(maxsize=8)(parse_sla_targets)
 
 
 def parse_priority_by_tier(value: str) -> dict[str, int]:

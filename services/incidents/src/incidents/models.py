@@ -19,13 +19,16 @@ from tandem.db import JSONType, UTCDateTime, service_table_base, utcnow
 ServiceTable = service_table_base()
 
 
-_OPEN = "status IN ('new', 'acknowledged', 'in_progress', 'on_hold')"
-#: The condition of the open-dedup-key index, as its text: a query carrying it as written (not
-#: with bound values) lets SQLite use that partial index instead of every incident of the
-#: service.
-OPEN_WITH_DEDUP_KEY = f"dedup_key IS NOT NULL AND {_OPEN}"
+#: Open, as the partial indexes' text: a query carrying it as written (not with bound values)
+#: lets SQLite use those indexes instead of every incident of the service.
+OPEN = "status IN ('new', 'acknowledged', 'in_progress', 'on_hold')"
+#: The condition of the open-dedup-key index. A query by keys carries only ``OPEN``: its
+#: ``dedup_key IN (...)`` implies the rest, and an explicit ``IS NOT NULL`` made SQLite read
+#: the index as a range (every open incident of the service with a key) instead of a lookup
+#: per key.
+OPEN_WITH_DEDUP_KEY = f"dedup_key IS NOT NULL AND {OPEN}"
 #: The condition of the index of open incidents a failed deployment opened (used the same way).
-OPEN_FROM_DEPLOYMENT = f"source = 'deployment' AND {_OPEN}"
+OPEN_FROM_DEPLOYMENT = f"source = 'deployment' AND {OPEN}"
 
 
 class Incident(ServiceTable, AggregateColumns, table=True):

@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from incidents.config import IncidentsSettings
 from incidents.incident import incidents, move_incident, open_incident, raise_priority
 from incidents.models import (
+    OPEN,
     OPEN_FROM_DEPLOYMENT,
-    OPEN_WITH_DEDUP_KEY,
     Incident,
     MonitorEventRecord,
 )
@@ -265,7 +265,7 @@ async def open_incidents_with_keys(session: AsyncSession, keys: set[tuple[str, s
     found = (await session.scalars(incidents.locked(select(Incident).where(
         Incident.service.in_({s for s, _ in keys}),  # type: ignore[attr-defined]
         Incident.dedup_key.in_({k for _, k in keys}),  # type: ignore[union-attr]
-        text(OPEN_WITH_DEDUP_KEY),  # the partial index's own condition: it is used
+        text(OPEN),  # with the keys, the partial index's condition: a lookup per key
     )))).all()
     return {key: i for i in found if (key := (i.service, i.dedup_key or "")) in keys}
 
