@@ -68,7 +68,7 @@ class IncidentAggregate(Aggregate[Incident, IncidentPublic]):
         return public(row)
 
     async def recorded(self, session: AsyncSession, row: Incident, event: CloudEvent) -> None:
-        timeline.append(session, row.id, event)
+        await timeline.append(session, row.id, event)
 
 
 incidents = IncidentAggregate(Incident, name="incident", service="incidents",
