@@ -265,6 +265,22 @@ async def test_a_ci_token_deploys_its_own_service_and_is_refused_anothers(
             assert refused["type"] == repository_rule
             assert refused["rule"] == "gate"
 
+            # Where the catalog names the environments its CI may deploy to, its standard
+            # changes only there too (staging passes both rules and meets the template's).
+            async def billing_change(environment: str) -> dict[str, Any]:
+                r = await changes.client.post("/api/v1/changes", json={
+                    "type": "standard", "title": "Deploy billing", "service": "billing",
+                    "environment": environment}, headers=bearer(billing_job))
+                assert r.status_code == 403, r.text
+                return r.json()  # type: ignore[no-any-return]
+
+            elsewhere = await eventually(
+                lambda: _unless(billing_change("production"), repository_rule))
+            assert elsewhere["type"] == "urn:tandem:problem:pipeline-environment"
+            assert (elsewhere["rule"], elsewhere["allowed"]) == ("gate", ["staging"])
+            staged_change = await billing_change("staging")
+            assert staged_change["type"] == "urn:tandem:problem:standard-change-template-required"
+
 
 async def _unless(answer: Any, problem_type: str) -> dict[str, Any] | None:
     """The awaited problem, or None while it is still of ``problem_type``."""

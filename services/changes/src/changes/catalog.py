@@ -25,6 +25,7 @@ class ServiceSnapshot(Snapshot):
     owner_team: str | None = None
     operations_team: str | None = None
     repository: str | None = None
+    ci_environments: list[str] = Field(default_factory=list)
 
 
 class TeamSnapshot(Snapshot):

@@ -52,7 +52,8 @@ async def create_change(body: ChangeCreate, session: Session, settings: Settings
     _pipeline_records_standard_only(actor, body.type)
     if (replay := await idem.replay(session)) is not None:
         return replay
-    await check_pipeline_scope(session, actor, body.service, rule="gate")
+    await check_pipeline_scope(session, actor, body.service, body.environment.value,
+                               rule="gate")
     change, snapshot = await change_requests.create(session, settings, body, actor=actor.sub,
                                                     by_pipeline=actor.role == Role.pipeline,
                                                     may_lower_risk=actor.role in MANAGE)
@@ -111,7 +112,8 @@ async def update_change(ref: ChangeRef, body: ChangeUpdate, request: Request, se
                         settings: Settings, actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
-    await check_pipeline_scope(session, actor, change.service, rule="gate")
+    await check_pipeline_scope(session, actor, change.service, change.environment,
+                               rule="gate")
     check_if_match(request, change.version)
     return resource_response(await change_requests.edit(
         session, settings, change, body, actor=actor.sub, may_lower_risk=actor.role in MANAGE))
@@ -123,7 +125,8 @@ async def transition_change(ref: ChangeRef, body: ChangeTransitionRequest, reque
                             actor: ChangeRecorder) -> JSONBody:
     change = await ChangeAggregate(settings).get(session, ref, for_update=True)
     _pipeline_records_standard_only(actor, change.type)
-    await check_pipeline_scope(session, actor, change.service, rule="gate")
+    await check_pipeline_scope(session, actor, change.service, change.environment,
+                               rule="gate")
     check_if_match(request, change.version)
     return resource_response(await change_requests.transition(
         session, settings, change, body, actor=actor.sub, may_force=actor.role in MANAGE))

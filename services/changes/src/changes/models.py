@@ -154,6 +154,9 @@ class ServiceView(ServiceTable, table=True):
     operations_team: str | None = Column(default=None, max_length=100)
     #: Whose CI jobs may record the service's standard changes.
     repository: str | None = Column(default=None, max_length=255)
+    #: Where those jobs may record them (empty: anywhere).
+    ci_environments: list[str] = Column(default_factory=list,
+                                        sa_column=SAColumn(JSONType, nullable=False))
     updated_at: datetime = Column(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -1,7 +1,8 @@
 """Least privilege for CI jobs: a pipeline token from GitHub Actions or GitLab CI carries its
 repository, and records standard changes (what lets its deployment through the gate) only for
-the service whose catalog ``repository`` it is (the service projection keeps it). A local
-pipeline token names no repository and keeps the role's reach.
+the service whose catalog ``repository`` it is, and only in the environments the catalog
+allows its CI (``ci_environments``, when it names any; the service projection keeps both). A
+local pipeline token names no repository and keeps the role's reach.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from changes.models import ServiceView
-from tandem.auth import Actor, check_pipeline_repository
+from tandem.auth import Actor, EnvironmentNotAllowed, check_pipeline_repository
 
 
-async def check_pipeline_scope(session: AsyncSession, actor: Actor, service: str, *,
-                               rule: str) -> None:
-    """Refuse (403, naming ``rule``) a CI job's token acting on another repository's service."""
+async def check_pipeline_scope(session: AsyncSession, actor: Actor, service: str,
+                               environment: str, *, rule: str) -> None:
+    """Refuse (403, naming ``rule``) a CI job's token acting on another repository's service,
+    or in an environment the catalog does not allow its CI."""
     if actor.repository is None:
         return
-    repositories = list((await session.scalars(
-        select(ServiceView.repository).where(ServiceView.name == service))).all())
-    check_pipeline_repository(actor, service, repositories, rule=rule)
+    views = (await session.scalars(select(ServiceView).where(ServiceView.name == service))).all()
+    check_pipeline_repository(actor, service, [v.repository for v in views], rule=rule)
+    allowed = sorted({e for v in views for e in v.ci_environments or []})
+    if allowed and environment not in allowed:
+        raise EnvironmentNotAllowed(rule, service, environment, allowed)
