@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -432,6 +433,29 @@ def check_pipeline_repository(actor: Actor, service: str, repositories: list[str
     known = [r for r in repositories if r]
     if not any(repository_name(r) == actor.repository for r in known):
         raise OtherRepository(rule, service, actor.repository, known[0] if known else None)
+
+
+class CatalogReach(Protocol):
+    """What a service's projection of a catalog service says of its CI."""
+
+    @property
+    def repository(self) -> str | None: ...
+
+    @property
+    def ci_environments(self) -> list[str]: ...
+
+
+def check_pipeline_reach(actor: Actor, service: str, environment: str,
+                         views: Sequence[CatalogReach], *, rule: str) -> None:
+    """Refuse (403, naming ``rule``) a CI job's token acting on another repository's service
+    (``check_pipeline_repository``), or in an environment the catalog does not allow its CI
+    (``ci_environments``, when it names any). ``views``: the service's projection rows."""
+    if actor.repository is None:
+        return
+    check_pipeline_repository(actor, service, [v.repository for v in views], rule=rule)
+    allowed = sorted({e for v in views for e in v.ci_environments})
+    if allowed and environment not in allowed:
+        raise EnvironmentNotAllowed(rule, service, environment, allowed)
 
 
 class EnvironmentNotAllowed(Forbidden):

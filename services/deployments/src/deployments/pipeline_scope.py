@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployments.models import ServiceView
-from tandem.auth import Actor, EnvironmentNotAllowed, check_pipeline_repository
+from tandem.auth import Actor, check_pipeline_reach
 
 
 async def check_pipeline_scope(session: AsyncSession, actor: Actor, service: str,
@@ -21,7 +21,4 @@ async def check_pipeline_scope(session: AsyncSession, actor: Actor, service: str
     if actor.repository is None:
         return
     views = (await session.scalars(select(ServiceView).where(ServiceView.name == service))).all()
-    check_pipeline_repository(actor, service, [v.repository for v in views], rule=rule)
-    allowed = sorted({e for v in views for e in v.ci_environments or []})
-    if allowed and environment not in allowed:
-        raise EnvironmentNotAllowed(rule, service, environment, allowed)
+    check_pipeline_reach(actor, service, environment, views, rule=rule)
